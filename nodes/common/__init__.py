@@ -1,0 +1,1 @@
+"""Helpers shared by every capability: errors, safe output paths, progress and cancellation."""

@@ -1,0 +1,77 @@
+"""Glue helpers shared by every node module: custom socket types, progress, interrupts, folders.
+
+This module imports ComfyUI and is only imported from ``nodes.py`` glue modules, which ComfyUI
+loads lazily through ``comfy_entrypoint``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from comfy_api.latest import io
+
+from .progress import CancelFn, ProgressFn
+
+# Custom socket types. Names are global in ComfyUI: every one starts with DIRECTOR_.
+Engine = io.Custom("DIRECTOR_ENGINE")
+Keyframes = io.Custom("DIRECTOR_KEYFRAMES")
+
+CATEGORY = "Director"
+
+
+def progress_for(node_id: str | None, total: int) -> ProgressFn:
+    """A core ProgressFn that drives ComfyUI's progress bar (and shows text on the node)."""
+    import comfy.utils
+
+    bar = comfy.utils.ProgressBar(max(int(total), 1), node_id=node_id)
+
+    def progress(done: int, total_: int, text: str | None = None) -> None:
+        bar.update_absolute(int(done), int(total_) if total_ else None)
+        if text:
+            status_text(node_id, text)
+
+    return progress
+
+
+def status_text(node_id: str | None, text: str) -> None:
+    """Show a line of text on the node (ComfyUI's progress text channel)."""
+    if node_id is None:
+        return
+    try:
+        from server import PromptServer
+
+        PromptServer.instance.send_progress_text(text, node_id)
+    except Exception:  # the UI channel is best effort; never fail a render over it
+        pass
+
+
+def interrupted() -> CancelFn:
+    """A core CancelFn that peeks at ComfyUI's interrupt flag without clearing it."""
+    import comfy.model_management as mm
+
+    return mm.processing_interrupted
+
+
+def raise_if_interrupted() -> None:
+    """Turn a pending interrupt into ComfyUI's own exception (shown as 'interrupted')."""
+    import comfy.model_management as mm
+
+    mm.throw_exception_if_processing_interrupted()
+
+
+def output_dir() -> Path:
+    import folder_paths
+
+    return Path(folder_paths.get_output_directory())
+
+
+def temp_dir() -> Path:
+    import folder_paths
+
+    return Path(folder_paths.get_temp_directory())
+
+
+def user_dir() -> Path:
+    import folder_paths
+
+    return Path(folder_paths.get_user_directory())

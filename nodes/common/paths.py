@@ -1,0 +1,135 @@
+"""Output paths that stay inside their root, never overwrite, and appear atomically.
+
+Rules every writer in the pack follows:
+- a relative name may not climb out of its root (``..``) nor be absolute;
+- a sequence or file that exists is never written over: the next free ``_vNNN`` is used;
+- each file is written to a temporary name in the same folder and renamed into place, so a
+  crash or a full disk leaves whole files only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+from .errors import DirectorError
+
+_BAD_CHARS = re.compile(r"[\x00-\x1f<>:\"|?*]")
+
+
+def safe_relative(name: str, *, field: str = "filename_prefix") -> PurePosixPath:
+    """Validate a user-given relative output name ("shots/sh010/plate") and return it.
+
+    Refuses absolute paths, drive letters, ``..`` parts and control characters.
+    """
+    raw = (name or "").strip().replace("\\", "/")
+    if not raw:
+        raise DirectorError(f"{field}: the name is empty.", field=field)
+    if raw.startswith("/") or re.match(r"^[A-Za-z]:", raw):
+        raise DirectorError(
+            f"{field}: '{name}' is an absolute path; give a name relative to the output folder.",
+            field=field,
+        )
+    parts = [p for p in raw.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise DirectorError(f"{field}: '{name}' climbs out of the output folder with '..'.", field=field)
+    if any(_BAD_CHARS.search(p) for p in parts):
+        raise DirectorError(f"{field}: '{name}' contains characters a file name cannot hold.", field=field)
+    if not parts:
+        raise DirectorError(f"{field}: the name is empty.", field=field)
+    return PurePosixPath(*parts)
+
+
+def resolve_inside(root: str | os.PathLike, name: str, *, field: str = "filename_prefix") -> Path:
+    """Join ``name`` onto ``root`` and prove the result (symlinks resolved) stays inside it."""
+    root_p = Path(root).resolve()
+    target = (root_p / safe_relative(name, field=field)).resolve()
+    if os.path.commonpath([root_p, target]) != str(root_p):
+        raise DirectorError(f"{field}: '{name}' resolves outside the output folder.", field=field)
+    return target
+
+
+def next_free_version(parent: Path, stem: str) -> Path:
+    """Return ``parent/stem_v001`` (or the next free version) without creating it."""
+    pat = re.compile(rf"^{re.escape(stem)}_v(\d{{3,}})$")
+    taken = [int(m.group(1)) for p in (parent.iterdir() if parent.is_dir() else ()) if (m := pat.match(p.name))]
+    return parent / f"{stem}_v{(max(taken) + 1) if taken else 1:03d}"
+
+
+def claim_version_dir(parent: Path, stem: str) -> Path:
+    """Create and return a new, empty version folder ``stem_vNNN`` (race-safe: mkdir is atomic)."""
+    ensure_writable_dir(parent)
+    for _ in range(1000):
+        cand = next_free_version(parent, stem)
+        try:
+            cand.mkdir()
+            return cand
+        except FileExistsError:
+            continue
+    raise DirectorError(f"No free version folder for '{stem}' in {parent}.")
+
+
+def next_free_file(folder: Path, stem: str, suffix: str) -> Path:
+    """``folder/stem_00001.suffix`` style: the next counter after every existing one."""
+    pat = re.compile(rf"^{re.escape(stem)}_(\d{{5,}}){re.escape(suffix)}$")
+    taken = [int(m.group(1)) for p in (folder.iterdir() if folder.is_dir() else ()) if (m := pat.match(p.name))]
+    return folder / f"{stem}_{(max(taken) + 1) if taken else 1:05d}{suffix}"
+
+
+def ensure_writable_dir(folder: Path, *, field: str = "output folder") -> Path:
+    """Create ``folder`` if needed and fail early, with a clear message, if it cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DirectorError(f"{field}: cannot create '{folder}': {e.strerror or e}.", field=field) from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DirectorError(f"{field}: '{folder}' is not writable (permission denied).", field=field)
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it into place only if the block succeeds.
+
+    The temporary file is removed on any failure (including a full disk), so nothing partial is
+    ever visible under the final name, and an existing ``final`` is never replaced unless asked.
+    """
+    final = Path(final)
+    if final.exists() and not overwrite:
+        raise DirectorError(f"'{final.name}' already exists; Director never writes over a file.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent)
+    os.close(fd)
+    tmp_p = Path(tmp)
+    try:
+        yield tmp_p
+        if overwrite:
+            os.replace(tmp_p, final)
+        else:
+            # link() fails if final appeared meanwhile: no silent overwrite even under a race.
+            try:
+                os.link(tmp_p, final)
+            except OSError as e:
+                if isinstance(e, FileExistsError):
+                    raise DirectorError(f"'{final.name}' already exists; Director never writes over a file.") from e
+                os.replace(tmp_p, final)  # filesystems without hard links
+            else:
+                tmp_p.unlink()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_p.unlink()
+        raise
+
+
+def describe_os_error(e: OSError, what: str) -> str:
+    """Human text for disk-full / permission problems, naming what was being written."""
+    import errno
+
+    if e.errno == errno.ENOSPC:
+        return f"{what}: the disk is full; frames written so far are kept whole."
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{what}: permission denied ({e.filename or ''})."
+    return f"{what}: {e.strerror or e}"

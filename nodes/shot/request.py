@@ -1,0 +1,322 @@
+"""The shot request: one clip to generate, validated before any work, upload or paid request.
+
+Every engine (Draft, Luma, Local) receives the same :class:`ShotRequest`. Rules that hold for
+the product (the frame grid, keyframe limits, option combinations, prompt length) live here
+and run once, in :func:`build_request`; what a particular engine cannot do is that engine's
+``check`` (see ``engine.py``).
+
+Frame grid and rounding (the one documented rule):
+    Shots are timed on a 24 fps grid. A 5 s shot has frames 0..120 (121 frames), a 10 s shot
+    0..240. A position becomes a frame exactly once, here, by rounding to the nearest frame
+    with halves rounding up: ``frame = floor(seconds * 24 + 0.5)``;
+    a fraction f of the clip is ``floor(f * last_frame + 0.5)``; a frame number is taken as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+
+from ..common.errors import ShotError
+
+FPS = 24
+DURATIONS = (5, 10)
+RESOLUTIONS = ("360p", "540p", "720p", "1080p")
+DEFAULT_RESOLUTION = "720p"
+ASPECT_RATIOS = ("9:16", "3:4", "1:1", "4:3", "16:9", "21:9")
+DEFAULT_ASPECT = "16:9"
+PROMPT_MAX = 6000
+KEYFRAMES_DEFAULT_MAX = 16
+KEYFRAMES_API_MAX = 64
+POSITION_UNITS = ("frame", "seconds", "fraction")
+
+Task = Literal["generate", "modify", "reframe"]
+
+# Credits, SDR base, per resolution 360p/540p/720p/1080p (HDR x2, HDR+EXR x3).
+CREDITS_GENERATE = {5: (20, 50, 100, 400), 10: (60, 150, 300, 1200)}
+CREDITS_MODIFY = {5: (180, 240, 360, 720), 10: (360, 480, 720, 1440)}
+CREDITS_REFRAME_PER_SECOND = (10, 20, 40, 120)
+
+
+def last_frame(duration_s: int) -> int:
+    """Index of the last frame on the 24 fps grid (5 s -> 120, 10 s -> 240)."""
+    return int(duration_s) * FPS
+
+
+def frame_count(duration_s: int) -> int:
+    """Frames in a shot, both ends included (5 s -> 121)."""
+    return last_frame(duration_s) + 1
+
+
+def position_to_frame(position: float, unit: str, duration_s: int, *, label: str = "keyframe") -> int:
+    """Convert a keyframe position to a frame on the 24 fps grid (module docstring: the rule).
+
+    Raises :class:`ShotError` naming ``label`` when the position is not inside the clip.
+    """
+    end = last_frame(duration_s)
+    if unit not in POSITION_UNITS:
+        raise ShotError(f"{label}: unknown position unit '{unit}' (use one of {', '.join(POSITION_UNITS)}).", field=label)
+    if not math.isfinite(float(position)):
+        raise ShotError(f"{label}: position must be a finite number.", field=label)
+    if unit == "frame":
+        if float(position) != int(position):
+            raise ShotError(f"{label}: frame number {position} is not a whole frame.", field=label)
+        frame = int(position)
+    elif unit == "seconds":
+        frame = math.floor(float(position) * FPS + 0.5)
+    else:
+        if not 0.0 <= float(position) <= 1.0:
+            raise ShotError(f"{label}: fraction {position} is outside 0..1.", field=label)
+        frame = math.floor(float(position) * end + 0.5)
+    if not 0 <= frame <= end:
+        raise ShotError(
+            f"{label}: position {position:g} {unit} is frame {frame}, outside the {duration_s} s clip "
+            f"(frames 0..{end} at {FPS} fps).",
+            field=label,
+        )
+    return frame
+
+
+def output_size(resolution: str, aspect_ratio: str) -> tuple[int, int]:
+    """(width, height) in pixels: the short edge is the resolution's number, the long edge
+    follows the aspect ratio, rounded to an even number (video encoders need even sizes)."""
+    if resolution not in RESOLUTIONS:
+        raise ShotError(f"resolution: '{resolution}' is not one of {', '.join(RESOLUTIONS)}.", field="resolution")
+    if aspect_ratio not in ASPECT_RATIOS:
+        raise ShotError(f"aspect_ratio: '{aspect_ratio}' is not one of {', '.join(ASPECT_RATIOS)}.", field="aspect_ratio")
+    short = int(resolution[:-1])
+    a, b = (int(x) for x in aspect_ratio.split(":"))
+    long_ = int(round(short * max(a, b) / min(a, b) / 2.0)) * 2
+    return (long_, short) if a >= b else (short, long_)
+
+
+@dataclass(frozen=True, eq=False)
+class KeyframeSpec:
+    """A keyframe as the user placed it: position not yet on the grid (that needs the duration).
+
+    ``image`` is an sRGB-encoded float32 array (H, W, 3) in 0..1 (ComfyUI's IMAGE convention,
+    values above 1 allowed for HDR sources), or None for a direction-only keyframe.
+    ``hold`` is how long (seconds) the image is held still around its frame (Draft, Local).
+    ``strength`` is how strongly the frame is enforced, 0..1 (Local; 1 = exact).
+    """
+
+    position: float
+    unit: str = "frame"
+    image: np.ndarray | None = None
+    direction: str = ""
+    strength: float = 1.0
+    hold: float = 0.0
+    label: str = ""
+
+    def __post_init__(self):
+        if self.image is not None:
+            img = np.asarray(self.image)
+            if img.ndim != 3 or img.shape[2] not in (3, 4):
+                raise ShotError(f"{self.label or 'keyframe'}: image must be (H, W, 3) or (H, W, 4), got {img.shape}.")
+
+
+@dataclass(frozen=True, eq=False)
+class Keyframe:
+    """A keyframe on the 24 fps grid (resolved from a :class:`KeyframeSpec`)."""
+
+    frame: int
+    image: np.ndarray | None
+    direction: str
+    strength: float
+    hold_frames: int
+    label: str
+
+    @property
+    def seconds(self) -> float:
+        return self.frame / FPS
+
+
+@dataclass(frozen=True)
+class SourceClip:
+    """Footage a modify/reframe/motion shot works from (file-backed, never decoded here)."""
+
+    path: str
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    has_audio: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.frame_count / self.fps if self.fps else 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class ShotRequest:
+    """Everything an engine needs to make one shot. Build it with :func:`build_request`.
+
+    ``task`` is "generate" today; "modify" and "reframe" shots carry ``source`` and their own
+    options in ``options`` (validated by their own builders), so engines and the generation
+    node take them without a new contract.
+    """
+
+    prompt: str
+    duration: int = 5
+    resolution: str = DEFAULT_RESOLUTION
+    aspect_ratio: str = DEFAULT_ASPECT
+    loop: bool = False
+    hdr: bool = False
+    exr: bool = False
+    keyframes: tuple[Keyframe, ...] = ()
+    task: Task = "generate"
+    source: SourceClip | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    fps: int = FPS
+
+    @property
+    def last_frame(self) -> int:
+        return last_frame(self.duration)
+
+    @property
+    def frame_count(self) -> int:
+        return frame_count(self.duration)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return output_size(self.resolution, self.aspect_ratio)
+
+    @property
+    def image_keyframes(self) -> tuple[Keyframe, ...]:
+        return tuple(k for k in self.keyframes if k.image is not None)
+
+    @property
+    def mode(self) -> str:
+        """'text2video' (no keyframe image), 'image2video' (images only on the first and/or last
+        frame of a 5 s shot: the start/end-frame case) or 'keyframes' (anything else)."""
+        imgs = self.image_keyframes
+        if not imgs:
+            return "text2video"
+        if self.duration == 5 and len(imgs) <= 2 and all(k.frame in (0, self.last_frame) for k in imgs):
+            return "image2video"
+        return "keyframes"
+
+    def credits(self) -> int:
+        """Credits this shot costs on a billing engine (module tables; HDR x2, HDR+EXR x3)."""
+        return estimate_credits(self)
+
+    def fingerprint(self) -> str:
+        """Stable hash of everything that changes the result (images hashed by content)."""
+        h = hashlib.sha256()
+        for part in (self.task, self.prompt, self.duration, self.resolution, self.aspect_ratio,
+                     self.loop, self.hdr, self.exr, self.fps, sorted(self.options.items(), key=str)):
+            h.update(repr(part).encode())
+        for k in self.keyframes:
+            h.update(repr((k.frame, k.direction, k.strength, k.hold_frames)).encode())
+            if k.image is not None:
+                img = np.ascontiguousarray(k.image, dtype=np.float32)
+                h.update(repr(img.shape).encode())
+                h.update(img.tobytes())
+        if self.source is not None:
+            h.update(repr(self.source).encode())
+        return h.hexdigest()
+
+
+def estimate_credits(req: ShotRequest) -> int:
+    idx = RESOLUTIONS.index(req.resolution)
+    mult = 3 if (req.hdr and req.exr) else 2 if req.hdr else 1
+    if req.task == "generate":
+        base = CREDITS_GENERATE[req.duration][idx]
+    elif req.task == "modify":
+        base = CREDITS_MODIFY[req.duration][idx]
+    elif req.task == "reframe":
+        secs = math.ceil(req.source.duration) if req.source else req.duration
+        base = CREDITS_REFRAME_PER_SECOND[idx] * secs
+    else:  # pragma: no cover - Task is a closed set
+        raise ShotError(f"unknown task '{req.task}'")
+    return base * mult
+
+
+def resolve_keyframes(
+    specs: Sequence[KeyframeSpec], duration: int, *, max_keyframes: int = KEYFRAMES_DEFAULT_MAX
+) -> tuple[Keyframe, ...]:
+    """Put keyframes on the grid: convert positions, check the count and uniqueness, sort."""
+    if not 1 <= max_keyframes <= KEYFRAMES_API_MAX:
+        raise ShotError(f"max_keyframes: {max_keyframes} is outside 1..{KEYFRAMES_API_MAX}.", field="max_keyframes")
+    if len(specs) > max_keyframes:
+        raise ShotError(
+            f"keyframes: {len(specs)} keyframes, the limit is {max_keyframes}"
+            + (f" (raise max_keyframes, up to {KEYFRAMES_API_MAX})." if max_keyframes < KEYFRAMES_API_MAX else "."),
+            field="keyframes",
+        )
+    out: list[Keyframe] = []
+    seen: dict[int, str] = {}
+    for i, s in enumerate(specs):
+        label = s.label or f"keyframe {i + 1}"
+        frame = position_to_frame(s.position, s.unit, duration, label=label)
+        if frame in seen:
+            raise ShotError(f"{label}: frame {frame} is already taken by {seen[frame]}; keyframes need unique frames.", field=label)
+        seen[frame] = label
+        if not 0.0 <= float(s.strength) <= 1.0:
+            raise ShotError(f"{label}: strength {s.strength} is outside 0..1.", field=label)
+        if not 0.0 <= float(s.hold) <= float(duration):
+            raise ShotError(f"{label}: hold {s.hold} s is outside 0..{duration} s.", field=label)
+        if s.image is None and not s.direction.strip():
+            raise ShotError(f"{label}: a keyframe needs an image, a direction, or both.", field=label)
+        out.append(Keyframe(frame, s.image, s.direction.strip(), float(s.strength),
+                            int(math.floor(float(s.hold) * FPS + 0.5)), label))
+    return tuple(sorted(out, key=lambda k: k.frame))
+
+
+def build_request(
+    prompt: str,
+    *,
+    duration: int = 5,
+    resolution: str = DEFAULT_RESOLUTION,
+    aspect_ratio: str = DEFAULT_ASPECT,
+    loop: bool = False,
+    hdr: bool = False,
+    exr: bool = False,
+    keyframes: Sequence[KeyframeSpec] = (),
+    max_keyframes: int = KEYFRAMES_DEFAULT_MAX,
+) -> ShotRequest:
+    """Validate every product rule and return a :class:`ShotRequest` for a generate shot.
+
+    Errors name the option or keyframe and the limit; nothing is uploaded or billed before this
+    returns.
+    """
+    prompt = prompt if isinstance(prompt, str) else ""
+    if not prompt.strip():
+        raise ShotError("prompt: the prompt is empty; write 1 to 6000 characters.", field="prompt")
+    if len(prompt) > PROMPT_MAX:
+        raise ShotError(f"prompt: {len(prompt)} characters, the limit is {PROMPT_MAX}.", field="prompt")
+    if int(duration) not in DURATIONS:
+        raise ShotError(f"duration: {duration} s is not available; use 5 or 10 s.", field="duration")
+    duration = int(duration)
+    output_size(resolution, aspect_ratio)  # validates both names
+    kfs = resolve_keyframes(keyframes, duration, max_keyframes=max_keyframes)
+    if exr and not hdr:
+        raise ShotError("exr: EXR export needs HDR; turn HDR on (720p or 1080p).", field="exr")
+    if hdr and resolution not in ("720p", "1080p"):
+        raise ShotError(f"hdr: HDR needs 720p or 1080p, not {resolution}.", field="hdr")
+    req = ShotRequest(prompt=prompt, duration=duration, resolution=resolution, aspect_ratio=aspect_ratio,
+                      loop=bool(loop), hdr=bool(hdr), exr=bool(exr), keyframes=kfs)
+    if loop:
+        if duration == 10:
+            raise ShotError("loop: a looping shot must be 5 s, not 10 s.", field="loop")
+        if hdr:
+            raise ShotError("loop: a looping shot cannot be HDR; turn one of them off.", field="loop")
+        imgs = req.image_keyframes
+        start_only = len(imgs) == 1 and imgs[0].frame == 0
+        if imgs and not start_only:
+            bad = next(k for k in imgs if k.frame != 0)
+            raise ShotError(
+                f"loop: a looping shot may only have a start frame; {bad.label} sits on frame {bad.frame} "
+                f"(keyframes and end frames exclude loop).",
+                field="loop",
+            )
+    return req
+
+
+def with_options(req: ShotRequest, **changes: Any) -> ShotRequest:
+    """Copy of ``req`` with fields changed (requests are immutable)."""
+    return replace(req, **changes)

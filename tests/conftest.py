@@ -1,0 +1,35 @@
+"""Shared fixtures. The ComfyUI stand-in is installed for glue contract tests; tests marked
+``comfyui`` use a real ComfyUI from $COMFYUI_DIR instead and skip cleanly without it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import comfy_stub  # noqa: E402
+
+comfy_stub.install()
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("COMFYUI_DIR"):
+        return
+    skip = pytest.mark.skip(reason="set COMFYUI_DIR to run against a real ComfyUI (../shared/comfyui/README.md)")
+    for item in items:
+        if "comfyui" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def comfy_dirs(tmp_path, monkeypatch):
+    """Fresh ComfyUI input/output/temp/user folders for one test (the stub's folder_paths)."""
+    for d in ("input", "output", "temp", "user"):
+        (tmp_path / d).mkdir()
+    monkeypatch.setattr(comfy_stub.folder_paths, "base", str(tmp_path))
+    return tmp_path
