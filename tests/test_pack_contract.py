@@ -70,3 +70,17 @@ def test_execute_signature_matches_schema_inputs(cls):
         assert port.id in params or any(p.kind == p.VAR_KEYWORD for p in params.values()), (s.node_id, port.id)
         if port.optional and port.id in params:
             assert params[port.id].default is not inspect.Parameter.empty, (s.node_id, port.id, "optional needs default")
+
+
+def test_registering_the_nodes_loads_no_heavy_library():
+    """ComfyUI calls comfy_entrypoint at start-up: the glue must stay light too."""
+    tests_dir = str(__import__("pathlib").Path(__file__).parent)
+    heavy = [m for m in HEAVY if m != "torch"]  # ComfyUI has torch loaded already
+    code = (
+        f"import sys, json, asyncio; sys.path.insert(0, {tests_dir!r}); import comfy_stub; comfy_stub.install(); "
+        "import comfyui_director as p; ext = asyncio.run(p.comfy_entrypoint()); "
+        "nodes = asyncio.run(ext.get_node_list()); [n.define_schema() for n in nodes]; "
+        f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
