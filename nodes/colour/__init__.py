@@ -1,0 +1,1 @@
+"""Colour management through OpenColorIO: configs, colour-space names, transforms for frames."""

@@ -1,0 +1,287 @@
+"""OpenColorIO colour management for frames: configs, colour-space names and transforms.
+
+The config is the built-in ACES config of the OpenColorIO library ("ocio://default") unless the
+user names one or sets $OCIO, the convention every compositing and DCC package follows, so a
+studio's own colour spaces work unchanged. Transforms run through OCIO's CPU processor, which
+releases the GIL: several worker threads convert frames in parallel.
+
+8-bit frames have an exact fast path: when the transform is a per-channel curve followed by a
+3x3 matrix (sRGB - Texture -> ACES2065-1 is), OCIO's output for a pixel is the sum of what it
+gives for (r,0,0), (0,g,0) and (0,0,b); three 256-entry tables built from OCIO's own processor
+reproduce it. The tables are checked against OCIO on random pixels before use and dropped for
+any transform they do not reproduce exactly.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+from ..common.errors import DirectorError
+
+BUILTIN_CONFIG = "ocio://default"
+DEFAULT_INPUT_SPACE = "sRGB - Texture"
+DEFAULT_EXR_SPACE = "ACES2065-1"
+
+SDR_DISPLAYS = ("sRGB - Display", "Rec.1886 Rec.709 - Display")
+SDR_VIEW = "ACES 2.0 - SDR 100 nits (Rec.709)"
+HDR10_DISPLAY = "Rec.2100-PQ - Display"
+# P3-D65 limited inside the Rec.2020 container: the usual HDR10 mastering; Rec.2020 as second choice.
+HDR10_VIEWS = ("ACES 2.0 - HDR 1000 nits (P3 D65)", "ACES 2.0 - HDR 1000 nits (Rec.2020)")
+
+_configs: dict[tuple, Any] = {}
+_configs_lock = threading.Lock()
+
+
+def _ocio():
+    import PyOpenColorIO
+
+    return PyOpenColorIO
+
+
+def config_source(path: str | None = None) -> str:
+    """The config a call would load: the given path, else $OCIO, else the built-in ACES config."""
+    return (path or "").strip() or os.environ.get("OCIO", "").strip() or BUILTIN_CONFIG
+
+
+def load_config(path: str | None = None):
+    """Load (once, cached per path and file time) an OpenColorIO config.
+
+    ``None`` or "" -> $OCIO if set, else "ocio://default". A config that does not load or does not
+    validate -> DirectorError(field="ocio_config") naming the path.
+    """
+    ocio = _ocio()
+    src = config_source(path)
+    try:
+        stamp = os.stat(src).st_mtime_ns if not src.startswith("ocio://") else 0
+    except OSError:
+        stamp = -1
+    key = (src, stamp)
+    with _configs_lock:
+        cfg = _configs.get(key)
+        if cfg is not None:
+            return cfg
+    origin = "" if path else (" (from $OCIO)" if os.environ.get("OCIO", "").strip() else "")
+    try:
+        cfg = ocio.Config.CreateFromFile(src)
+        cfg.validate()
+    except Exception as e:  # OCIO raises its own Exception type for every config problem
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DirectorError(
+            f"ocio_config: the OpenColorIO config '{src}'{origin} does not load: {msg}", field="ocio_config"
+        ) from e
+    with _configs_lock:
+        _configs[key] = cfg
+    return cfg
+
+
+def _as_config(config):
+    """Accept a loaded Config, a config path, or None (the default config)."""
+    if config is None or isinstance(config, str):
+        return load_config(config)
+    return config
+
+
+def colour_space_names(config=None) -> list[str]:
+    """Active colour-space names of a config, in the config's order (for combo widgets)."""
+    cfg = _as_config(config)
+    return [cs.getName() for cs in cfg.getColorSpaces()]
+
+
+def resolve_space(name: str, config=None, *, field: str = "colour_space") -> str:
+    """Canonical name of a colour space given by name, alias or role (case-insensitive).
+
+    Unknown -> DirectorError naming ``field``, the bad name and a few valid ones.
+    """
+    cfg = _as_config(config)
+    cs = cfg.getColorSpace((name or "").strip()) if (name or "").strip() else None
+    if cs is not None:
+        return cs.getName()
+    names = colour_space_names(cfg)
+    close = difflib.get_close_matches(name or "", names, n=3, cutoff=0.4)
+    some = close or names[:6]
+    raise DirectorError(
+        f"{field}: '{name}' is not a colour space in the OpenColorIO config '{cfg.getName()}'"
+        f" ({len(names)} spaces); {'did you mean' if close else 'for example'}: " + ", ".join(repr(n) for n in some),
+        field=field,
+    )
+
+
+class _FrameProcessor:
+    """Applies one OCIO processor to frames of uint8/uint16/float16/float32 (..., 3) arrays."""
+
+    def __init__(self, processor):
+        self._processor = processor
+        self._cpu = processor.getDefaultCPUProcessor()
+        self.is_identity = bool(processor.isNoOp())
+        self._tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._tables_checked = False
+        self._lock = threading.Lock()
+
+    @property
+    def uses_8bit_tables(self) -> bool:
+        """True when 8-bit frames go through the exact table fast path."""
+        return self._eight_bit_tables() is not None
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """Return the transformed frames as a new float32 array of the same shape.
+
+        uint8 is read as code/255, uint16 as code/65535, float16/float32 as is. The input is never
+        modified.
+        """
+        a = np.asarray(frames)
+        if a.ndim < 1 or a.shape[-1] != 3:
+            raise DirectorError(f"Colour transform: frames must have 3 channels (RGB), got shape {a.shape}.",
+                                field="images")
+        if a.dtype == np.uint8:
+            if self.is_identity:
+                return a.astype(np.float32) / np.float32(255.0)
+            tables = self._eight_bit_tables()
+            if tables is not None:
+                tr, tg, tb = tables
+                flat = a.reshape(-1, 3)
+                out = np.take(tr, flat[:, 0], axis=0)
+                out += np.take(tg, flat[:, 1], axis=0)
+                out += np.take(tb, flat[:, 2], axis=0)
+                return out.reshape(a.shape)
+            out = a.astype(np.float32)
+            out /= np.float32(255.0)
+        elif a.dtype == np.uint16:
+            out = a.astype(np.float32)
+            out /= np.float32(65535.0)
+        elif a.dtype in (np.float16, np.float32, np.float64):
+            out = np.array(a, dtype=np.float32, order="C", copy=True)
+        else:
+            raise DirectorError(f"Colour transform: unsupported pixel type {a.dtype}; use uint8, uint16 or float.",
+                                field="images")
+        if not self.is_identity:
+            self._apply_in_place(out)
+        return out
+
+    def _apply_in_place(self, out: np.ndarray) -> None:
+        # One call per frame keeps each GIL-free stretch long and lets other threads interleave.
+        if out.ndim >= 4:
+            for frame in out.reshape((-1,) + out.shape[-3:]):
+                self._cpu.applyRGB(frame)
+        else:
+            self._cpu.applyRGB(out)
+
+    def _eight_bit_tables(self):
+        if self._tables_checked:
+            return self._tables
+        with self._lock:
+            if not self._tables_checked:
+                self._tables = self._build_tables()
+                self._tables_checked = True
+        return self._tables
+
+    def _build_tables(self):
+        """Tables T_r, T_g, T_b with OCIO(r,g,b) == T_r[r] + T_g[g] + T_b[b], or None if not exact."""
+        ramp = np.arange(256, dtype=np.float32) / np.float32(255.0)
+        tables = []
+        for ch in range(3):
+            t = np.zeros((256, 3), np.float32)
+            t[:, ch] = ramp
+            self._cpu.applyRGB(t)
+            tables.append(t)
+        zero = tables[0][0].copy()
+        # f(r,g,b) = M @ [h(r), h(g), h(b)]: the green and blue tables carry no share of f(0,0,0).
+        if not np.array_equal(zero, np.zeros(3, np.float32)):
+            tables[1] = tables[1] - zero
+            tables[2] = tables[2] - zero
+        rng = np.random.default_rng(20261125)
+        probe = np.concatenate([
+            rng.integers(0, 256, (8192, 3)),
+            np.stack([np.arange(256)] * 3, axis=1),  # the grey axis
+            np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255]]),
+        ]).astype(np.uint8)
+        want = probe.astype(np.float32) / np.float32(255.0)
+        self._cpu.applyRGB(want)
+        got = tables[0][probe[:, 0]] + tables[1][probe[:, 1]] + tables[2][probe[:, 2]]
+        if not np.array_equal(got, want, equal_nan=True):
+            return None
+        return tuple(tables)
+
+
+class ColourTransform(_FrameProcessor):
+    """Scene colour-space conversion ``src`` -> ``dst`` in an OCIO config (names or aliases).
+
+    ``.apply(frames)`` -> float32; thread-safe, for use from a thread pool.
+    """
+
+    def __init__(self, src: str, dst: str, config=None, *, src_field: str = "input_colour_space",
+                 dst_field: str = "output_colour_space"):
+        cfg = _as_config(config)
+        self.config = cfg
+        self.src = resolve_space(src, cfg, field=src_field)
+        self.dst = resolve_space(dst, cfg, field=dst_field)
+        super().__init__(cfg.getProcessor(self.src, self.dst))
+
+    def __repr__(self) -> str:
+        return f"ColourTransform({self.src!r} -> {self.dst!r})"
+
+
+class DisplayTransform(_FrameProcessor):
+    """Scene colour space -> display encoding through a config view (tone mapping included).
+
+    Output is display-encoded 0..1 float32 (e.g. sRGB/BT.1886 for SDR, PQ for Rec.2100).
+    """
+
+    def __init__(self, src: str, display: str, view: str, config=None, *, src_field: str = "input_colour_space"):
+        ocio = _ocio()
+        cfg = _as_config(config)
+        self.config = cfg
+        self.src = resolve_space(src, cfg, field=src_field)
+        displays = list(cfg.getDisplays())
+        if display not in displays:
+            raise DirectorError(
+                f"display: '{display}' is not a display in the OpenColorIO config '{cfg.getName()}'; "
+                f"it has: {', '.join(displays[:8])}", field="display")
+        views = list(cfg.getViews(display))
+        if view not in views:
+            raise DirectorError(
+                f"view: '{view}' is not a view of display '{display}' in config '{cfg.getName()}'; "
+                f"it has: {', '.join(views[:8])}", field="view")
+        self.display, self.view = display, view
+        t = ocio.DisplayViewTransform(src=self.src, display=display, view=view)
+        super().__init__(cfg.getProcessor(t))
+
+    def __repr__(self) -> str:
+        return f"DisplayTransform({self.src!r} -> {self.display!r} / {self.view!r})"
+
+
+def _first_match(candidates, available) -> str | None:
+    return next((c for c in candidates if c in available), None)
+
+
+def sdr_display_view(config=None) -> tuple[str, str]:
+    """(display, view) for an SDR Rec.709 proxy: sRGB or BT.1886 display, ACES 2.0 SDR 100 nits view."""
+    cfg = _as_config(config)
+    displays = list(cfg.getDisplays())
+    for display in SDR_DISPLAYS:
+        if display in displays and SDR_VIEW in cfg.getViews(display):
+            return display, SDR_VIEW
+    raise DirectorError(
+        f"ocio_config: the OpenColorIO config '{cfg.getName()}' has no SDR display/view "
+        f"({' or '.join(SDR_DISPLAYS)} with view '{SDR_VIEW}'); its displays: {', '.join(displays[:8])}",
+        field="ocio_config",
+    )
+
+
+def hdr10_display_view(config=None) -> tuple[str, str]:
+    """(display, view) for HDR10: Rec.2100-PQ display with an ACES 2.0 HDR 1000 nits view."""
+    cfg = _as_config(config)
+    displays = list(cfg.getDisplays())
+    if HDR10_DISPLAY in displays:
+        view = _first_match(HDR10_VIEWS, list(cfg.getViews(HDR10_DISPLAY)))
+        if view:
+            return HDR10_DISPLAY, view
+    raise DirectorError(
+        f"ocio_config: the OpenColorIO config '{cfg.getName()}' has no HDR10 display/view "
+        f"('{HDR10_DISPLAY}' with one of {', '.join(HDR10_VIEWS)}); its displays: {', '.join(displays[:8])}",
+        field="ocio_config",
+    )
