@@ -78,15 +78,15 @@ def _audio_codec(suffix: str) -> str:
 def make_clip(path, width: int = 320, height: int = 180, frames: int = 24, fps: int | Fraction = 24, *,
               codec: str | None = None, pix_fmt: str = "yuv420p", audio: bool = False,
               vfr: bool = False, pattern: str = "moving", colour: tuple[int, int, int] = (255, 0, 0),
-              gop: int = 12, colorspace: str | None = None) -> Path:
+              gop: int = 12, colorspace: str | None = None, tag_colour: bool = True) -> Path:
     """Write a synthetic clip and return its path.
 
     ``codec`` None picks libx264 (wmv2 for .wmv). ``pix_fmt`` with more than 8 bits (e.g.
     "yuv420p10le") is fed from rgb48le so the source really carries >8-bit samples.
     ``audio`` adds a stereo 48 kHz sine (440 Hz left, 660 Hz right) as long as the video.
     ``vfr`` gives frames alternating display durations (1.5 and 0.5 frame periods).
-    ``colorspace`` ("bt709"/"bt601") picks the RGB->YUV matrix and tags the stream; None
-    leaves PyAV's default (BT.601 matrix, untagged) like most naive encoders.
+    ``colorspace`` ("bt709"/"bt601") picks the RGB->YUV matrix and, with ``tag_colour``, tags
+    the stream; None leaves PyAV's default (BT.601 matrix, untagged) like most naive encoders.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -108,12 +108,13 @@ def make_clip(path, width: int = 320, height: int = 180, frames: int = 24, fps: 
         matrix = None
         if colorspace == "bt709":
             matrix = Colorspace.ITU709
+        elif colorspace == "bt601":
+            matrix = Colorspace.ITU601
+        if colorspace == "bt709" and tag_colour:
             vs.codec_context.colorspace = 1
             vs.codec_context.color_primaries = 1
             vs.codec_context.color_trc = 1
             vs.codec_context.color_range = 1
-        elif colorspace == "bt601":
-            matrix = Colorspace.ITU601
         if vfr:
             vs.codec_context.time_base = Fraction(fps.denominator, fps.numerator * 4)
         tb = vs.codec_context.time_base or 1 / fps

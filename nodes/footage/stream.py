@@ -1,0 +1,532 @@
+"""Footage streamed from a file: probe it, select frames, decode them chunk by chunk.
+
+A clip never becomes one array. :func:`iter_chunks` yields ``(n, H, W, 3)`` chunks of at most
+``chunk`` frames, in the source's own precision: uint8 for 8-bit sources, uint16 (full 0..65535
+scale) for deeper sources, float32 for EXR-backed refs. Only the frames of the selection are
+converted to RGB; a far ``start`` is reached by seeking, not by decoding everything before it.
+
+YUV -> RGB uses the matrix the stream is tagged with; an untagged stream gets BT.709 when it is
+HD (wider than 1024 or taller than 576 pixels) and BT.601 otherwise, the rule players follow.
+(PyAV on its own always assumes BT.601, which turns HD reds orange.)
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import os
+import re
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from ..common.errors import DirectorError
+
+MAX_SIDE = 8192
+"""Largest width or height Director reads (8K DCI). Bigger frames are refused, not decoded."""
+
+SEEK_AFTER = 24
+"""A start this many frames or more into the clip is reached by seeking to a keyframe."""
+
+_VFR_PACKETS = 48
+_STANDARD_RATES = tuple(Fraction(n, d) for n, d in (
+    (24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (48000, 1001), (48, 1), (50, 1),
+    (60000, 1001), (60, 1), (72, 1), (90, 1), (96, 1), (100, 1), (120000, 1001), (120, 1),
+    (12, 1), (15, 1), (16, 1), (18, 1), (20, 1), (8, 1), (10, 1), (144, 1), (240, 1)))
+
+
+@dataclass(frozen=True)
+class FootageInfo:
+    """Facts about a clip (or, from :func:`ref_info`, about a selection of it)."""
+
+    path: str
+    width: int
+    height: int
+    fps: Fraction
+    frame_count: int
+    duration: float
+    codec: str
+    pix_fmt: str
+    bit_depth: int
+    has_audio: bool
+    audio_codec: str | None
+    variable_frame_rate: bool
+
+
+@dataclass(frozen=True)
+class FootageSelection:
+    """Which frames of a clip to read and how big.
+
+    ``start`` first frame (0-based); ``count`` frames to deliver, 0 = to the end (a count past the
+    end delivers what exists); ``stride`` take every n-th frame; ``max_size`` caps the long
+    edge in pixels (0 = source size; never upscales; sizes stay even for video encoders).
+    """
+
+    start: int = 0
+    count: int = 0
+    stride: int = 1
+    max_size: int = 0
+
+    def __post_init__(self):
+        for name, value, low in (("start_frame", self.start, 0), ("frame_count", self.count, 0),
+                                 ("stride", self.stride, 1), ("max_size", self.max_size, 0)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise DirectorError(f"{name}: {value!r} must be a whole number >= {low}.", field=name)
+        if 0 < self.max_size < 16:
+            raise DirectorError(f"max_size: {self.max_size} px is too small; use 0 (source size) or 16 and up.",
+                                field="max_size")
+
+    def frame_numbers(self, total: int, clip: str = "the clip") -> range:
+        """Source frame numbers this selection takes from a clip of ``total`` frames."""
+        if total <= 0:
+            return range(0)
+        if self.start >= total:
+            raise DirectorError(
+                f"start_frame: {self.start} is past the last frame ({total - 1}) of {clip}.", field="start_frame")
+        stop = total if not self.count else min(total, self.start + self.count * self.stride)
+        return range(self.start, stop, self.stride)
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """Frame size after ``max_size`` (aspect kept, even numbers, never larger than the source)."""
+        long_edge = max(width, height)
+        if not self.max_size or self.max_size >= long_edge:
+            return width, height
+        scale = self.max_size / long_edge
+        return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+@dataclass(frozen=True)
+class FootageRef:
+    """What flows between Director nodes inside a VIDEO: a file plus a selection of it.
+
+    When ``exr_frames`` names a folder of scene-linear EXR frames (e.g. Luma's EXR export),
+    readers use those frames instead of decoding ``path``, and ``colourspace`` names their space.
+    ``path`` then still gives the frame rate and the audio.
+    """
+
+    path: str
+    selection: FootageSelection = FootageSelection()
+    colourspace: str = "sRGB - Texture"
+    exr_frames: str | None = None
+    draft: bool = False
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def with_selection(self, **changes) -> "FootageRef":
+        return replace(self, selection=replace(self.selection, **changes))
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """Decoder facts probe learns on the way (not user-facing)."""
+
+    first_pts: int | None
+    time_base: Fraction | None
+
+
+# ---------------------------------------------------------------------------------------------
+# probe
+
+
+def _unreadable(path, why: str) -> DirectorError:
+    return DirectorError(f"video: '{path}' {why}", field="video")
+
+
+def _bit_depth(fmt) -> int:
+    if fmt is None or not fmt.components:
+        return 8
+    return max(c.bits for c in fmt.components)
+
+
+def _snap_rate(rate: Fraction) -> Fraction:
+    """Exact rational rate: 29.97 stored as 2997/100 or 1001-based fractions becomes 30000/1001."""
+    for std in _STANDARD_RATES:
+        if abs(rate - std) <= std * Fraction(1, 2000):
+            return std
+    return rate.limit_denominator(1001)
+
+
+def _is_variable(pts: list[int]) -> bool:
+    """True when display intervals of the first packets differ (beyond timestamp rounding)."""
+    pts = sorted(set(pts))
+    deltas = [b - a for a, b in zip(pts, pts[1:])]
+    if len(deltas) < 2:
+        return False
+    typical = sorted(deltas)[len(deltas) // 2]
+    tolerance = max(1, typical * 0.02)
+    return any(abs(d - typical) > tolerance for d in deltas)
+
+
+def probe(path) -> FootageInfo:
+    """Read a clip's facts without decoding pictures.
+
+    Raises one :class:`DirectorError` (field "video") naming the file when it is missing,
+    corrupt or not a video, uses a codec FFmpeg cannot decode, has no frames, or is larger
+    than :data:`MAX_SIDE` pixels on a side.
+    """
+    return _probe(path)[0]
+
+
+def _probe(path) -> tuple[FootageInfo, _Facts]:
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        raise _unreadable(path, "does not exist.") from None
+    if not p.is_file():
+        raise _unreadable(path, "is not a file.")
+    return _probe_cached(str(p), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[FootageInfo, _Facts]:
+    import av
+
+    if _size == 0:
+        raise _unreadable(path, "is an empty file.")
+    try:
+        container = av.open(path, "r")
+    except (av.FFmpegError, UnicodeDecodeError) as e:
+        raise _unreadable(path, f"is not a video FFmpeg can read (corrupt or unsupported: {e}).") from None
+    with container:
+        if not container.streams.video:
+            raise _unreadable(path, "has no video stream.")
+        vs = container.streams.video[0]
+        cc = vs.codec_context
+        if cc is None:
+            raise _unreadable(path, "uses a video codec FFmpeg cannot decode.")
+        width, height = int(vs.width or cc.width or 0), int(vs.height or cc.height or 0)
+        if width <= 0 or height <= 0:
+            raise _unreadable(path, "has no picture size (corrupt header).")
+        if max(width, height) > MAX_SIDE:
+            raise _unreadable(path, f"is {width}x{height}; the limit is {MAX_SIDE} pixels on a side.")
+        audio = next((s for s in container.streams.audio if s.codec_context is not None), None)
+
+        # First packets: timestamps for variable-rate detection and frame numbering; the
+        # packet count stands in for a missing frame count (Matroska, ASF).
+        pts: list[int] = []
+        counted = 0
+        need_count = not vs.frames
+        try:
+            for pkt in container.demux(vs):
+                if pkt.size == 0:
+                    continue
+                counted += 1
+                if pkt.pts is not None and len(pts) < _VFR_PACKETS:
+                    pts.append(int(pkt.pts))
+                if not need_count and len(pts) >= _VFR_PACKETS:
+                    break
+        except av.FFmpegError as e:
+            raise _unreadable(path, f"is corrupt ({e}).") from None
+        frames = int(vs.frames) if vs.frames else counted
+        if frames <= 0:
+            raise _unreadable(path, "has no video frames.")
+
+        raw = vs.average_rate or vs.guessed_rate or vs.base_rate
+        variable = _is_variable(pts)
+        if not raw:
+            raise _unreadable(path, "has no frame rate.")
+        fps = Fraction(raw)
+        fps = fps.limit_denominator(100000) if variable else _snap_rate(fps)
+        if variable and vs.duration and vs.time_base:
+            duration = float(vs.duration * vs.time_base)
+        elif variable and container.duration:
+            duration = container.duration / av.time_base
+        else:
+            duration = float(frames / fps)
+        info = FootageInfo(
+            path=path, width=width, height=height, fps=fps, frame_count=frames, duration=duration,
+            codec=cc.name, pix_fmt=vs.format.name if vs.format else (cc.pix_fmt or ""),
+            bit_depth=_bit_depth(vs.format), has_audio=audio is not None,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+            variable_frame_rate=variable,
+        )
+        facts = _Facts(first_pts=min(pts) if pts else None,
+                       time_base=Fraction(vs.time_base) if vs.time_base else None)
+        return info, facts
+
+
+# ---------------------------------------------------------------------------------------------
+# EXR-backed refs
+
+_NUM = re.compile(r"(\d+)")
+
+
+def exr_files(folder) -> list[Path]:
+    """The EXR frames of a folder in frame order (numbers compared as numbers)."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise DirectorError(f"video: EXR frame folder '{folder}' does not exist.", field="video")
+    files = [p for p in d.iterdir() if p.suffix.lower() == ".exr" and not p.name.startswith(".")]
+    if not files:
+        raise DirectorError(f"video: EXR frame folder '{folder}' has no .exr frames.", field="video")
+    return sorted(files, key=lambda p: [int(t) if t.isdigit() else t for t in _NUM.split(p.name)])
+
+
+def _exr_size(path: Path) -> tuple[int, int]:
+    import OpenEXR
+
+    hdr = OpenEXR.File(str(path), header_only=True).header()
+    (x0, y0), (x1, y1) = hdr["dataWindow"]
+    return int(x1 - x0 + 1), int(y1 - y0 + 1)
+
+
+def _read_exr(path: Path) -> np.ndarray:
+    import OpenEXR
+
+    try:
+        f = OpenEXR.File(str(path))
+    except Exception as e:  # OpenEXR raises RuntimeError/ValueError variants
+        raise DirectorError(f"video: EXR frame '{path}' cannot be read ({e}).", field="video") from None
+    chans = f.channels()
+    if "RGB" in chans:
+        rgb = chans["RGB"].pixels
+    elif "RGBA" in chans:
+        rgb = chans["RGBA"].pixels[..., :3]
+    elif all(c in chans for c in "RGB"):
+        rgb = np.stack([chans[c].pixels for c in "RGB"], axis=-1)
+    else:
+        raise DirectorError(f"video: EXR frame '{path}' has no R, G, B channels ({', '.join(chans)}).", field="video")
+    return np.asarray(rgb, dtype=np.float32)
+
+
+def _exr_info(ref: FootageRef) -> FootageInfo:
+    files = exr_files(ref.exr_frames)
+    width, height = _exr_size(files[0])
+    src = None
+    if ref.path and Path(ref.path).is_file():
+        src = probe(ref.path)
+    return FootageInfo(
+        path=str(ref.exr_frames), width=width, height=height, fps=src.fps if src else Fraction(24),
+        frame_count=len(files), duration=float(len(files) / (src.fps if src else 24)), codec="exr",
+        pix_fmt="rgbf16", bit_depth=16, has_audio=bool(src and src.has_audio),
+        audio_codec=src.audio_codec if src else None, variable_frame_rate=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# selection facts and decoding
+
+
+def source_info(ref: FootageRef) -> FootageInfo:
+    """Facts of the whole source the ref reads from (EXR folder or video file)."""
+    return _exr_info(ref) if ref.exr_frames else probe(ref.path)
+
+
+def ref_info(ref: FootageRef) -> FootageInfo:
+    """Facts of the selection: frame count, size, rate and duration after start/count/stride/max_size."""
+    src = source_info(ref)
+    sel = ref.selection
+    n = len(sel.frame_numbers(src.frame_count, f"'{Path(src.path).name}'"))
+    width, height = sel.output_size(src.width, src.height)
+    fps = src.fps / sel.stride
+    return replace(src, width=width, height=height, fps=fps, frame_count=n, duration=float(n / fps))
+
+
+def _colorspace_for(frame, width: int, height: int):
+    """The YUV matrix to decode with: the tag, else BT.709 for HD and BT.601 for SD."""
+    from av.video.reformatter import Colorspace
+
+    tag = int(frame.colorspace)
+    if tag == 0:  # RGB-coded (e.g. gbrp): no matrix
+        return None
+    if tag == 1:
+        return Colorspace.ITU709
+    if tag in (9, 10):
+        return Colorspace.BT2020
+    if tag in (5, 6):
+        return Colorspace.ITU601
+    if tag == 7:
+        return Colorspace.SMPTE240M
+    if tag == 4:
+        return Colorspace.FCC
+    return Colorspace.ITU709 if (width > 1024 or height > 576) else Colorspace.ITU601
+
+
+def _converter(frame, out_w: int, out_h: int, deep: bool):
+    """A function turning a decoded frame into an RGB ndarray at the output size."""
+    from av.video.reformatter import ColorRange, Interpolation
+
+    fmt = "rgb48le" if deep else "rgb24"
+    kwargs = dict(format=fmt)
+    if (out_w, out_h) != (frame.width, frame.height):
+        kwargs.update(width=out_w, height=out_h, interpolation=Interpolation.AREA)
+    is_yuv = not frame.format.is_rgb and "gbr" not in frame.format.name
+    if is_yuv:
+        full = frame.format.name.startswith("yuvj") or int(frame.color_range) == 2
+        kwargs.update(src_colorspace=_colorspace_for(frame, frame.width, frame.height),
+                      src_color_range=ColorRange.JPEG if full else ColorRange.MPEG,
+                      dst_color_range=ColorRange.JPEG)
+
+    def convert(f):
+        return f.to_ndarray(**kwargs)
+
+    return convert
+
+
+def iter_chunks(ref: FootageRef, chunk: int = 16) -> Iterator[np.ndarray]:
+    """Yield the selection as ``(n, H, W, 3)`` arrays of at most ``chunk`` frames.
+
+    uint8 for 8-bit sources, uint16 for deeper ones, float32 for EXR-backed refs. Only one
+    chunk is held at a time; frames outside the selection are decoded but never converted.
+    """
+    if chunk < 1:
+        raise DirectorError(f"chunk: {chunk} must be at least 1 frame.", field="chunk")
+    if ref.exr_frames:
+        yield from _iter_exr(ref, chunk)
+        return
+    info, facts = _probe(ref.path)
+    wanted = ref.selection.frame_numbers(info.frame_count, f"'{Path(ref.path).name}'")
+    out_w, out_h = ref.selection.output_size(info.width, info.height)
+    deep = info.bit_depth > 8
+    dtype = np.uint16 if deep else np.uint8
+    convert = None
+    left = len(wanted)
+    buf, filled = None, 0
+    for frame in _frames_at(info, facts, wanted):
+        if convert is None:
+            convert = _converter(frame, out_w, out_h, deep)
+        if buf is None:
+            buf = np.empty((min(chunk, left), out_h, out_w, 3), dtype)
+        buf[filled] = convert(frame)
+        filled += 1
+        if filled == len(buf):
+            left -= filled
+            yield buf
+            buf, filled = None, 0
+    if filled:
+        yield buf[:filled]
+
+
+def _frames_at(info: FootageInfo, facts: _Facts, wanted: range):
+    """Decoded frames whose numbers are in ``wanted`` (a range with a positive step), in order.
+
+    Frames are numbered by counting from the first one. After a seek, the first decoded frame
+    is numbered from its timestamp (constant-rate clips only) and counting goes on from there;
+    if that frame is not at or before the start (a seek that overshot, or no timestamp), the
+    clip is decoded from the beginning instead.
+    """
+    if not wanted:
+        return
+    use_seek = (wanted.start >= SEEK_AFTER and not info.variable_frame_rate
+                and facts.first_pts is not None and facts.time_base is not None)
+    if use_seek:
+        for frame in _decode(info, wanted, facts):
+            if frame is None:  # the seek cannot be trusted (it comes before any frame)
+                break
+            yield frame
+        else:
+            return
+    yield from _decode(info, wanted, None)
+
+
+def _decode(info: FootageInfo, wanted: range, seek: _Facts | None):
+    """Decode ``info.path`` and yield the wanted frames; with ``seek``, seek first (a lone
+    None means the seek landed somewhere unusable)."""
+    import av
+
+    path = info.path
+    try:
+        with av.open(path, "r") as container:
+            vs = container.streams.video[0]
+            vs.thread_type = "AUTO"
+            index = -1
+            frames = container.decode(vs)
+            if seek is not None:
+                ticks_per_frame = 1 / (info.fps * seek.time_base)
+                target = seek.first_pts + int(math.floor(wanted.start * ticks_per_frame))
+                container.seek(target, stream=vs, backward=True, any_frame=False)
+                first = next(frames, None)
+                if first is None or first.pts is None:
+                    yield None
+                    return
+                index = int(round((first.pts - seek.first_pts) / ticks_per_frame))
+                if not 0 <= index <= wanted.start:
+                    yield None
+                    return
+                frames = itertools.chain([first], frames)
+                index -= 1
+            pos, last = 0, len(wanted) - 1
+            for frame in frames:
+                index += 1
+                if index < wanted[pos]:
+                    continue
+                yield frame
+                if pos == last:
+                    return
+                pos += 1
+    except av.FFmpegError as e:
+        raise DirectorError(f"video: '{path}' failed to decode ({e}).", field="video") from None
+
+
+def _iter_exr(ref: FootageRef, chunk: int) -> Iterator[np.ndarray]:
+    files = exr_files(ref.exr_frames)
+    wanted = ref.selection.frame_numbers(len(files), f"'{Path(ref.exr_frames).name}'")
+    width, height = _exr_size(files[0])
+    out_w, out_h = ref.selection.output_size(width, height)
+    for c0 in range(0, len(wanted), chunk):
+        nums = wanted[c0:c0 + chunk]
+        buf = np.empty((len(nums), out_h, out_w, 3), np.float32)
+        for k, n in enumerate(nums):
+            img = _read_exr(files[n])
+            if img.shape[:2] != (height, width):
+                raise DirectorError(
+                    f"video: EXR frame '{files[n].name}' is {img.shape[1]}x{img.shape[0]}, "
+                    f"the first frame is {width}x{height}; all frames must match.", field="video")
+            if (out_w, out_h) != (width, height):
+                import cv2
+
+                img = cv2.resize(img, (out_w, out_h), interpolation=cv2.INTER_AREA)
+            buf[k] = img
+        yield buf
+
+
+def read_audio(ref: FootageRef) -> tuple[np.ndarray, int] | None:
+    """The source audio under the selection as float32 ``(channels, samples)`` and its rate.
+
+    The window runs from the first selected frame to the end of the last selected frame's
+    source interval (stride keeps the whole span, so sound stays in sync). None when silent.
+    """
+    import av
+
+    info = source_info(ref)
+    if not info.has_audio:
+        return None
+    src, facts = _probe(ref.path)
+    nums = ref.selection.frame_numbers(info.frame_count, f"'{Path(info.path).name}'")
+    if not nums:
+        return None
+    # audio and video share the container clock: frame 0 is shown at the video's first timestamp
+    v0 = float(facts.first_pts * facts.time_base) if facts.first_pts is not None and facts.time_base else 0.0
+    t0 = v0 + float(nums.start / src.fps)
+    t1 = v0 + float(min(nums[-1] + nums.step, info.frame_count) / src.fps)
+    try:
+        with av.open(ref.path, "r") as container:
+            a = next(s for s in container.streams.audio if s.codec_context is not None)
+            rate = int(a.codec_context.sample_rate or a.sample_rate)
+            layout = a.codec_context.layout.name if a.codec_context.layout else "stereo"
+            resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+            if t0 > 1.0:
+                container.seek(int(max(0.0, t0 - 0.5) / a.time_base), stream=a, backward=True)
+            s0, s1 = int(round(t0 * rate)), int(round(t1 * rate))
+            parts: list[np.ndarray] = []
+            got_end = None
+            for frame in container.decode(a):
+                for rf in resampler.resample(frame):
+                    start = int(round(float(rf.pts * rf.time_base) * rate)) if rf.pts is not None else (got_end or 0)
+                    arr = rf.to_ndarray()
+                    end = start + arr.shape[1]
+                    got_end = end
+                    lo, hi = max(s0, start), min(s1, end)
+                    if hi > lo:
+                        parts.append(arr[:, lo - start:hi - start])
+                if got_end is not None and got_end >= s1:
+                    break
+    except av.FFmpegError as e:
+        raise DirectorError(f"video: audio of '{ref.path}' failed to decode ({e}).", field="video") from None
+    if not parts:
+        return None
+    return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32), rate
