@@ -1,0 +1,180 @@
+"""Any ComfyUI VIDEO -> a :class:`FootageRef` Director can stream (duck-typed, no ComfyUI import).
+
+- A Director VIDEO carries ``.director_footage``: returned as is.
+- A file-backed VIDEO (core ``VideoFromFile`` on a path): the path, with its trim window
+  turned into a frame selection.
+- A VIDEO whose source is in memory (``VideoFromFile`` on a BytesIO): the bytes are spilled
+  once to a file in ``spill_dir`` (named by their hash, so a rerun reuses it).
+- A VIDEO made of tensors (core ``VideoFromComponents``, e.g. from Create Video): its frames
+  are already decoded in memory; they are written once, losslessly, to a spill file (8-bit:
+  H.264 RGB lossless; deeper: FFV1 16-bit) with the audio as float PCM, so the rest of
+  Director streams it like any clip. Core's own ``get_stream_source`` would instead re-encode
+  it lossily to 8-bit 4:2:0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import weakref
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..common.errors import DirectorError
+from ..common.paths import atomic_path
+from .stream import FootageRef, FootageSelection, probe
+
+_component_spills: "weakref.WeakKeyDictionary[object, FootageRef]" = weakref.WeakKeyDictionary()
+
+
+def default_spill_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "director-spill"
+
+
+def footage_from_video(video, *, spill_dir: str | os.PathLike | None = None) -> FootageRef:
+    """The :class:`FootageRef` to read ``video`` through (see the module docstring)."""
+    ref = getattr(video, "director_footage", None)
+    if isinstance(ref, FootageRef):
+        return ref
+    spill = Path(spill_dir) if spill_dir else default_spill_dir()
+    if _is_component_video(video):
+        return _spill_components(video, spill)
+    get_source = getattr(video, "get_stream_source", None)
+    if get_source is None:
+        raise DirectorError(f"video: a {type(video).__name__} is not a ComfyUI VIDEO.", field="video")
+    source = get_source()
+    if isinstance(source, (str, os.PathLike)):
+        path = str(source)
+    elif isinstance(source, io.BytesIO):
+        path = str(_spill_bytes(source, spill))
+    else:
+        raise DirectorError(f"video: cannot read a VIDEO whose source is a {type(source).__name__}.", field="video")
+    start_s, duration_s = _trim_window(video)
+    if not start_s and not duration_s:
+        return FootageRef(path)
+    fps = probe(path).fps
+    start = int(round(start_s * fps))
+    count = int(round(duration_s * fps)) if duration_s else 0
+    return FootageRef(path, FootageSelection(start=start, count=count))
+
+
+def _trim_window(video) -> tuple[float, float]:
+    get = getattr(video, "get_active_trim_window", None)
+    if get is None:
+        return 0.0, 0.0
+    start, duration = get()
+    return float(start or 0.0), float(duration or 0.0)
+
+
+def _is_component_video(video) -> bool:
+    """True for tensor-backed VIDEOs (core VideoFromComponents or a subclass)."""
+    return any(c.__name__ == "VideoFromComponents" for c in type(video).__mro__)
+
+
+def _spill_bytes(buf: io.BytesIO, spill: Path) -> Path:
+    data = buf.getbuffer()
+    digest = hashlib.sha256(data).hexdigest()[:24]
+    target = spill / f"bytes-{digest}.video"
+    if not target.exists():
+        spill.mkdir(parents=True, exist_ok=True)
+        try:
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data)
+        except DirectorError:  # written meanwhile by a parallel run: same bytes
+            pass
+    return target
+
+
+def _spill_components(video, spill: Path) -> FootageRef:
+    try:
+        cached = _component_spills.get(video)
+    except TypeError:
+        cached = None
+    if cached is not None and Path(cached.path).exists():
+        return cached
+    comps = video.get_components()
+    images = comps.images
+    if images is None or len(images) == 0:
+        raise DirectorError("video: the VIDEO has no frames.", field="video")
+    n, height, width = int(images.shape[0]), int(images.shape[1]), int(images.shape[2])
+    fps = Fraction(comps.frame_rate).limit_denominator(100000) if comps.frame_rate else Fraction(24)
+    bit_depth = int(getattr(video, "get_bit_depth", lambda: 8)() or 8)
+    spill.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="components-", suffix=".mkv", dir=spill)
+    os.close(fd)
+    os.unlink(name)
+    target = Path(name)
+    with atomic_path(target) as tmp:
+        write_lossless(tmp, images, fps, deep=bit_depth > 8, audio=comps.audio)
+    ref = FootageRef(str(target))
+    try:
+        _component_spills[video] = ref
+    except TypeError:
+        pass
+    return ref
+
+
+def write_lossless(path, images, fps: Fraction, *, deep: bool = False, audio=None, chunk: int = 16) -> None:
+    """Write float 0..1 frames ``[N, H, W, C]`` (torch or numpy) losslessly to a Matroska file.
+
+    8-bit: H.264 RGB lossless (qp 0); ``deep``: FFV1 16-bit RGB. ``audio`` is a ComfyUI AUDIO
+    dict (``waveform [1, C, S]``, ``sample_rate``), stored as float PCM.
+    """
+    import av
+
+    n, height, width = int(images.shape[0]), int(images.shape[1]), int(images.shape[2])
+    with av.open(str(path), "w", format="matroska") as out:
+        if deep:
+            vs = out.add_stream("ffv1", rate=fps)
+            vs.pix_fmt = "gbrp16le"
+        else:
+            vs = out.add_stream("libx264rgb", rate=fps)
+            vs.pix_fmt = "rgb24"
+            vs.codec_context.options = {"qp": "0", "preset": "ultrafast"}
+        vs.width, vs.height = width, height
+        vs.thread_type = "AUTO"
+        a_stream = None
+        if audio is not None and audio.get("waveform") is not None:
+            wave = np.asarray(_to_numpy(audio["waveform"])[0], dtype=np.float32)
+            rate = int(audio["sample_rate"])
+            layout = {1: "mono", 2: "stereo", 6: "5.1"}.get(wave.shape[0])
+            if layout is None:
+                raise DirectorError(f"audio: {wave.shape[0]} channels are not supported (1, 2 or 6).", field="audio")
+            a_stream = out.add_stream("pcm_f32le", rate=rate, layout=layout)
+        for i in range(0, n, chunk):
+            block = np.asarray(_to_numpy(images[i:i + chunk]), dtype=np.float32)[..., :3]
+            if deep:
+                arr = (np.clip(block, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+                fmt = "rgb48le"
+            else:
+                arr = (np.clip(block, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+                fmt = "rgb24"
+            for img in arr:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=fmt)
+                for p in vs.encode(frame.reformat(format=vs.pix_fmt) if deep else frame):
+                    out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+        if a_stream is not None:
+            step = 4096
+            for s0 in range(0, wave.shape[1], step):
+                af = av.AudioFrame.from_ndarray(_interleave(wave[:, s0:s0 + step]), format="flt", layout=layout)
+                af.sample_rate, af.pts = rate, s0
+                for p in a_stream.encode(af):
+                    out.mux(p)
+            for p in a_stream.encode(None):
+                out.mux(p)
+
+
+def _interleave(planar: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(planar.T).reshape(1, -1)
+
+
+def _to_numpy(x):
+    if hasattr(x, "detach"):
+        return x.detach().to("cpu").float().numpy()
+    return np.asarray(x)
