@@ -241,7 +241,7 @@ class LumaEmulator:
         self._jobs: dict[str, dict] = {}
         self._files: dict[str, dict] = {}
         self._file_seq = 0
-        self._tokens: dict[str, tuple[Path, float, str, str]] = {}
+        self._tokens: dict[str, dict] = {}
         self._faults: list[Fault] = []
         self._creates: dict[str, list[float]] = {}
         self._requests: list[Seen] = []
@@ -550,7 +550,7 @@ class LumaEmulator:
                    "queued_s": self.queued_s, "processing_s": self.processing_s,
                    "fate": fail.failure_code if fail else "completed", "refunded": False, "outputs": None, **plan}
             self._jobs[gid] = job
-        reply = _json_reply(201, self._public(job, sign=False), rate_headers)
+        reply = _json_reply(201, self._public(job, sign=False, as_created=True), rate_headers)
         if self._take_fault(route, kind="after_create") is not None:
             return _Reply(0, drop=True)
         return reply
@@ -577,36 +577,36 @@ class LumaEmulator:
                 self._balances[job["key"]] += job["credits"]
         return "failed"
 
-    def _public(self, job: dict, *, sign: bool) -> dict:
+    def _public(self, job: dict, *, sign: bool, as_created: bool = False) -> dict:
         with self._lock:
-            state = self._state(job, self.now())
-        out = {"id": job["id"], "created_at": job["created_at"], "model": job["model"], "state": state,
-               "type": job["type"], "failure_code": None, "failure_reason": None, "output": None}
-        if state == "failed":
-            out["failure_code"] = job["fate"]
-            out["failure_reason"] = FAILURE_REASONS[job["fate"]]
-        elif state == "completed":
-            files = self._job_media(job)
-            with self._lock:
+            state = "queued" if as_created else self._state(job, self.now())
+            out = {"id": job["id"], "created_at": job["created_at"], "model": job["model"], "state": state,
+                   "type": job["type"], "failure_code": None, "failure_reason": None, "output": None}
+            if state == "failed":
+                out["failure_code"] = job["fate"]
+                out["failure_reason"] = FAILURE_REASONS[job["fate"]]
+            elif state == "completed":
                 if sign or job["outputs"] is None:
-                    job["outputs"] = [{"type": kind, "url": self._sign(path, ctype)} for kind, path, ctype in files]
+                    job["outputs"] = self._sign_outputs(job)
                 out["output"] = [dict(o) for o in job["outputs"]]
         return out
 
-    def _job_media(self, job: dict) -> list[tuple[str, Path, str]]:
-        w, h, frames = job["width"], job["height"], job["frames"]
-        files = [("video", media.synth_mp4(w, h, frames, job["hdr"]), "video/mp4")]
+    def _sign_outputs(self, job: dict) -> list[dict]:
+        """Fresh presigned-style URLs for a job's outputs; files are rendered on first download."""
+        w, h, frames, hdr = job["width"], job["height"], job["frames"], job["hdr"]
+        outputs = [self._sign(job, "video", ".mp4", "video/mp4", lambda: media.synth_mp4(w, h, frames, hdr))]
         if job["exr"]:
-            exr = media.synth_exr(w, h, frames, self.exr_shape)
-            exr_entry = ("exr", exr, "application/zip" if exr.suffix == ".zip" else "image/x-exr")
-            files.insert(0 if self.exr_first else 1, exr_entry)
-        return files
+            shape = self.exr_shape
+            suffix, ctype = (".zip", "application/zip") if shape == "zip" else (".exr", "image/x-exr")
+            exr = self._sign(job, "exr", suffix, ctype, lambda: media.synth_exr(w, h, frames, shape))
+            outputs.insert(0 if self.exr_first else 1, exr)
+        return outputs
 
-    def _sign(self, path: Path, content_type: str) -> str:
+    def _sign(self, job: dict, kind: str, suffix: str, content_type: str, render) -> dict:
         token = uuid.uuid4().hex
-        name = f"{token[:8]}{path.suffix}"
-        self._tokens[token] = (path, self.now() + self.url_ttl_s, content_type, name)
-        return f"{self.url}/_media/{token}/{name}?X-Amz-Expires={int(self.url_ttl_s)}"
+        self._tokens[token] = {"job": job["id"], "render": render, "expires": self.now() + self.url_ttl_s,
+                               "content_type": content_type}
+        return {"type": kind, "url": f"{self.url}/_media/{token}/{job['id'][:8]}{suffix}?X-Amz-Expires={int(self.url_ttl_s)}"}
 
     def _serve_media(self, rel: str) -> _Reply:
         segs = rel.split("/")
@@ -614,11 +614,10 @@ class LumaEmulator:
             entry = self._tokens.get(segs[2]) if len(segs) >= 3 else None
             if entry is None:
                 raise ApiError(404, "NoSuchKey: the object does not exist.")
-            path, expires, ctype, _ = entry
-            if self.now() >= expires:
+            if self.now() >= entry["expires"]:
                 return _Reply(403, b"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code>"
                                    b"<Message>Request has expired</Message></Error>", "application/xml")
-        return _Reply(200, content_type=ctype, file=path)
+        return _Reply(200, content_type=entry["content_type"], file=entry["render"]())
 
     # ----- validation ------------------------------------------------------------------------
     def _unknown(self, obj: dict, allowed, where: str) -> None:
@@ -880,12 +879,12 @@ class LumaEmulator:
         token = urlsplit(url).path.split("/")[2]
         with self._lock:
             entry = self._tokens.get(token)
-            if entry is None or self.now() >= entry[1]:
+            if entry is None or self.now() >= entry["expires"]:
                 raise ApiError(422, "source.url: the URL could not be fetched (expired or unknown).")
-            path, _, ctype, _ = entry
-        if ctype != "video/mp4":
-            raise ApiError(422, f"source.url: points at {ctype}, not a video.")
-        return media.probe_file(path, ctype)
+            if entry["content_type"] != "video/mp4":
+                raise ApiError(422, f"source.url: points at {entry['content_type']}, not a video.")
+            job = self._jobs[entry["job"]]
+        return media.MediaInfo("video", job["width"], job["height"], job["frames"], job["frames"] / FPS)
 
     # ----- files -----------------------------------------------------------------------------
     def _create_file(self, key: str, headers, body) -> _Reply:

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,13 +173,20 @@ def _write_exr(width: int, height: int, frames: int, shape: str) -> Path:
         return out
     out = media_dir() / f"{stem}.zip"
     tmp = media_dir() / f"{stem}.part.zip"
-    frame_path = media_dir() / f"{stem}.frame.exr"
+    frame_dir = Path(tempfile.mkdtemp(dir=media_dir()))
+
+    def write(i: int) -> Path:
+        path = frame_dir / f"frame_{i:04d}.exr"
+        with OpenEXR.File(_exr_header(), {"RGB": _exr_frame(width, height, i, frames)}) as f:
+            f.write(str(path))
+        return path
+
+    with ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 2))) as pool:  # OpenEXR releases the GIL
+        paths = list(pool.map(write, range(frames)))
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
-        for i in range(frames):
-            with OpenEXR.File(_exr_header(), {"RGB": _exr_frame(width, height, i, frames)}) as f:
-                f.write(str(frame_path))
-            z.write(frame_path, f"frame_{i:04d}.exr")
-    frame_path.unlink(missing_ok=True)
+        for path in paths:
+            z.write(path, path.name)
+    shutil.rmtree(frame_dir, ignore_errors=True)
     os.replace(tmp, out)
     return out
 
