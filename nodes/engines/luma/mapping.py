@@ -1,0 +1,152 @@
+"""ShotRequest -> Luma Agents ``POST /generations`` body. Pure: no I/O, no network, no client import.
+
+What Luma cannot do is refused here (:func:`check_request`) with the option named, before any
+upload or paid request. What Luma does differently is mapped in one documented way:
+
+* **Modes.** ``text2video`` -> ``type=video`` with no frames. ``image2video`` (images only on the
+  first and/or last frame of a 5 s shot) -> ``video.start_frame`` / ``video.end_frame`` (the only
+  surface that combines with ``loop``). ``keyframes`` -> ``video.keyframes`` +
+  ``video.keyframe_indexes`` on the 24 fps output grid (5 s -> 0..120, 10 s -> 0..240).
+* **Per-keyframe directions** are folded into the prompt as timed cues, after the user's prompt::
+
+      <prompt>
+
+      Timed directions (24 fps):
+      - 0.00 s (frame 0): <direction of the keyframe on frame 0>
+      - 2.50 s (frame 60): <direction>
+
+  one line per keyframe with a direction, in frame order. The whole prompt must still fit
+  Luma's 6000 characters, or the shot is refused naming the directions.
+* **Strength and hold** are Local/Draft options; Luma pins keyframe images exactly, so a keyframe
+  with strength below 1 or a hold above 0 is refused (never silently ignored).
+* **Aspect ratio.** Luma takes the shape of an image-guided shot from its anchor images, so an
+  image whose shape differs from the shot's aspect ratio by more than 2 % is refused.
+* ``hdr`` -> ``video.hdr``; ``exr`` -> ``video.exr_export``; ``loop`` -> ``video.loop``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from ...common.errors import EngineUnsupported
+from ...shot.request import FPS, PROMPT_MAX, ShotRequest
+
+MODEL = "ray-3.2"
+MODELS = (MODEL,)
+ASPECT_TOLERANCE = 0.02
+KEYFRAMES_MAX = 64
+IMAGE_MAX_BYTES = 50 * 1024 * 1024  # Luma refuses larger images with 413
+ENGINE = "Luma engine"
+
+
+def timed_prompt(req: ShotRequest) -> str:
+    """The prompt Luma receives: the user's prompt plus the keyframe directions as timed cues."""
+    cues = [k for k in req.keyframes if k.direction]
+    if not cues:
+        return req.prompt
+    lines = [f"- {k.frame / FPS:.2f} s (frame {k.frame}): {k.direction}" for k in cues]
+    return f"{req.prompt.rstrip()}\n\nTimed directions ({FPS} fps):\n" + "\n".join(lines)
+
+
+def check_request(req: ShotRequest, *, model: str = MODEL) -> None:
+    """Refuse, naming the option, anything Luma cannot make as asked."""
+    if model not in MODELS:
+        raise EngineUnsupported(f"{ENGINE}: model '{model}' is not available; use {', '.join(MODELS)}.", field="model")
+    if req.task != "generate":
+        raise EngineUnsupported(f"{ENGINE}: {req.task} shots are not available yet; only generate.", field="task")
+    if req.fps != FPS:
+        raise EngineUnsupported(f"{ENGINE}: {req.fps} fps is not available; Ray3.2 makes {FPS} fps.", field="fps")
+    for k in req.keyframes:
+        if k.strength != 1.0:
+            raise EngineUnsupported(
+                f"{ENGINE}: {k.label} strength {k.strength:g} is not available "
+                "(Luma pins keyframe images exactly; set strength 1 or use another engine).",
+                field=k.label,
+            )
+        if k.hold_frames != 0:
+            raise EngineUnsupported(
+                f"{ENGINE}: {k.label} hold {k.hold_frames / FPS:g} s is not available "
+                "(Luma cannot hold a keyframe still; set hold 0 or use another engine).",
+                field=k.label,
+            )
+    images = req.image_keyframes
+    if len(images) > KEYFRAMES_MAX:
+        raise EngineUnsupported(f"{ENGINE}: {len(images)} keyframe images, Luma takes at most {KEYFRAMES_MAX}.",
+                                field="keyframes")
+    if req.loop and req.mode == "keyframes":
+        raise EngineUnsupported(f"{ENGINE}: loop is not available with keyframes inside the shot "
+                                "(only with a start frame).", field="loop")
+    if req.loop and req.duration != 5:
+        raise EngineUnsupported(f"{ENGINE}: loop is only available for 5 s shots.", field="loop")
+    want = _ratio(req.aspect_ratio)
+    for k in images:
+        h, w = k.image.shape[:2]
+        if h <= 0 or w <= 0:
+            raise EngineUnsupported(f"{ENGINE}: {k.label} image is empty.", field=k.label)
+        if abs((w / h) / want - 1.0) > ASPECT_TOLERANCE:
+            raise EngineUnsupported(
+                f"{ENGINE}: {k.label} image is {w}x{h}, not {req.aspect_ratio}; Luma takes the shot's shape from "
+                f"its images, so crop the image to {req.aspect_ratio} or set aspect_ratio to match it.",
+                field=k.label,
+            )
+    prompt = timed_prompt(req)
+    if len(prompt) > PROMPT_MAX:
+        raise EngineUnsupported(
+            f"{ENGINE}: the prompt with the keyframe directions folded in is {len(prompt)} characters, "
+            f"Luma takes at most {PROMPT_MAX}; shorten the prompt or the directions.",
+            field="keyframes",
+        )
+
+
+def image_roles(req: ShotRequest) -> list[str]:
+    """Where each of ``req.image_keyframes`` goes: "start_frame", "end_frame" or "keyframes"."""
+    images = req.image_keyframes
+    if req.mode == "image2video":
+        return ["start_frame" if k.frame == 0 else "end_frame" for k in images]
+    return ["keyframes"] * len(images)
+
+
+def build_body(
+    req: ShotRequest,
+    refs: Sequence[Mapping[str, Any]] = (),
+    *,
+    model: str = MODEL,
+    user_id: str | None = None,
+) -> dict[str, Any]:
+    """The ``POST /generations`` body (``GenerationCreateParams``) for ``req``.
+
+    ``refs`` holds one ``ImageRefParam`` (``{"file_id": ...}`` or ``{"data": ..., "media_type": ...}``)
+    per image keyframe, in the order of ``req.image_keyframes``.
+    """
+    images = req.image_keyframes
+    if len(refs) != len(images):
+        raise ValueError(f"{len(images)} keyframe images but {len(refs)} uploaded references")
+    video: dict[str, Any] = {"resolution": req.resolution, "duration": f"{req.duration}s"}
+    roles = image_roles(req)
+    if req.mode == "keyframes":
+        video["keyframes"] = [dict(r) for r in refs]
+        video["keyframe_indexes"] = [k.frame for k in images]
+    else:
+        for role, ref in zip(roles, refs):
+            video[role] = dict(ref)
+    if req.loop:
+        video["loop"] = True
+    if req.hdr:
+        video["hdr"] = True
+    if req.exr:
+        video["exr_export"] = True
+    body: dict[str, Any] = {
+        "model": model,
+        "type": "video",
+        "prompt": timed_prompt(req),
+        "aspect_ratio": req.aspect_ratio,
+        "video": video,
+    }
+    if user_id:
+        body["user_id"] = user_id
+    return body
+
+
+def _ratio(aspect: str) -> float:
+    a, b = (int(x) for x in aspect.split(":"))
+    return a / b
