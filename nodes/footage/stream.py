@@ -484,49 +484,86 @@ def _iter_exr(ref: FootageRef, chunk: int) -> Iterator[np.ndarray]:
         yield buf
 
 
-def read_audio(ref: FootageRef) -> tuple[np.ndarray, int] | None:
-    """The source audio under the selection as float32 ``(channels, samples)`` and its rate.
+def audio_window(ref: FootageRef) -> tuple[float, float] | None:
+    """Seconds (container clock) of source audio under the selection, or None when silent.
 
     The window runs from the first selected frame to the end of the last selected frame's
-    source interval (stride keeps the whole span, so sound stays in sync). None when silent.
+    source interval; stride keeps the whole span, so sound stays in sync with the picture.
     """
-    import av
-
-    info = source_info(ref)
-    if not info.has_audio:
+    if not ref.path or not Path(ref.path).is_file():
         return None
     src, facts = _probe(ref.path)
-    nums = ref.selection.frame_numbers(info.frame_count, f"'{Path(info.path).name}'")
+    if not src.has_audio:
+        return None
+    total = source_info(ref).frame_count
+    nums = ref.selection.frame_numbers(total, f"'{Path(ref.path).name}'")
     if not nums:
         return None
     # audio and video share the container clock: frame 0 is shown at the video's first timestamp
     v0 = float(facts.first_pts * facts.time_base) if facts.first_pts is not None and facts.time_base else 0.0
-    t0 = v0 + float(nums.start / src.fps)
-    t1 = v0 + float(min(nums[-1] + nums.step, info.frame_count) / src.fps)
-    try:
-        with av.open(ref.path, "r") as container:
-            a = next(s for s in container.streams.audio if s.codec_context is not None)
-            rate = int(a.codec_context.sample_rate or a.sample_rate)
-            layout = a.codec_context.layout.name if a.codec_context.layout else "stereo"
-            resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-            if t0 > 1.0:
-                container.seek(int(max(0.0, t0 - 0.5) / a.time_base), stream=a, backward=True)
-            s0, s1 = int(round(t0 * rate)), int(round(t1 * rate))
-            parts: list[np.ndarray] = []
-            got_end = None
-            for frame in container.decode(a):
-                for rf in resampler.resample(frame):
-                    start = int(round(float(rf.pts * rf.time_base) * rate)) if rf.pts is not None else (got_end or 0)
-                    arr = rf.to_ndarray()
-                    end = start + arr.shape[1]
-                    got_end = end
-                    lo, hi = max(s0, start), min(s1, end)
-                    if hi > lo:
-                        parts.append(arr[:, lo - start:hi - start])
-                if got_end is not None and got_end >= s1:
-                    break
-    except av.FFmpegError as e:
-        raise DirectorError(f"video: audio of '{ref.path}' failed to decode ({e}).", field="video") from None
+    return v0 + float(nums.start / src.fps), v0 + float(min(nums[-1] + nums.step, total) / src.fps)
+
+
+def standard_layout(layout) -> str:
+    """A channel layout name encoders accept ("2 channels" from WMA/PCM becomes "stereo")."""
+    n = layout.nb_channels if layout is not None else 2
+    return {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(n, layout.name if layout is not None else "stereo")
+
+
+def iter_audio(path: str, start: float, end: float):
+    """Decode the first audio stream of ``path`` between ``start`` and ``end`` seconds.
+
+    Returns ``(sample_rate, layout_name, chunks)`` where ``chunks`` yields float32 planar
+    ``(channels, samples)`` arrays covering the window, cut to the sample.
+    """
+    import av
+
+    container = av.open(path, "r")
+    a = next((s for s in container.streams.audio if s.codec_context is not None), None)
+    if a is None:
+        container.close()
+        raise DirectorError(f"video: '{path}' has no audio FFmpeg can decode.", field="video")
+    rate = int(a.codec_context.sample_rate or a.sample_rate)
+    layout = standard_layout(a.codec_context.layout)
+
+    def chunks():
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        s0, s1 = int(round(start * rate)), int(round(end * rate))
+        pos, emitted = None, s0
+        try:
+            with container:
+                if start > 1.0:
+                    container.seek(int(max(0.0, start - 0.5) / a.time_base), stream=a, backward=True)
+                for frame in container.decode(a):
+                    for rf in resampler.resample(frame):
+                        if rf.pts is not None:
+                            pos = int(round(float(rf.pts * rf.time_base) * rate))
+                        elif pos is None:
+                            pos = 0
+                        arr = rf.to_ndarray()
+                        lo, hi = max(s0, pos), min(s1, pos + arr.shape[1])
+                        if hi > lo:
+                            if lo > emitted:  # audio starts late or has a hole: keep sync with silence
+                                yield np.zeros((arr.shape[0], lo - emitted), np.float32)
+                            yield np.ascontiguousarray(arr[:, lo - pos:hi - pos], dtype=np.float32)
+                            emitted = hi
+                        pos += arr.shape[1]
+                    if pos is not None and pos >= s1:
+                        return
+        except av.FFmpegError as e:
+            raise DirectorError(f"video: audio of '{path}' failed to decode ({e}).", field="video") from None
+
+    return rate, layout, chunks()
+
+
+def read_audio(ref: FootageRef) -> tuple[np.ndarray, int] | None:
+    """The source audio under the selection as float32 ``(channels, samples)`` and its rate
+    (see :func:`audio_window`). None when the clip is silent."""
+    window = audio_window(ref)
+    if window is None:
+        return None
+    rate, _layout, chunks = iter_audio(ref.path, *window)
+    parts = list(chunks)
     if not parts:
         return None
-    return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32), rate
+    return np.concatenate(parts, axis=1), rate
