@@ -7,9 +7,10 @@ releases the GIL: several worker threads convert frames in parallel.
 
 8-bit frames have an exact fast path: when the transform is a per-channel curve followed by a
 3x3 matrix (sRGB - Texture -> ACES2065-1 is), OCIO's output for a pixel is the sum of what it
-gives for (r,0,0), (0,g,0) and (0,0,b); three 256-entry tables built from OCIO's own processor
-reproduce it. The tables are checked against OCIO on random pixels before use and dropped for
-any transform they do not reproduce exactly.
+gives for (r,0,0), (0,g,0) and (0,0,b); tables built from OCIO's own processor reproduce it
+(the red and green ones pre-summed into one 65536-entry table, so a pixel costs two lookups).
+The tables are checked against OCIO on random pixels before use and dropped for any transform
+they do not reproduce exactly.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class _FrameProcessor:
         self._processor = processor
         self._cpu = processor.getDefaultCPUProcessor()
         self.is_identity = bool(processor.isNoOp())
-        self._tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._tables: tuple[np.ndarray, np.ndarray] | None = None
         self._tables_checked = False
         self._lock = threading.Lock()
 
@@ -142,12 +143,7 @@ class _FrameProcessor:
                 return a.astype(np.float32) / np.float32(255.0)
             tables = self._eight_bit_tables()
             if tables is not None:
-                tr, tg, tb = tables
-                flat = a.reshape(-1, 3)
-                out = np.take(tr, flat[:, 0], axis=0)
-                out += np.take(tg, flat[:, 1], axis=0)
-                out += np.take(tb, flat[:, 2], axis=0)
-                return out.reshape(a.shape)
+                return _lookup_8bit(a, *tables)
             out = a.astype(np.float32)
             out /= np.float32(255.0)
         elif a.dtype == np.uint16:
@@ -180,7 +176,11 @@ class _FrameProcessor:
         return self._tables
 
     def _build_tables(self):
-        """Tables T_r, T_g, T_b with OCIO(r,g,b) == T_r[r] + T_g[g] + T_b[b], or None if not exact."""
+        """(T_rg, T_b) with OCIO(r,g,b) == T_rg[g*256 + r] + T_b[b], or None if that is not exact.
+
+        T_rg[g*256 + r] = T_r[r] + T_g[g], the very float32 sum OCIO's matrix forms first, so the
+        two-table lookup reproduces OCIO bit for bit whenever the three-table form does.
+        """
         ramp = np.arange(256, dtype=np.float32) / np.float32(255.0)
         tables = []
         for ch in range(3):
@@ -193,6 +193,8 @@ class _FrameProcessor:
         if not np.array_equal(zero, np.zeros(3, np.float32)):
             tables[1] = tables[1] - zero
             tables[2] = tables[2] - zero
+        t_rg = (tables[0][None, :, :] + tables[1][:, None, :]).reshape(65536, 3)
+        t_b = tables[2]
         rng = np.random.default_rng(20261125)
         probe = np.concatenate([
             rng.integers(0, 256, (8192, 3)),
@@ -201,10 +203,22 @@ class _FrameProcessor:
         ]).astype(np.uint8)
         want = probe.astype(np.float32) / np.float32(255.0)
         self._cpu.applyRGB(want)
-        got = tables[0][probe[:, 0]] + tables[1][probe[:, 1]] + tables[2][probe[:, 2]]
-        if not np.array_equal(got, want, equal_nan=True):
+        if not np.array_equal(_lookup_8bit(probe, t_rg, t_b), want, equal_nan=True):
             return None
-        return tuple(tables)
+        return t_rg, t_b
+
+
+def _lookup_8bit(a: np.ndarray, t_rg: np.ndarray, t_b: np.ndarray) -> np.ndarray:
+    """Two gathers per pixel: the (r, g) byte pair read as one little-endian uint16 index, then b."""
+    a = np.ascontiguousarray(a)
+    flat = a.reshape(-1)
+    n = flat.size // 3
+    if n == 0:
+        return np.zeros(a.shape, np.float32)
+    rg = np.ndarray((n,), dtype="<u2", buffer=flat, offset=0, strides=(3,))
+    out = np.take(t_rg, rg, axis=0)
+    out += np.take(t_b, flat[2::3], axis=0)
+    return out.reshape(a.shape)
 
 
 class ColourTransform(_FrameProcessor):

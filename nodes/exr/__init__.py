@@ -1,0 +1,1 @@
+"""EXR sequence writing: half-float frames with correct colour metadata, streamed and atomic."""
