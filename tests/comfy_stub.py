@@ -321,10 +321,24 @@ class _PromptServer:
 
 server.PromptServer = types.SimpleNamespace(instance=_PromptServer())
 
+# --- comfy_execution.graph_utils: ExecutionBlocker (an output value that blocks its users) ------
+comfy_execution = types.ModuleType("comfy_execution")
+graph_utils = types.ModuleType("comfy_execution.graph_utils")
+
+
+class ExecutionBlocker:
+    def __init__(self, message):
+        self.message = message
+
+
+graph_utils.ExecutionBlocker = ExecutionBlocker
+comfy_execution.graph_utils = graph_utils
+
 MODULES = {
     "comfy_api": comfy_api, "comfy_api.latest": latest, "comfy_api.latest.io": io, "comfy_api.latest.ui": ui,
     "folder_paths": folder_paths, "comfy": comfy, "comfy.utils": comfy_utils,
     "comfy.model_management": comfy_mm, "server": server,
+    "comfy_execution": comfy_execution, "comfy_execution.graph_utils": graph_utils,
 }
 
 
