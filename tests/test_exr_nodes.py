@@ -1,0 +1,158 @@
+"""EXR Writer node glue, run against the ComfyUI stand-in (tests/comfy_stub.py)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import OpenEXR
+import pytest
+
+import comfy_stub
+from comfyui_director.nodes.colour import ocio
+from comfyui_director.nodes.common.errors import DirectorError
+from comfyui_director.nodes.exr import nodes as exr_nodes
+from comfyui_director.nodes.exr.nodes import AUTO_SPACE, DirectorEXRWriter, exact_fps
+
+torch = pytest.importorskip("torch")
+
+
+def make_clip(path, frames=5, w=64, h=48, fps=25):
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(frames):
+            img = np.full((h, w, 3), (i * 40) % 256, np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def header(path):
+    return OpenEXR.File(str(path)).header()
+
+
+def test_schema_is_an_output_node_with_optional_sources():
+    s = DirectorEXRWriter.define_schema()
+    assert (s.node_id, s.display_name, s.category, s.is_output_node) == (
+        "DirectorEXRWriter", "EXR Writer", "Director/Finishing", True)
+    by_id = {p.id: p for p in s.inputs}
+    assert by_id["video"].kind == "VIDEO" and by_id["video"].optional
+    assert by_id["images"].kind == "IMAGE" and by_id["images"].optional
+    assert by_id["mask"].kind == "MASK" and by_id["mask"].optional
+    assert by_id["filename_prefix"].kw["default"] == "director/exr/shot"
+    assert by_id["start_frame"].kw["default"] == 1001
+    assert by_id["input_colour_space"].kw["default"] == AUTO_SPACE
+    assert "ACEScg" in by_id["input_colour_space"].kw["options"]
+    assert by_id["output_colour_space"].kw["default"] == "ACES2065-1"
+    assert by_id["compression"].kw["options"] == ["PIZ", "ZIP", "ZIPS", "DWAA", "DWAB", "NONE"]
+    assert by_id["ocio_config"].optional
+    assert [o.kind for o in s.outputs] == ["STRING", "INT"]
+
+
+def test_node_is_registered_by_the_extension():
+    from comfyui_director.nodes.extension import collect_nodes
+
+    assert DirectorEXRWriter in collect_nodes()
+
+
+def test_images_become_an_aces_sequence_in_the_output_folder(comfy_dirs):
+    images = torch.rand(3, 16, 24, 3)
+    comfy_stub.PROGRESS_EVENTS.clear()
+    out = DirectorEXRWriter.execute(images=images, fps=23.976, filename_prefix="shots/sh010/plate")
+    folder, count = out.result
+    assert (folder, count) == ("shots/sh010/plate_v001", 3)
+    files = sorted((comfy_dirs / "output" / folder).iterdir())
+    assert [p.name for p in files] == ["plate.1001.exr", "plate.1002.exr", "plate.1003.exr"]
+    h = header(files[0])
+    assert h["framesPerSecond"] == Fraction(24000, 1001) and h["colorInteropID"] == "lin_ap0_scene"
+    # IMAGE input is sRGB - Texture: the written values are OCIO's conversion of the floats.
+    want = ocio.ColourTransform("sRGB - Texture", "ACES2065-1").apply(images[1].numpy()).astype(np.float16)
+    assert np.array_equal(OpenEXR.File(str(files[1])).channels()["RGB"].pixels, want)
+    text = out.ui.as_dict()["text"][0]
+    assert "shots/sh010/plate_v001/plate.####.exr" in text and "1001-1003" in text and "ACES2065-1" in text
+    assert comfy_stub.PROGRESS_EVENTS[-1][1:] == (3, 3)
+
+
+def test_video_streams_with_its_own_fps_and_colour_space(comfy_dirs):
+    clip = make_clip(comfy_dirs / "input" / "clip.mp4", frames=5, fps=25)
+    video = comfy_stub.VideoFromFile(str(clip))
+    out = DirectorEXRWriter.execute(video=video, output_colour_space="ACEScg", compression="ZIP", fps=12.0)
+    folder, count = out.result
+    assert count == 5
+    files = sorted((comfy_dirs / "output" / folder).iterdir())
+    h = header(files[0])
+    assert h["framesPerSecond"] == Fraction(25) and h["colorInteropID"] == "lin_ap1_scene"
+    assert OpenEXR.checkColorMetadata(h) == OpenEXR.ColorMetadataWarning.OK
+
+
+def test_mask_is_written_as_one_minus_mask(comfy_dirs):
+    images = torch.full((2, 8, 8, 3), 0.5)
+    mask = torch.zeros(1, 8, 8)
+    mask[0, :, 4:] = 1.0  # right half masked out
+    folder, _ = DirectorEXRWriter.execute(images=images, mask=mask, compression="ZIP").result
+    for p in sorted((comfy_dirs / "output" / folder).iterdir()):
+        px = OpenEXR.File(str(p)).channels()["RGBA"].pixels
+        assert np.all(px[:, :4, 3] == 1.0) and np.all(px[:, 4:, 3] == 0.0)
+        assert np.all(px[:, 4:, :3] == 0.0), "RGB is premultiplied by alpha"
+
+
+def test_mask_count_must_match_the_images(comfy_dirs):
+    with pytest.raises(DirectorError) as e:
+        DirectorEXRWriter.execute(images=torch.rand(3, 8, 8, 3), mask=torch.zeros(2, 8, 8))
+    assert e.value.field == "mask"
+
+
+@pytest.mark.parametrize("sources", [{}, "both"])
+def test_exactly_one_source_is_required(comfy_dirs, sources):
+    kwargs = {} if sources == {} else {"images": torch.rand(1, 8, 8, 3),
+                                       "video": comfy_stub.VideoFromFile("x.mp4")}
+    with pytest.raises(DirectorError) as e:
+        DirectorEXRWriter.execute(**kwargs)
+    assert "exactly one" in str(e.value)
+
+
+def test_interrupt_raises_comfy_interrupt_and_keeps_whole_frames(comfy_dirs, monkeypatch):
+    images = torch.rand(40, 8, 8, 3)
+    calls = {"n": 0}
+
+    def interrupted_after_a_few():
+        calls["n"] += 1
+        if calls["n"] > 3:
+            comfy_stub.INTERRUPT["flag"] = True
+        return comfy_stub.INTERRUPT["flag"]
+
+    monkeypatch.setattr(exr_nodes.glue, "interrupted", lambda: interrupted_after_a_few)
+    try:
+        with pytest.raises(comfy_stub.InterruptProcessingException):
+            DirectorEXRWriter.execute(images=images)
+    finally:
+        comfy_stub.INTERRUPT["flag"] = False
+    written = list((comfy_dirs / "output" / "director" / "exr" / "shot_v001").iterdir())
+    assert 1 <= len(written) < 40 and all(p.name.endswith(".exr") and not p.name.startswith(".") for p in written)
+
+
+def test_validation_accepts_config_names_and_reports_bad_ones(tmp_path):
+    assert DirectorEXRWriter.validate_inputs(AUTO_SPACE, "ACES2065-1", "") is True
+    assert DirectorEXRWriter.validate_inputs("aces", "lin_ap1_scene", "") is True
+    msg = DirectorEXRWriter.validate_inputs("sRGB - Texture", "ACES 2065", "")
+    assert isinstance(msg, str) and "output_colour_space" in msg
+    msg = DirectorEXRWriter.validate_inputs(AUTO_SPACE, "ACES2065-1", str(tmp_path / "missing.ocio"))
+    assert isinstance(msg, str) and "ocio_config" in msg
+
+
+def test_prefix_outside_the_output_folder_is_refused(comfy_dirs):
+    with pytest.raises(DirectorError) as e:
+        DirectorEXRWriter.execute(images=torch.rand(1, 8, 8, 3), filename_prefix="../../etc/plate")
+    assert e.value.field == "filename_prefix"
+
+
+def test_widget_frame_rates_become_exact_rationals():
+    assert exact_fps(23.976) == Fraction(24000, 1001)
+    assert exact_fps(29.97) == Fraction(30000, 1001)
+    assert exact_fps(25.0) == Fraction(25)
+    assert exact_fps(12.5) == Fraction(25, 2)
