@@ -210,7 +210,16 @@ latest = types.ModuleType("comfy_api.latest")
 latest.io, latest.ui, latest.ComfyExtension = io, ui, ComfyExtension
 latest.InputImpl = types.SimpleNamespace(VideoFromFile=VideoFromFile)
 latest.Input = types.SimpleNamespace(Video=VideoInput)
-latest.Types = types.SimpleNamespace()
+@dataclass
+class VideoComponents:
+    images: Any
+    frame_rate: Fraction
+    audio: Any = None
+    metadata: Any = None
+    alpha: Any = None
+
+
+latest.Types = types.SimpleNamespace(VideoComponents=VideoComponents)
 comfy_api = types.ModuleType("comfy_api")
 comfy_api.latest = latest
 

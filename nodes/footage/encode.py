@@ -17,7 +17,8 @@ Modes (all written with this PyAV wheel's own encoders; FFmpeg 8.1 inside av 18.
 Colour: the picture reaches the display encoding through OpenColorIO (``nodes/colour``).
 Display-referred input ("sRGB - Texture", what ComfyUI images and ordinary video hold) is
 encoded directly for SDR and ProRes: its sRGB-encoded code values are the picture, tagged
-BT.709 as video players expect. Every other input space (scene-linear ACES2065-1, ACEScg,
+BT.709 as video players expect; so is input already in the target view's display colour space
+(e.g. "Rec.2100-PQ - Display" for HDR10). Every other input space (scene-linear ACES2065-1, ACEScg,
 Linear Rec.709...) goes through the config's SDR view (``colour.sdr_display_view``, the ACES 2.0
 SDR output transform), never through a clip. HDR10 always goes through the config's HDR10 view
 (``colour.hdr10_display_view``: Rec.2100-PQ display, ACES 2.0 HDR 1000 nits), so SDR input is
@@ -110,13 +111,14 @@ class _Pixels:
         self.deep = _SPECS[mode].deep
         cfg = ocio.load_config(config) if (config is None or isinstance(config, str)) else config
         src = ocio.resolve_space(input_space, cfg, field="input_colour_space")
-        self.view: tuple[str, str] | None = None
+        self.view = ocio.hdr10_display_view(cfg) if mode == "hdr10" else ocio.sdr_display_view(cfg)
         self.transform = None
-        if mode == "hdr10":
-            self.view = ocio.hdr10_display_view(cfg)
-        elif src != ocio.resolve_space(ocio.DEFAULT_INPUT_SPACE, cfg):
-            self.view = ocio.sdr_display_view(cfg)
-        if self.view is not None:
+        # already display-encoded for this display: the code values are the picture
+        shown = cfg.getDisplayViewColorSpaceName(*self.view)
+        direct = {self.view[0] if shown == "<USE_DISPLAY_NAME>" else shown}
+        if mode != "hdr10":
+            direct.add(ocio.resolve_space(ocio.DEFAULT_INPUT_SPACE, cfg))
+        if src not in direct:
             self.transform = ocio.DisplayTransform(src, *self.view, config=cfg, src_field="input_colour_space")
             if self.transform.is_identity:
                 self.transform = None

@@ -1,0 +1,368 @@
+"""ComfyUI glue for footage: Load Video (Director), Save Video (Director), Grab Frames.
+
+The Director VIDEO (:class:`DirectorVideo`) is core's file-backed ``VideoFromFile`` carrying a
+:class:`FootageRef`; its metadata methods and ``get_components``/``save_to`` honour the
+selection, so native nodes (Save Video, Get Video Components, Trim Video) accept it too.
+Logic lives in the pure modules beside this one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import folder_paths
+import numpy as np
+import torch
+from comfy_api.latest import InputImpl, Types, io, ui
+
+from ..common import glue
+from ..common.errors import Cancelled, DirectorError
+from ..common.paths import next_free_file, safe_relative
+from .encode import SUFFIX, encode_mp4
+from .frames import grab_frames, iter_images, parse_frame_list
+from .refs import footage_from_video
+from .stream import (MAX_SIDE, FootageRef, FootageSelection, audio_window, iter_chunks, read_audio, ref_info,
+                     source_info)
+
+CATEGORY = "Director/Footage"
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+SAMPLES_PREFIX = "director-samples/"
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".m4v", ".mxf")
+
+FORMATS = {
+    "H.264 8-bit SDR (.mp4)": "sdr",
+    "HEVC 10-bit HDR10 PQ (.mp4)": "hdr10",
+    "ProRes 4444 10-bit SDR (.mov)": "prores4444",
+}
+FROM_FOOTAGE = "from footage"
+_DISPLAY_SPACE = {"sdr": "sRGB - Texture", "prores4444": "sRGB - Texture", "hdr10": "Rec.2100-PQ - Display"}
+
+
+# ---------------------------------------------------------------------------------------------
+# the Director VIDEO
+
+
+class DirectorVideo(InputImpl.VideoFromFile):
+    """A ComfyUI VIDEO backed by a file (or EXR frames) and a selection of its frames."""
+
+    def __init__(self, ref: FootageRef):
+        super().__init__(ref.path)
+        self.director_footage = ref
+
+    def _info(self):
+        return ref_info(self.director_footage)
+
+    def get_frame_count(self) -> int:
+        return self._info().frame_count
+
+    def get_dimensions(self) -> tuple[int, int]:
+        info = self._info()
+        return info.width, info.height
+
+    def get_frame_rate(self) -> Fraction:
+        return self._info().fps
+
+    def get_duration(self) -> float:
+        return self._info().duration
+
+    def get_bit_depth(self) -> int:
+        return source_info(self.director_footage).bit_depth
+
+    def get_active_trim_window(self) -> tuple[float, float]:
+        """The selection's span in seconds (stride and size cannot be said this way)."""
+        ref = self.director_footage
+        src = source_info(ref)
+        nums = ref.selection.frame_numbers(src.frame_count)
+        if not nums or (nums.start == 0 and nums.stop >= src.frame_count and nums.step == 1):
+            return 0.0, 0.0
+        end = float(min(nums[-1] + nums.step, src.frame_count) / src.fps)
+        return float(nums.start / src.fps), end - float(nums.start / src.fps)
+
+    def get_components(self):
+        """The selection decoded whole, as core expects (float32 images + audio): a node that
+        asks for this holds the clip in memory; Director's own nodes never call it."""
+        ref = self.director_footage
+        info = self._info()
+        images = torch.empty((info.frame_count, info.height, info.width, 3), dtype=torch.float32)
+        done = 0
+        for chunk in iter_images(ref):
+            images[done:done + len(chunk)] = torch.from_numpy(chunk)
+            done += len(chunk)
+        return Types.VideoComponents(images=images[:done], audio=_audio_dict(ref), frame_rate=info.fps)
+
+    def save_to(self, path, format="auto", codec="auto", metadata=None, bit_depth=None):
+        """Native Save Video: a whole file is copied as is; a selection is streamed into H.264."""
+        ref = self.director_footage
+        fmt, cod = str(getattr(format, "value", format)), str(getattr(codec, "value", codec))
+        if fmt not in ("auto", "mp4") or cod not in ("auto", "h264"):
+            raise DirectorError(f"format: a Director VIDEO saves as mp4/h264, not {fmt}/{cod}.", field="format")
+        if ref.selection == FootageSelection() and not ref.exr_frames:
+            return super().save_to(path, format=format, codec=codec, metadata=metadata, bit_depth=bit_depth)
+        if not isinstance(path, (str, os.PathLike)):
+            raise DirectorError("save_to: a Director VIDEO with a selection saves to a file path.", field="video")
+        tags = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()}
+        encode_mp4(iter_chunks(ref), path, self._info().fps, input_space=ref.colourspace,
+                   audio_from=ref.path if source_info(ref).has_audio else None, audio_window=audio_window(ref),
+                   total_frames=self._info().frame_count, metadata=tags)
+
+    def as_trimmed(self, start_time: float = 0, duration: float = 0, strict_duration: bool = True):
+        """Trim Video on a Director VIDEO: narrows the selection (in frames of the selection)."""
+        ref = self.director_footage
+        info = self._info()
+        first = int(round(float(start_time or 0) * info.fps))
+        if first < 0:
+            first = max(info.frame_count + first, 0)
+        count = int(round(float(duration or 0) * info.fps))
+        available = info.frame_count - first
+        if available <= 0 or (strict_duration and count > available):
+            return None
+        sel = ref.selection
+        return make_video(ref.with_selection(start=sel.start + first * sel.stride,
+                                             count=min(count, available) if count else available))
+
+
+def make_video(ref: FootageRef) -> DirectorVideo:
+    """The ComfyUI VIDEO for a footage ref (what every Director node outputs)."""
+    return DirectorVideo(ref)
+
+
+def _audio_dict(ref: FootageRef):
+    """ComfyUI AUDIO for the selection, or None when the footage is silent."""
+    got = read_audio(ref)
+    if got is None:
+        return None
+    wave, rate = got
+    return {"waveform": torch.from_numpy(wave).unsqueeze(0), "sample_rate": int(rate)}
+
+
+# ---------------------------------------------------------------------------------------------
+# where files may come from
+
+
+def _sample_names() -> list[str]:
+    if not SAMPLES_DIR.is_dir():
+        return []
+    return sorted(SAMPLES_PREFIX + p.name for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def _input_videos() -> list[str]:
+    d = folder_paths.get_input_directory()
+    files = [f for f in os.listdir(d) if os.path.isfile(os.path.join(d, f))] if os.path.isdir(d) else []
+    return sorted(folder_paths.filter_files_content_types(files, ["video"]))
+
+
+def _allowed_roots() -> list[Path]:
+    return [Path(p).resolve() for p in (folder_paths.get_input_directory(), folder_paths.get_output_directory(),
+                                        folder_paths.get_temp_directory())] + [SAMPLES_DIR]
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(os.path.commonpath([str(r), str(path)]) == str(r) for r in roots)
+
+
+def resolve_source(video: str, path: str = "") -> Path:
+    """The file a Load Video node reads: ``path`` when given, else the ``video`` choice.
+
+    ``path`` may be absolute or relative (to the input folder, then output, then temp) and must
+    lie inside ComfyUI's input/output/temp folders or the pack's samples.
+    """
+    roots = _allowed_roots()
+    if (path or "").strip():
+        raw = Path(os.path.expanduser(path.strip()))
+        candidates = [raw] if raw.is_absolute() else [r / raw for r in roots[:3]]
+        for cand in candidates:
+            real = cand.resolve()
+            if not _inside(real, roots):
+                raise DirectorError(
+                    f"path: '{path}' is outside ComfyUI's input, output and temp folders; Director reads "
+                    f"footage only from those (or its samples). Copy the file into {roots[0]}.", field="path")
+            if real.is_file():
+                return real
+        raise DirectorError(f"path: '{path}' does not exist in ComfyUI's input, output or temp folder.", field="path")
+    name = video or ""
+    if name.startswith(SAMPLES_PREFIX):
+        real = (SAMPLES_DIR / name[len(SAMPLES_PREFIX):]).resolve()
+        if not _inside(real, [SAMPLES_DIR]) or not real.is_file():
+            raise DirectorError(f"video: sample '{name}' does not exist.", field="video")
+        return real
+    try:
+        real = Path(folder_paths.get_annotated_filepath(name)).resolve()
+    except Exception as e:  # core raises plain exceptions for paths outside its folders
+        raise DirectorError(f"video: '{name}' is not a file in ComfyUI's folders ({e}).", field="video") from None
+    if not real.is_file():
+        raise DirectorError(f"video: '{name}' does not exist in the input folder.", field="video")
+    return real
+
+
+# ---------------------------------------------------------------------------------------------
+# nodes
+
+
+class DirectorLoadVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DirectorLoadVideo",
+            display_name="Load Video (Director)",
+            category=CATEGORY,
+            description="Loads a clip without decoding it: downstream Director nodes stream its frames in "
+                        "chunks, so long 4K clips fit in memory. Choose frames with start/count/stride.",
+            inputs=[
+                io.Combo.Input("video", options=_input_videos() + _sample_names(), upload=io.UploadType.video,
+                               tooltip="A video in ComfyUI's input folder, or one of Director's samples."),
+                io.String.Input("path", default="", optional=True,
+                                tooltip="Optional file path instead of the list (inside ComfyUI's input, output "
+                                        "or temp folder)."),
+                io.Int.Input("start_frame", default=0, min=0, max=10_000_000, tooltip="First frame (0 = first)."),
+                io.Int.Input("frame_count", default=0, min=0, max=10_000_000,
+                             tooltip="Frames to take; 0 = to the end."),
+                io.Int.Input("stride", default=1, min=1, max=1000, tooltip="Take every n-th frame."),
+                io.Int.Input("max_size", default=0, min=0, max=MAX_SIDE, step=2,
+                             tooltip="Cap the long edge in pixels (0 = source size); resized while decoding."),
+            ],
+            outputs=[
+                io.Video.Output(display_name="video"),
+                io.Float.Output(display_name="fps"),
+                io.Int.Output(display_name="frame_count"),
+                io.Float.Output(display_name="duration"),
+                io.Audio.Output(display_name="audio"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, video: str, start_frame: int = 0, frame_count: int = 0, stride: int = 1, max_size: int = 0,
+                path: str = "") -> io.NodeOutput:
+        source = resolve_source(video, path)
+        ref = FootageRef(str(source), FootageSelection(start=start_frame, count=frame_count, stride=stride,
+                                                       max_size=max_size))
+        info = ref_info(ref)
+        return io.NodeOutput(make_video(ref), float(info.fps), info.frame_count, info.duration, _audio_dict(ref))
+
+    @classmethod
+    def fingerprint_inputs(cls, video: str = "", start_frame: int = 0, frame_count: int = 0, stride: int = 1,
+                           max_size: int = 0, path: str = ""):
+        try:
+            source = resolve_source(video, path)
+            stamp = source.stat().st_mtime_ns
+        except (DirectorError, OSError):
+            return float("nan")  # unresolvable: always rerun so the error shows
+        return f"{source}|{stamp}|{start_frame}|{frame_count}|{stride}|{max_size}"
+
+    @classmethod
+    def validate_inputs(cls, video: str, path: str = ""):
+        try:
+            resolve_source(video, path)
+        except DirectorError as e:
+            return str(e)
+        return True
+
+
+class DirectorSaveVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DirectorSaveVideo",
+            display_name="Save Video (Director)",
+            category=CATEGORY,
+            description="Encodes a VIDEO into the output folder, streamed chunk by chunk: H.264 SDR, HDR10 "
+                        "HEVC or ProRes 4444. Scene-linear footage goes through the OpenColorIO view; the "
+                        "source audio is copied. Never writes over a file.",
+            inputs=[
+                io.Video.Input("video"),
+                io.String.Input("filename_prefix", default="director/video",
+                                tooltip="Sub-folder and name inside the output folder."),
+                io.Combo.Input("format", options=list(FORMATS), default=next(iter(FORMATS))),
+                io.Combo.Input("input_colour_space", options=[FROM_FOOTAGE] + _colour_spaces(), default=FROM_FOOTAGE,
+                               tooltip="Colour space of the footage; 'from footage' uses what the VIDEO says "
+                                       "(sRGB for ordinary video, ACES2065-1 for EXR frames)."),
+            ],
+            outputs=[io.Video.Output(display_name="video")],
+            hidden=[io.Hidden.unique_id, io.Hidden.prompt, io.Hidden.extra_pnginfo],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, video, filename_prefix: str = "director/video", format: str = next(iter(FORMATS)),
+                input_colour_space: str = FROM_FOOTAGE) -> io.NodeOutput:
+        if format not in FORMATS:
+            raise DirectorError(f"format: '{format}' is not one of {', '.join(FORMATS)}.", field="format")
+        mode = FORMATS[format]
+        ref = footage_from_video(video, spill_dir=glue.temp_dir() / "director-spill")
+        info = ref_info(ref)
+        space = ref.colourspace if input_colour_space == FROM_FOOTAGE else input_colour_space
+        safe_relative(filename_prefix, field="filename_prefix")
+        folder, stem, _counter, subfolder, _ = folder_paths.get_save_image_path(
+            filename_prefix, folder_paths.get_output_directory(), info.width, info.height)
+        target = next_free_file(Path(folder), stem, SUFFIX[mode])
+        src_audio = source_info(ref).has_audio and bool(ref.path) and Path(ref.path).is_file()
+        try:
+            result = encode_mp4(
+                iter_chunks(ref), target, info.fps, input_space=space, mode=mode,
+                audio_from=ref.path if src_audio else None, audio_window=audio_window(ref) if src_audio else None,
+                progress=glue.progress_for(cls.hidden.unique_id, info.frame_count), cancel=glue.interrupted(),
+                total_frames=info.frame_count, metadata=cls._metadata(ref))
+        except Cancelled:
+            glue.raise_if_interrupted()
+            raise
+        out_ref = FootageRef(str(result.path), colourspace=_DISPLAY_SPACE[mode], draft=ref.draft,
+                             metadata=dict(ref.metadata))
+        saved = ui.SavedResult(result.path.name, subfolder, io.FolderType.output)
+        return io.NodeOutput(make_video(out_ref), ui=ui.PreviewVideo([saved]))
+
+    @classmethod
+    def _metadata(cls, ref: FootageRef) -> dict[str, str]:
+        tags = {str(k): str(v) for k, v in ref.metadata.items()}
+        try:
+            from comfy.cli_args import args
+
+            disabled = bool(args.disable_metadata)
+        except ImportError:
+            disabled = False
+        if not disabled:
+            if cls.hidden.prompt is not None:
+                tags["prompt"] = json.dumps(cls.hidden.prompt)
+            for key, value in (cls.hidden.extra_pnginfo or {}).items():
+                tags[key] = json.dumps(value)
+        return tags
+
+
+def _colour_spaces() -> list[str]:
+    from ..colour import ocio
+
+    try:
+        return ocio.colour_space_names()
+    except DirectorError:
+        return [ocio.DEFAULT_INPUT_SPACE, ocio.DEFAULT_EXR_SPACE]
+
+
+class DirectorGrabFrames(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DirectorGrabFrames",
+            display_name="Grab Frames",
+            category=CATEGORY,
+            description="Decodes only the listed frames of a VIDEO into an IMAGE batch, e.g. keyframes for a shot.",
+            inputs=[
+                io.Video.Input("video"),
+                io.String.Input("frames", default="0", tooltip="Frame numbers of the footage, e.g. \"0, 48, 96\"; "
+                                                               "-1 is the last frame."),
+                io.Int.Input("max_size", default=0, min=0, max=MAX_SIDE, step=2,
+                             tooltip="Cap the long edge in pixels (0 = the footage's size)."),
+            ],
+            outputs=[io.Image.Output(display_name="images")],
+        )
+
+    @classmethod
+    def execute(cls, video, frames: str = "0", max_size: int = 0) -> io.NodeOutput:
+        ref = footage_from_video(video, spill_dir=glue.temp_dir() / "director-spill")
+        if max_size:
+            ref = ref.with_selection(max_size=max_size)
+        numbers = parse_frame_list(frames, ref_info(ref).frame_count)
+        return io.NodeOutput(torch.from_numpy(np.ascontiguousarray(grab_frames(ref, numbers))))
+
+
+NODES = [DirectorLoadVideo, DirectorSaveVideo, DirectorGrabFrames]
