@@ -1,0 +1,1 @@
+"""Keyframes: the Keyframe node chain and the Keyframe Timeline (core + ComfyUI glue)."""
