@@ -106,6 +106,8 @@ def test_presigned_upload_then_keyframes_by_file_id(emu):
     done = wait_done(c, g.id)
     assert done.state == "completed"
     assert probe(httpx.get(done.output[0].url).content)[2] == 241
+    c.files.delete(f.id)
+    assert c.files.get(f.id).state == "deleted"
 
 
 def test_files_list_pages_newest_first_with_cursor(emu):

@@ -28,7 +28,11 @@ What it reproduces (contract: shared/research/luma-api.md §A1, §A4):
 
 Decisions where the service is not documented:
 - A 5 s clip has 121 frames (frames 0..120, the keyframe_indexes grid), a 10 s clip 241;
-  ``end_frame_inclusive=False`` gives 120/240 instead.
+  ``include_last_frame=False`` gives 120/240 instead.
+- The output aspect is the requested one even for start/end-frame video (the service is said to
+  follow the anchor image there; not emulated). Extend (start_frame/end_frame by generation_id)
+  makes a new 5 s clip; its SDR-only rule is not enforced.
+- Media URLs are plain GET (HEAD too) without Range support.
 - video_edit / video_reframe output lasts as long as the source (rounded to 24 fps frames); an
   edit keeps the source's aspect (nearest Ray aspect). Source length comes from the upload or
   generation it refers to; a plain ``url`` source cannot be fetched here (no network) and is taken
@@ -156,6 +160,8 @@ class Fault:
             raise ValueError(f"Fault.status must be an HTTP error status, not {self.status}")
         if self.drop_after_create and self.route != "POST /generations":
             raise ValueError("drop_after_create applies to route 'POST /generations'")
+        if self.drop_after_create and (self.status or self.drop):
+            raise ValueError("drop_after_create cannot be combined with status or drop")
         if not (self.status or self.delay_s or self.drop or self.drop_after_create or self.failure_code):
             raise ValueError("a Fault needs status, delay_s, drop, drop_after_create or failure_code")
 
@@ -217,7 +223,8 @@ class LumaEmulator:
                  exr_shape: str = "zip", strict: bool = True, file_ingest_s: float = 0.0,
                  upload_ttl_s: float = 3600.0, edit_max_s: float = 18.0, reframe_max_s: float = 30.0,
                  url_video_s: float = 5.0, inline_upload_max: int = 20 * 1024 * 1024,
-                 end_frame_inclusive: bool = True, exr_first: bool = False,
+                 media_max_bytes: int = MEDIA_MAX_BYTES,
+                 include_last_frame: bool = True, exr_first: bool = False,
                  host: str = "127.0.0.1", port: int = 0):
         if exr_shape not in ("zip", "single"):
             raise ValueError(f"exr_shape must be 'zip' or 'single', not {exr_shape!r}")
@@ -233,8 +240,8 @@ class LumaEmulator:
         self.exr_shape, self.strict = exr_shape, strict
         self.file_ingest_s = float(file_ingest_s)
         self.edit_max_s, self.reframe_max_s, self.url_video_s = float(edit_max_s), float(reframe_max_s), float(url_video_s)
-        self.inline_upload_max = int(inline_upload_max)
-        self.end_frame_inclusive, self.exr_first = end_frame_inclusive, exr_first
+        self.inline_upload_max, self.media_max_bytes = int(inline_upload_max), int(media_max_bytes)
+        self.include_last_frame, self.exr_first = include_last_frame, exr_first
         self._host, self._port = host, port
         self._lock = threading.RLock()
         self._offset = 0.0
@@ -379,7 +386,7 @@ class LumaEmulator:
             "requests": [list(r) for r in self.requests],
             "faults": [asdict(f) for f in self.pending_faults],
             "files": self.files,
-            "balances": {k[:4] + "…": v for k, v in self._balances.items()},
+            "balances": {f"key {i + 1} ({k[:4]}…)": v for i, (k, v) in enumerate(self._balances.items())},
         }
 
     # ----- request routing -------------------------------------------------------------------
@@ -427,7 +434,7 @@ class LumaEmulator:
                         ra = fault.retry_after
                         extra["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
                     raise ApiError(int(fault.status), fault.detail or f"injected fault: HTTP {fault.status}", extra)
-            if rel.startswith("/_media/") and method == "GET":
+            if rel.startswith("/_media/") and method in ("GET", "HEAD"):
                 return rel, self._serve_media(rel)
             if rel.startswith("/_uploads/") and method == "PUT":
                 return rel, self._receive_upload(rel, query, headers, body)
@@ -515,29 +522,35 @@ class LumaEmulator:
         return flags.get("rpm", self.rpm), flags.get("max_concurrent", self.max_concurrent)
 
     def _check_rate(self, key: str, now: float) -> dict[str, str]:
-        rpm, concurrent = self._limits(key)
+        rpm, _ = self._limits(key)
         window = [t for t in self._creates.get(key, []) if now - t < 60.0]
         self._creates[key] = window
         if rpm is not None and len(window) >= rpm:
             wait = max(1, math.ceil(60.0 - (now - window[0])))
             raise ApiError(429, f"Rate limit exceeded: {rpm} requests per minute.",
                            {"Retry-After": str(wait), "X-RateLimit-Limit": str(rpm), "X-RateLimit-Remaining": "0"})
-        if concurrent is not None:
-            running = [j for j in self._jobs.values() if j["key"] == key and self._state(j, now) in ("queued", "processing")]
-            if len(running) >= concurrent:
-                wait = max(1, math.ceil(min(j["t0"] + j["queued_s"] + j["processing_s"] for j in running) - now))
-                raise ApiError(429, f"Too many concurrent jobs: the limit is {concurrent} queued or processing.",
-                               {"Retry-After": str(wait)})
+        self._check_concurrency(key, now)
         window.append(now)
         if rpm is None:
             return {}
         return {"X-RateLimit-Limit": str(rpm), "X-RateLimit-Remaining": str(max(0, rpm - len(window)))}
+
+    def _check_concurrency(self, key: str, now: float) -> None:
+        _, concurrent = self._limits(key)
+        if concurrent is None:
+            return
+        running = [j for j in self._jobs.values() if j["key"] == key and self._state(j, now) in ("queued", "processing")]
+        if len(running) >= concurrent:
+            wait = max(1, math.ceil(min(j["t0"] + j["queued_s"] + j["processing_s"] for j in running) - now))
+            raise ApiError(429, f"Too many concurrent jobs: the limit is {concurrent} queued or processing.",
+                           {"Retry-After": str(wait)})
 
     def _create_generation(self, key: str, body, route: str) -> _Reply:
         with self._lock:
             rate_headers = self._check_rate(key, self.now())
         plan = self._validate(key, _load_json(body))
         with self._lock:
+            self._check_concurrency(key, self.now())  # again: parallel creates validated meanwhile
             balance = self._balances.get(key)
             if balance is not None and balance < plan["credits"]:
                 raise ApiError(402, f"Insufficient balance: this generation costs {plan['credits']} credits, "
@@ -692,7 +705,7 @@ class LumaEmulator:
         if gtype == "video":
             self._validate_video(key, video, duration, loop, hdr)
             aspect = aspect or "16:9"
-            frames = duration * FPS + (1 if self.end_frame_inclusive else 0)
+            frames = duration * FPS + (1 if self.include_last_frame else 0)
             base = CREDITS_GENERATE[duration][RESOLUTIONS.index(resolution)]
         else:
             if "source" not in body:
@@ -834,8 +847,8 @@ class LumaEmulator:
                 raw = base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
                 raise ApiError(422, f"{where}.data: not valid base64.") from None
-            if len(raw) > MEDIA_MAX_BYTES:
-                raise ApiError(413, f"{where}.data: {len(raw)} bytes; media must be at most 50 MB.")
+            if len(raw) > self.media_max_bytes:
+                raise ApiError(413, f"{where}.data: {len(raw)} bytes; media must be at most {self.media_max_bytes} bytes.")
             try:
                 return media.probe_bytes(raw, mime)
             except media.BadMedia as e:
@@ -846,8 +859,10 @@ class LumaEmulator:
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ApiError(422, f"{where}.url: {value!r} is not an http(s) URL.")
-            own = self._own_media(value)
+            own = self._own_media(value, f"{where}.url")
             if own is not None:
+                if own.kind != kind:
+                    raise ApiError(422, f"{where}.url: points at a video; an image is needed here.")
                 return own
             return media.MediaInfo(kind, 0, 0, int(round(self.url_video_s * FPS)) if video_source else 1,
                                    self.url_video_s if video_source else 0.0)
@@ -868,7 +883,7 @@ class LumaEmulator:
             raise ApiError(422, f"{where}.file_id: file {value} is {f['mime_type']}; a {kind} is needed here.")
         return info
 
-    def _own_media(self, url: str) -> media.MediaInfo | None:
+    def _own_media(self, url: str, where: str) -> media.MediaInfo | None:
         """A URL this emulator signed (e.g. a previous output) resolves to its media."""
         try:
             root = self.url
@@ -880,9 +895,9 @@ class LumaEmulator:
         with self._lock:
             entry = self._tokens.get(token)
             if entry is None or self.now() >= entry["expires"]:
-                raise ApiError(422, "source.url: the URL could not be fetched (expired or unknown).")
+                raise ApiError(422, f"{where}: the URL could not be fetched (expired or unknown).")
             if entry["content_type"] != "video/mp4":
-                raise ApiError(422, f"source.url: points at {entry['content_type']}, not a video.")
+                raise ApiError(422, f"{where}: points at {entry['content_type']}, not a video.")
             job = self._jobs[entry["job"]]
         return media.MediaInfo("video", job["width"], job["height"], job["frames"], job["frames"] / FPS)
 
@@ -1173,7 +1188,8 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             if spool and "body" in locals() and isinstance(body, Path):
                 body.unlink(missing_ok=True)
-        emu._record(method, rel, reply.status)
+        if not rel.startswith("/_emulator/"):
+            emu._record(method, rel, reply.status)
         if reply.drop:
             self.close_connection = True
             try:
@@ -1207,6 +1223,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self):
         self._serve("PUT")
+
+    def do_HEAD(self):
+        self._serve("HEAD")
 
     def do_DELETE(self):
         self._serve("DELETE")
