@@ -287,7 +287,7 @@ def test_injected_failure_ends_the_job_failed_and_refunds_it(code):
         assert finish(emu, c, ok)["state"] == "completed"
 
 
-def test_hdr_exr_outputs_are_10bit_hevc_and_aces_half_exr_frames(emu):
+def test_hdr_exr_outputs_are_10bit_hevc_and_aces_half_exr_frames(emu, tmp_path):
     c = http(emu)
     gid = c.post("/generations", json=t2v(resolution="720p", hdr=True, exr_export=True)).json()["id"]
     g = finish(emu, c, gid)
@@ -303,13 +303,16 @@ def test_hdr_exr_outputs_are_10bit_hevc_and_aces_half_exr_frames(emu):
     z = zipfile.ZipFile(io.BytesIO(exr.content))
     names = z.namelist()
     assert len(names) == 121 and names[0] == "frame_0000.exr" and names[-1] == "frame_0120.exr"
-    first = emu._upload_dir / "f0.exr"
-    first.write_bytes(z.read(names[60]))
-    with OpenEXR.File(str(first)) as f:
-        rgb = f.channels()["RGB"].pixels
-        assert rgb.dtype == np.float16 and rgb.shape == (720, 1280, 3)
-        assert float(rgb.max()) > 1.0  # scene-linear highlight above display white
-        assert np.allclose(f.header()["chromaticities"], emulator_media.ACES_AP0_CHROMATICITIES, atol=1e-6)
+    bar = []
+    for name in (names[0], names[-1]):
+        (tmp_path / name).write_bytes(z.read(name))
+        with OpenEXR.File(str(tmp_path / name)) as f:
+            rgb = f.channels()["RGB"].pixels
+            assert rgb.dtype == np.float16 and rgb.shape == (720, 1280, 3)
+            assert float(rgb.max()) > 1.0  # scene-linear highlight above display white
+            assert np.allclose(f.header()["chromaticities"], emulator_media.ACES_AP0_CHROMATICITIES, atol=1e-6)
+            bar.append(int(np.argmax(rgb[360, :, 1])))
+    assert bar[0] < 100 < 1180 < bar[1]  # the highlight travels left to right: frames are in order
 
 
 def test_exr_single_shape_is_one_multipart_file_and_may_come_first():
