@@ -1,0 +1,125 @@
+"""What the Generate Video node does besides ComfyUI glue (no ComfyUI import; tested directly).
+
+Order of a run: :func:`shot_request` validates every rule (before any work, upload or bill),
+the engine's ``check`` refuses what it cannot do, the output folder is checked, and only then
+does the engine render into a new version folder (:func:`claim_output`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+import numpy as np
+
+from ..common.errors import DirectorError
+from ..common.paths import claim_version_dir, resolve_inside
+from ..keyframes.keyframe import make_keyframe
+from ..shot.engine import Engine, ShotResult
+from ..shot.request import KeyframeSpec, ShotRequest, build_request
+
+DURATION_OPTIONS = {"5 s": 5, "10 s": 10}
+DEFAULT_PREFIX = "director/shots/shot"
+PREVIEW_MAX = 64
+PREVIEW_EDGE = 512
+
+
+def duration_seconds(value: str) -> int:
+    if value not in DURATION_OPTIONS:
+        raise DirectorError(f"duration: '{value}' is not one of {', '.join(DURATION_OPTIONS)}.", field="duration")
+    return DURATION_OPTIONS[value]
+
+
+def shot_keyframes(keyframes: Sequence[KeyframeSpec] | None, start_image: np.ndarray | None = None,
+                   end_image: np.ndarray | None = None) -> tuple[KeyframeSpec, ...]:
+    """The keyframes of a shot: the chain (numbered as the user made it), then the start image on
+    the first frame and the end image on the last. They count towards max_keyframes and may not
+    share a frame with the chain."""
+    specs = list(keyframes or ())
+    if start_image is not None:
+        specs.append(make_keyframe(0, "frame", image=start_image, label="start_image"))
+    if end_image is not None:
+        specs.append(make_keyframe(1.0, "fraction", image=end_image, label="end_image"))
+    return tuple(specs)
+
+
+def shot_request(prompt: str, *, duration: str, resolution: str, aspect_ratio: str, loop: bool, hdr: bool,
+                 exr: bool, max_keyframes: int, keyframes: Sequence[KeyframeSpec] = ()) -> ShotRequest:
+    """Every product rule, checked once; errors name the widget or keyframe at fault."""
+    return build_request(prompt, duration=duration_seconds(duration), resolution=resolution,
+                         aspect_ratio=aspect_ratio, loop=loop, hdr=hdr, exr=exr, keyframes=keyframes,
+                         max_keyframes=int(max_keyframes))
+
+
+def check_preview_frames(count: int) -> int:
+    if not 0 <= int(count) <= PREVIEW_MAX:
+        raise DirectorError(f"preview_frames: {count} is outside 0..{PREVIEW_MAX}.", field="preview_frames")
+    return int(count)
+
+
+def output_target(output_root: Path, filename_prefix: str) -> Path:
+    """``output_root / filename_prefix``, proven to stay inside the output folder (not created)."""
+    target = resolve_inside(output_root, filename_prefix, field="filename_prefix")
+    if target == Path(output_root).resolve():
+        raise DirectorError("filename_prefix: name a file stem, e.g. 'director/shots/shot'.", field="filename_prefix")
+    return target
+
+
+def claim_output(target: Path) -> Path:
+    """A new, empty version folder for one run: ``director/shots/shot`` -> ``.../shot_v001``."""
+    return claim_version_dir(target.parent, target.name)
+
+
+def discard_if_empty(folder: Path) -> None:
+    """Remove a run's version folder when the run left nothing in it (cancelled or failed)."""
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def engine_or(engine: Engine | None, default: Engine) -> Engine:
+    if engine is None:
+        return default
+    if not isinstance(engine, Engine):
+        raise DirectorError(f"engine: expected a Director engine, got {type(engine).__name__}.", field="engine")
+    return engine
+
+
+def relative_to_output(path: Path, output_root: Path) -> PurePosixPath | None:
+    """``path`` relative to the output folder (for ComfyUI's preview), or None when outside it."""
+    try:
+        return PurePosixPath(Path(path).resolve().relative_to(Path(output_root).resolve()).as_posix())
+    except ValueError:
+        return None
+
+
+def info_line(engine: Engine, result: ShotResult, credits: int, where: PurePosixPath | None) -> str:
+    """One line about the finished shot, for the node and for logs."""
+    parts = [f"{engine.display_name}: {result.frame_count} frames {result.width}x{result.height} @ {result.fps} fps",
+             f"{credits} credits"]
+    if result.hdr:
+        parts.append("HDR")
+    if result.exr_frames:
+        parts.append("EXR frames")
+    if result.draft:
+        parts.append("DRAFT preview")
+    if result.job_id:
+        parts.append(f"job {result.job_id}")
+    if where is not None:
+        parts.append(str(where))
+    return " · ".join(parts)
+
+
+def preview_frames(video: Path, count: int, frame_total: int, *, max_size: int = PREVIEW_EDGE) -> np.ndarray:
+    """``count`` frames spread evenly over the shot's MP4, long edge at most ``max_size``, as a
+    float32 (n, h, w, 3) batch in 0..1. Decoded in chunks; never the whole clip in memory."""
+    from ..footage.stream import FootageRef, FootageSelection, iter_chunks
+
+    stride = max(1, (frame_total - 1) // max(1, count - 1)) if count > 1 else frame_total
+    ref = FootageRef(path=str(video), selection=FootageSelection(start=0, count=count, stride=stride,
+                                                                   max_size=max_size))
+    parts = []
+    for chunk in iter_chunks(ref):
+        scale = 65535.0 if chunk.dtype == np.uint16 else 255.0 if chunk.dtype == np.uint8 else 1.0
+        parts.append(chunk.astype(np.float32) / np.float32(scale))
+    return np.concatenate(parts)[:count]
