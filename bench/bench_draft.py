@@ -1,0 +1,91 @@
+"""Draft engine speed: wall time of whole renders (frames drawn + H.264 encoded) against real time.
+
+Prints ONE table. Each case runs in a fresh interpreter (so its peak memory is its own) with
+the keyframe images made beforehand, not timed. Goal: a 10 s 720p draft with 16 keyframes in
+under 10 s on 2 cores. ``--quick`` runs a 5 s 360p case only (a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+CASE = r"""
+import asyncio, json, resource, sys, tempfile, time
+from pathlib import Path
+import cv2, numpy as np
+from comfyui_director.nodes.engines.draft.engine import DraftEngine
+from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
+from comfyui_director.nodes.shot.request import KeyframeSpec, build_request
+
+duration, resolution, keyframes, transition = {duration}, {resolution!r}, {keyframes}, {transition!r}
+rng = np.random.default_rng(7)
+# one wide scene; each keyframe is a 1024x768 view of it, panning and drifting down (real motion to morph)
+scene = cv2.resize(rng.random((60, 240, 3)).astype(np.float32), (3840, 1000), interpolation=cv2.INTER_CUBIC)
+scene = np.clip(scene + 0.15 * cv2.resize(rng.random((250, 960)).astype(np.float32), (3840, 1000))[..., None], 0, 1)
+last = duration * 24
+specs = []
+for i in range(keyframes):
+    x, y = i * 170, (i * 13) % 200
+    frame = round(i * last / max(1, keyframes - 1))
+    specs.append(KeyframeSpec(frame, image=np.ascontiguousarray(scene[y:y + 768, x:x + 1024]),
+                              direction="move" if i % 3 == 0 else "", hold=0.1 if i % 4 == 0 else 0.0))
+req = build_request("a bench shot " * 20, duration=duration, resolution=resolution, keyframes=specs)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+folder = Path(tempfile.mkdtemp())
+t0 = time.perf_counter()
+res = asyncio.run(DraftEngine(transition=transition).render(req, RenderTarget(folder, "shot"), RenderHooks()))
+wall = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+size = res.video.stat().st_size
+res.video.unlink()
+print(json.dumps(dict(wall=wall, frames=res.frame_count, w=res.width, h=res.height, peak_mb=peak / 1024,
+                      growth_mb=(peak - base) / 1024, mp4_mb=size / 1e6)))
+"""
+
+CASES = [
+    # label, duration, resolution, keyframes, transition
+    ("720p 10 s, 16 keyframes, flow morph", 10, "720p", 16, "flow"),
+    ("720p 10 s, 16 keyframes, cross-fade", 10, "720p", 16, "crossfade"),
+    ("720p 10 s, text only (slate)", 10, "720p", 0, "flow"),
+    ("1080p 10 s, 16 keyframes, flow morph", 10, "1080p", 16, "flow"),
+    ("1080p 10 s, text only (slate)", 10, "1080p", 0, "flow"),
+]
+QUICK = [("360p 5 s, 4 keyframes, flow morph", 5, "360p", 4, "flow")]
+
+
+def run_case(duration: int, resolution: str, keyframes: int, transition: str) -> dict:
+    code = CASE.format(duration=duration, resolution=resolution, keyframes=keyframes, transition=transition)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="one small case (smoke run)")
+    args = ap.parse_args()
+    cases = QUICK if args.quick else CASES
+    print(f"Draft engine, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    head = (f"{'case':40} {'frames':>6} {'size':>9} {'wall s':>7} {'x real':>7} {'ms/frame':>9} "
+            f"{'peak MB':>8} {'+render':>8} {'MP4 MB':>7}")
+    print(head)
+    print("-" * len(head))
+    goal = None
+    for label, duration, resolution, keyframes, transition in cases:
+        r = run_case(duration, resolution, keyframes, transition)
+        real = r["frames"] / 24.0
+        print(f"{label:40} {r['frames']:6d} {r['w']:>4}x{r['h']:<4} {r['wall']:7.2f} {r['wall'] / real:7.2f} "
+              f"{1000 * r['wall'] / r['frames']:9.1f} {r['peak_mb']:8.0f} {r['growth_mb']:8.0f} {r['mp4_mb']:7.1f}")
+        if goal is None and resolution == "720p" and keyframes == 16:
+            goal = r["wall"]
+    if goal is not None:
+        print(f"goal: 10 s 720p with 16 keyframes under 10 s -> {goal:.2f} s, {'met' if goal < 10 else 'NOT met'}")
+    print("x real = wall time / clip duration (below 1.0 renders faster than it plays); "
+          "+render = peak memory added by the render itself (streamed: does not grow with clip length)")
+
+
+if __name__ == "__main__":
+    main()
