@@ -156,3 +156,23 @@ def test_widget_frame_rates_become_exact_rationals():
     assert exact_fps(29.97) == Fraction(30000, 1001)
     assert exact_fps(25.0) == Fraction(25)
     assert exact_fps(12.5) == Fraction(25, 2)
+
+
+def test_director_video_of_aces_exr_frames_passes_through_unchanged(comfy_dirs):
+    """A Director VIDEO backed by ACES2065-1 EXR frames: auto input space is the footage's, values exact."""
+    from comfyui_director.nodes.exr.writer import write_exr_sequence
+    from comfyui_director.nodes.footage.nodes import make_video
+    from comfyui_director.nodes.footage.stream import FootageRef, FootageSelection
+
+    clip = make_clip(comfy_dirs / "input" / "proxy.mp4", frames=6, w=32, h=16, fps=24)
+    rng = np.random.default_rng(3)
+    hdr = rng.uniform(-0.05, 8.0, (6, 16, 32, 3)).astype(np.float32)
+    src = write_exr_sequence([hdr], comfy_dirs / "input", "plates/hdr", input_space="ACES2065-1")
+    ref = FootageRef(str(clip), FootageSelection(start=2, count=3), colourspace="ACES2065-1",
+                     exr_frames=str(src.folder))
+    out = DirectorEXRWriter.execute(video=make_video(ref), compression="ZIP", start_frame=1)
+    folder, count = out.result
+    assert count == 3 and "ACES2065-1 (from ACES2065-1)" in out.ui.as_dict()["text"][0]
+    for i, p in enumerate(sorted((comfy_dirs / "output" / folder).iterdir())):
+        got = OpenEXR.File(str(p)).channels()["RGB"].pixels
+        assert np.array_equal(got.view(np.uint16), hdr[2 + i].astype(np.float16).view(np.uint16))
