@@ -15,16 +15,23 @@ What it reproduces (contract: shared/research/luma-api.md §A1, §A4):
   ``balance`` in credits -> 402), ``X-Request-Id`` (echoed or minted) and ``X-API-Version`` on
   every response, ``X-RateLimit-Limit``/``-Remaining`` on accepted creates.
 - Validation before any job exists: malformed JSON -> 400; schema, ranges, combinations and bad
-  media -> 422 with ``{"detail": "<field>: <reason>"}``; media over 50 MB -> 413. Unknown fields
-  are rejected (422) unless ``strict=False``.
+  media -> 422 with ``{"detail": "<field>: <reason>"}``; media over 50 MB (``media_max_bytes``)
+  -> 413. Unknown fields are rejected (422) unless ``strict=False``. Prices come from the shot
+  request's credit tables (nodes/shot/request.py): HDR x2, HDR+EXR x3, edit per started 5 s of
+  source, reframe per started output second.
 - Jobs go queued -> processing -> completed | failed on the emulator's clock (evaluated when
   read, so no background threads); ``advance(seconds)`` moves that clock for tests.
-- Outputs are real files (see emulator_media): ``output = [{"type": "video", "url"}]`` plus
-  ``{"type": "exr", "url"}`` with ``exr_export``. URLs are presigned-style: re-signed on every
-  GET of the generation, each valid ``url_ttl_s``; 403 after expiry, 404 for unknown tokens.
+- Outputs are real files (see emulator_media), rendered on first download and cached per shape:
+  ``output = [{"type": "video", "url"}]`` plus ``{"type": "exr", "url"}`` with ``exr_export``
+  (zip by default, ``exr_shape="single"`` for one multi-part EXR; ``exr_first=True`` lists it
+  first). URLs are presigned-style: re-signed on every GET of the generation, each valid
+  ``url_ttl_s``; 403 after expiry, 404 for unknown tokens.
 - Rate limits on ``POST /generations`` only: sliding 60 s RPM window and max concurrent
   non-terminal jobs per key -> 429 with ``Retry-After``.
-- Faults (:class:`Fault`) from Python or over HTTP (``POST /_emulator/faults``).
+- Faults (:class:`Fault`) from Python (``inject``) or over HTTP for users' CI, unauthenticated
+  on loopback: ``POST /_emulator/faults`` (a Fault object or a list), ``DELETE /_emulator/faults``,
+  ``GET /_emulator/state`` (what :meth:`LumaEmulator.state` returns), ``POST /_emulator/advance``
+  ``{"seconds": s}``.
 
 Decisions where the service is not documented:
 - A 5 s clip has 121 frames (frames 0..120, the keyframe_indexes grid), a 10 s clip 241;
@@ -314,9 +321,9 @@ class LumaEmulator:
             self._offset += float(seconds)
 
     def inject(self, *faults: Fault) -> None:
-        """Queue faults; each applies to the next matching requests (or jobs)."""
+        """Queue faults (copies); each applies to the next matching requests (or jobs), in order."""
         with self._lock:
-            self._faults.extend(faults)
+            self._faults.extend(Fault(**asdict(f)) for f in faults)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -410,7 +417,7 @@ class LumaEmulator:
         with self._lock:
             self._requests.append(Seen(method, path, status))
 
-    def handle(self, method: str, raw_path: str, headers, body: bytes | Path) -> tuple[str, _Reply]:
+    def _handle(self, method: str, raw_path: str, headers, body: bytes | Path) -> tuple[str, _Reply]:
         """Answer one request; returns (recorded path, reply). ``body`` is bytes, or the path of
         a spooled upload for PUTs to upload URLs."""
         parts = urlsplit(raw_path)
@@ -1181,7 +1188,7 @@ class _Handler(BaseHTTPRequestHandler):
         spool = method == "PUT" and self.path.startswith("/_uploads/")
         try:
             body = self._read_body(spool)
-            rel, reply = emu.handle(method, self.path, self.headers, body)
+            rel, reply = emu._handle(method, self.path, self.headers, body)
         except ApiError as e:
             rel, reply = urlsplit(self.path).path, _json_reply(e.status, {"detail": e.detail}, e.headers)
             self.close_connection = True
