@@ -195,6 +195,13 @@ def test_fps_is_written_as_a_rational(tmp_path):
     assert "framesPerSecond" not in read(seq.files[0])[0]
 
 
+def test_names_with_dots_keep_their_whole_stem(tmp_path):
+    _, chunks = ramp_chunks(1)
+    seq = write_exr_sequence(chunks, tmp_path, "sh010.plate.v2")
+    assert seq.files[0].name == "sh010.plate.v2.1001.exr"
+    assert seq.pattern == str(tmp_path / "sh010.plate.v2_v001" / "sh010.plate.v2.####.exr")
+
+
 def test_second_run_gets_a_new_version_and_leaves_the_first_untouched(tmp_path):
     _, chunks = ramp_chunks(2)
     first = write_exr_sequence(chunks, tmp_path, "plate")

@@ -9,6 +9,7 @@ image's own alpha. One mask for a whole batch applies to every frame.
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 from comfy_api.latest import io, ui
@@ -173,7 +174,7 @@ class DirectorEXRWriter(io.ComfyNode):
             glue.raise_if_interrupted()
             raise
         folder = seq.folder.relative_to(out_root.resolve()).as_posix()
-        text = (f"{folder}/{seq.files[0].name.split('.')[0]}.####.exr\n"
+        text = (f"{folder}/{Path(seq.pattern).name}\n"
                 f"frames {seq.first_frame}-{seq.last_frame} ({seq.frame_count}), {seq.width}x{seq.height} "
                 f"{seq.channels} half, {seq.compression}, {rate} fps\n"
                 f"{seq.colour_space} (from {ocio.resolve_space(in_space, config)})\n{seq.colour_note}")

@@ -74,7 +74,7 @@ class ExrSequence:
     @property
     def pattern(self) -> str:
         """Nuke-style path of the sequence: ``folder/stem.####.exr``."""
-        stem = self.files[0].name.split(".")[0] if self.files else ""
+        stem = self.files[0].name.rsplit(".", 2)[0] if self.files else ""
         return str(self.folder / f"{stem}.{'#' * FRAME_DIGITS}.exr")
 
 
