@@ -62,7 +62,6 @@ _ALLOWED = {"sdr": (".mp4", ".mov", ".mkv"), "hdr10": (".mp4", ".mov", ".mkv"), 
 _MASTER_P3D65 = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
 _MASTER_BT2020 = "G(8500,39850)B(6550,2300)R(35400,14600)WP(15635,16450)L(10000000,1)"
 HDR_PEAK_NITS = 1000
-_SWS = 262146  # swscale BILINEAR | ACCURATE_RND: exact rounding, and faster than the default here
 
 
 @dataclass(frozen=True)
@@ -280,7 +279,9 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
     :class:`~..common.errors.Cancelled` and leaves no file. ``out_path`` must not exist.
     """
     import av
+    from av.video.reformatter import Interpolation
 
+    sws = Interpolation.BILINEAR | Interpolation.ACCURATE_RND  # exact rounding; faster than the default here
     if mode not in MODES:
         raise DirectorError(f"format: '{mode}' is not one of {', '.join(MODES)}.", field="format")
     out_path = Path(out_path)
@@ -322,8 +323,10 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                     for img in rgb:
                         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=fmt)
                         frame = frame.reformat(format=spec.pix_fmt, dst_colorspace=spec.matrix,
-                                               dst_color_range="MPEG", dst_color_trc=spec.trc,
-                                               dst_color_primaries=spec.primaries, interpolation=_SWS)
+                                               dst_color_range="MPEG", interpolation=sws)
+                        # tag only: asking reformat for a transfer/primaries makes FFmpeg 8's
+                        # swscale convert pixels (slowly); the picture already is in them
+                        frame.color_trc, frame.color_primaries = spec.trc, spec.primaries
                         frame.pts = frames
                         frames += 1
                         for pkt in vs.encode(frame):
