@@ -1,0 +1,94 @@
+"""Command line: ``python -m comfyui_director demo`` renders a sample shot without ComfyUI.
+
+The demo needs no API key and no model weights. From the sample footage that ships with the
+pack it (1) takes four frames as keyframe images and renders a 5 s 720p animatic with the
+Draft engine, (2) writes the footage as an ACES2065-1 EXR sequence (16-bit half, PIZ) and
+(3) an H.264 proxy MP4 with the source audio copied through, all under ``./output/demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+
+def _sample_clip() -> Path:
+    samples = Path(__file__).resolve().parent / "nodes" / "footage" / "samples"
+    clips = sorted(p for p in samples.glob("*.mp4"))
+    if not clips:
+        raise SystemExit(f"no sample footage found in {samples}")
+    return clips[0]
+
+
+def demo(out_root: Path) -> int:
+    from .nodes.common.paths import claim_version_dir
+    from .nodes.engines.draft.engine import DraftEngine
+    from .nodes.exr.writer import write_exr_sequence
+    from .nodes.footage.encode import encode_mp4
+    from .nodes.footage.stream import FootageRef, FootageSelection, iter_chunks, probe
+    from .nodes.shot.engine import RenderHooks, RenderTarget
+    from .nodes.shot.request import KeyframeSpec, build_request
+
+    clip = _sample_clip()
+    info = probe(str(clip))
+    print(f"sample footage: {clip.name} {info.width}x{info.height} {float(info.fps):g} fps, "
+          f"{info.frame_count} frames, audio: {info.audio_codec or 'none'}")
+    rows = []
+
+    # 1. Keyframes from the footage -> Draft animatic.
+    t0 = time.perf_counter()
+    picks = [0, info.frame_count // 3, 2 * info.frame_count // 3, info.frame_count - 1]
+    images = []
+    for idx in picks:
+        ref = FootageRef(str(clip), FootageSelection(start=idx, count=1))
+        frame = next(iter_chunks(ref, chunk=1))[0]
+        scale = 65535.0 if frame.dtype.name == "uint16" else 255.0
+        images.append(frame.astype("float32") / scale)
+    directions = ["wide: the scene settles", "the light warms", "push in", "hold on the final frame"]
+    specs = [KeyframeSpec(pos, "seconds", img, direction=d) for pos, img, d in zip((0, 1.5, 3.25, 5), images, directions)]
+    req = build_request("Director demo: four keyframes from the sample footage, a slow push in.",
+                        duration=5, resolution="720p", aspect_ratio="16:9", keyframes=specs)
+    engine = DraftEngine()
+    engine.check(req)
+    folder = claim_version_dir(out_root, "animatic")
+    result = asyncio.run(engine.render(req, RenderTarget(folder, "animatic"), RenderHooks()))
+    rows.append(("Draft animatic (5 s 720p, 4 keyframes)", result.video, result.frame_count, time.perf_counter() - t0))
+
+    # 2. Footage -> ACES2065-1 EXR sequence.
+    t0 = time.perf_counter()
+    plate = FootageRef(str(clip))
+    seq = write_exr_sequence(iter_chunks(plate), out_root, "plate", start_frame=1001,
+                             input_space="sRGB - Texture", output_space="ACES2065-1",
+                             compression="PIZ", fps=info.fps)
+    rows.append(("EXR sequence, ACES2065-1 half PIZ", seq.folder, len(seq.files), time.perf_counter() - t0))
+
+    # 3. Footage -> H.264 proxy with the source audio.
+    t0 = time.perf_counter()
+    proxy_dir = claim_version_dir(out_root, "proxy")
+    enc = encode_mp4(iter_chunks(plate), proxy_dir / "proxy.mp4", info.fps, audio_from=str(clip))
+    rows.append(("MP4 proxy, H.264 BT.709 + source audio", enc.path, enc.frames, time.perf_counter() - t0))
+
+    print(f"\n{'output':42} {'frames':>6} {'seconds':>8}  path")
+    for label, path, n, secs in rows:
+        print(f"{label:42} {n:>6} {secs:8.2f}  {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m comfyui_director", description="Director node pack tools")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="render the sample shot to MP4 + EXR (no key, no weights)")
+    d.add_argument("--out", default="output/demo", help="output folder (default: ./output/demo)")
+    args = ap.parse_args(argv)
+    if args.cmd == "demo":
+        out = Path(args.out).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        return demo(out)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
