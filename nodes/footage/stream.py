@@ -530,16 +530,18 @@ def iter_audio(path: str, start: float, end: float):
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         s0, s1 = int(round(start * rate)), int(round(end * rate))
         pos, emitted = None, s0
+        slack = rate // 500  # 2 ms
         try:
             with container:
                 if start > 1.0:
                     container.seek(int(max(0.0, start - 0.5) / a.time_base), stream=a, backward=True)
                 for frame in container.decode(a):
                     for rf in resampler.resample(frame):
-                        if rf.pts is not None:
-                            pos = int(round(float(rf.pts * rf.time_base) * rate))
-                        elif pos is None:
-                            pos = 0
+                        stamped = int(round(float(rf.pts * rf.time_base) * rate)) if rf.pts is not None else None
+                        if pos is None:
+                            pos = stamped or 0
+                        elif stamped is not None and abs(stamped - pos) > slack:
+                            pos = stamped  # a real gap or overlap, not timestamp rounding (e.g. 1 ms ticks)
                         arr = rf.to_ndarray()
                         lo, hi = max(s0, pos), min(s1, pos + arr.shape[1])
                         if hi > lo:
