@@ -84,6 +84,22 @@ def test_8bit_fast_path_equals_ocio_float_path_exactly():
     assert np.array_equal(fast, slow)
 
 
+def test_half_output_is_ocio_rounded_to_half_on_every_path():
+    rng = np.random.default_rng(6)
+    t = ocio.ColourTransform("sRGB - Texture", "ACEScg")
+    px = np.concatenate([every_code_in_every_channel(rng), rng.integers(0, 256, (4096, 3))]).astype(np.uint8)
+    want = t.apply(px.astype(np.float32) / np.float32(255.0)).astype(np.float16).view(np.uint16)
+    assert np.array_equal(t.apply_half(px).view(np.uint16), want)
+    assert np.array_equal(t.apply_half(px, cube=True).view(np.uint16), want)
+    assert np.array_equal(t.apply_half(px[:1], cube=True).view(np.uint16), want[:1])  # a single pixel
+
+
+def test_half_output_has_no_nan_or_inf():
+    t = ocio.ColourTransform("lin_rec709", "ACES2065-1")
+    out = t.apply_half(np.array([[np.nan, np.inf, -np.inf], [1e6, 1e6, 1e6]], np.float32))
+    assert np.all(np.isfinite(out)) and out[0, 0] == 0 and np.all(out[1] == np.float16(65504))
+
+
 def test_non_separable_transform_falls_back_to_ocio_for_8bit():
     # The ACES 2.0 SDR view tone-maps all three channels together: no per-channel tables.
     disp, view = ocio.sdr_display_view()

@@ -121,6 +121,8 @@ class _FrameProcessor:
         self.is_identity = bool(processor.isNoOp())
         self._tables: tuple[np.ndarray, np.ndarray] | None = None
         self._tables_checked = False
+        self._cube: np.ndarray | None = None
+        self._tables_fit_half = False
         self._lock = threading.Lock()
 
     @property
@@ -157,6 +159,37 @@ class _FrameProcessor:
         if not self.is_identity:
             self._apply_in_place(out)
         return out
+
+    def apply_half(self, frames: np.ndarray, *, cube: bool = False) -> np.ndarray:
+        """The transformed frames rounded to half float (what an EXR stores), as a new float16 array.
+
+        NaN becomes 0 and values beyond the half range are clipped to +-65504 (no inf in a file).
+        ``cube=True`` lets 8-bit frames use a 2^24-entry half table (100 MB, built once per
+        transform in ~0.4 s, then ~3x faster than lookup + rounding); it holds exactly what the
+        other paths give, so it only pays for long sequences.
+        """
+        a = np.asarray(frames)
+        if cube and a.dtype == np.uint8 and a.ndim >= 1 and a.shape[-1] == 3:
+            table = self._half_cube()
+            if table is not None:
+                return _lookup_cube(a, table)
+        out = self.apply(a)
+        if a.dtype == np.uint8 and self._tables_fit_half:
+            return out.astype(np.float16)  # every sum of the tables is finite and within the half range
+        return to_half(out)
+
+    def _half_cube(self) -> np.ndarray | None:
+        if self._cube is None and self._eight_bit_tables() is not None:
+            with self._lock:
+                if self._cube is None:
+                    t_rg, t_b = self._tables
+                    table = np.empty((1 << 24, 3), np.float16)
+                    part = np.empty_like(t_rg)
+                    for b in range(256):  # index b<<16 | g<<8 | r, the same float32 sums as _lookup_8bit
+                        np.add(t_rg, t_b[b], out=part)
+                        table[b << 16:(b + 1) << 16] = part if self._tables_fit_half else clip_to_half_range(part)
+                    self._cube = table
+        return self._cube
 
     def _apply_in_place(self, out: np.ndarray) -> None:
         # One call per frame keeps each GIL-free stretch long and lets other threads interleave.
@@ -205,7 +238,39 @@ class _FrameProcessor:
         self._cpu.applyRGB(want)
         if not np.array_equal(_lookup_8bit(probe, t_rg, t_b), want, equal_nan=True):
             return None
+        bound = np.abs(t_rg).max(axis=0) + np.abs(t_b).max(axis=0)
+        self._tables_fit_half = bool(np.all(np.isfinite(bound)) and np.all(bound <= HALF_MAX))
         return t_rg, t_b
+
+
+HALF_MAX = 65504.0
+
+
+def clip_to_half_range(out: np.ndarray) -> np.ndarray:
+    """In place: NaN -> 0, +-inf and values beyond the half range -> +-65504. Returns ``out``."""
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=HALF_MAX, neginf=-HALF_MAX)
+    return np.clip(out, -HALF_MAX, HALF_MAX, out=out)
+
+
+def to_half(out: np.ndarray) -> np.ndarray:
+    """float32 -> float16 for storage, through :func:`clip_to_half_range` (modifies ``out``)."""
+    return clip_to_half_range(out).astype(np.float16)
+
+
+def _lookup_cube(a: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """One gather per pixel: the r, g, b bytes read as a 24-bit little-endian index into ``table``."""
+    a = np.ascontiguousarray(a)
+    flat = a.reshape(-1)
+    n = flat.size // 3
+    if n == 0:
+        return np.zeros(a.shape, np.float16)
+    idx = np.empty(n, np.uint32)
+    if n > 1:  # a 4-byte read per pixel; the last pixel would read past the end, so it is done alone
+        words = np.ndarray((n - 1,), dtype="<u4", buffer=flat, offset=0, strides=(3,))
+        np.bitwise_and(words, np.uint32(0xFFFFFF), out=idx[:-1])
+    r, g, b = (int(v) for v in flat[-3:])
+    idx[-1] = r | g << 8 | b << 16
+    return np.take(table, idx, axis=0).reshape(a.shape)
 
 
 def _lookup_8bit(a: np.ndarray, t_rg: np.ndarray, t_b: np.ndarray) -> np.ndarray:
