@@ -141,6 +141,16 @@ def drag(args) -> int:
             page.wait_for_timeout(300)
             page.screenshot(path=args.shot)
             page.mouse.move(target["x"], target["y"] - 60)
+        # undo and redo the drag (Ctrl+Z / Ctrl+Y on the focused timeline go to ComfyUI)
+        page.keyboard.press("Control+z")
+        page.wait_for_timeout(400)
+        undone = page.evaluate(JS_STATE)
+        page.evaluate("() => app.graph._nodes.find(n => n.type === 'DirectorKeyframeTimeline').directorTimeline.canvas.focus()")
+        page.keyboard.press("Control+y")
+        page.wait_for_timeout(400)
+        redone = page.evaluate(JS_STATE)
+        page.evaluate("() => { const ed = app.graph._nodes.find(n => n.type === 'DirectorKeyframeTimeline').directorTimeline;"
+                      " ed.select('%s'); }" % args.keyframe)
         # keyboard: the dragged keyframe is selected and the timeline has focus
         page.evaluate("() => app.graph._nodes.find(n => n.type === 'DirectorKeyframeTimeline').directorTimeline.canvas.focus()")
         page.keyboard.press("ArrowRight")
@@ -171,6 +181,9 @@ def drag(args) -> int:
         "expected_frame": expected,
         "frame_in_json": entry and entry.get("frame"),
         "whole_frame": isinstance(entry and entry.get("frame"), int),
+        "after_undo": frame_of(undone, args.keyframe),
+        "after_redo": frame_of(redone, args.keyframe),
+        "thumbnails_after_undo": sum(1 for it in undone["items"] if it["thumb"]),
         "after_arrow_right": frame_of(nudged, args.keyframe),
         "double_click_added": new_ids,
         "added_at_frame": typed_entry.get("frame"),
@@ -183,6 +196,8 @@ def drag(args) -> int:
     }
     print(json.dumps(report, indent=2))
     ok = (report["whole_frame"] and entry["frame"] == expected and entry["frame"] != target["frame"] and not errors
+          and report["after_undo"] is None and report["after_redo"] == expected
+          and report["thumbnails_after_undo"] == report["thumbnails_drawn"]
           and report["after_arrow_right"] == expected + 1 and len(new_ids) == 1
           and report["typed_direction"] == "hero enters frame left")
     return 0 if ok else 1

@@ -34,8 +34,14 @@ const { api } = window.comfyAPI.api;
 
 const NODE_ID = "DirectorKeyframeTimeline";
 const UI_KEY = "director_timeline";
+// The last run's view (thumbnails, chain and batch keyframes) is display data only; the JSON
+// decides every position. It is kept in the node's properties, so a saved workflow reopens with
+// it, and per graph and node for this session, so undo (which rebuilds the nodes) keeps it too.
+const VIEW_PROPERTY = "director_timeline_view";
+const sessionViews = new Map();
+const viewKey = (node) => `${node.graph?.rootGraph?.id ?? node.graph?.id ?? ""}:${node.id}`;
 const CANVAS_H = 224;
-const WIDGET_H = 344;
+const WIDGET_H = 366;
 const PAD_X = 16; // room for the first and last keyframe's marker
 const BAND_H = 22;
 const GAP = 4;
@@ -74,13 +80,14 @@ const CSS = `
 .director-timeline canvas:focus-visible { box-shadow: 0 0 0 1px #4a7bd0; }
 .director-timeline .dt-editor { display: flex; flex-direction: column; gap: 5px; }
 .director-timeline .dt-row { display: flex; align-items: center; gap: 8px; min-height: 26px; }
-.director-timeline .dt-id { font-weight: 600; padding: 2px 8px; border-radius: 10px; background: #2a2a2a; white-space: nowrap; }
+.director-timeline .dt-id { font-weight: 600; color: var(--descrip-text, #888); padding: 2px 8px; border-radius: 10px; background: #2a2a2a; white-space: nowrap; }
 .director-timeline label { display: flex; align-items: center; gap: 4px; color: var(--descrip-text, #999); white-space: nowrap; }
 .director-timeline input, .director-timeline textarea { background: var(--comfy-input-bg, #222); color: var(--input-text, #ddd);
   border: 1px solid var(--border-color, #444); border-radius: 4px; font: inherit; padding: 3px 6px; }
 .director-timeline input[type=number] { width: 64px; }
 .director-timeline input:focus, .director-timeline textarea:focus { outline: none; border-color: #4a7bd0; }
 .director-timeline textarea { width: 100%; resize: none; height: 44px; }
+.director-timeline input:disabled, .director-timeline textarea:disabled { opacity: .55; }
 .director-timeline .dt-time { color: var(--descrip-text, #999); min-width: 52px; font-variant-numeric: tabular-nums; }
 .director-timeline .dt-msg { color: var(--descrip-text, #888); padding: 4px 2px; }
 .director-timeline .dt-msg.dt-error { color: ${COLORS.problem}; }
@@ -173,7 +180,8 @@ class TimelineEditor {
     w.value = text;
     w.callback?.(text);
     this.node.setDirtyCanvas?.(true, true);
-    app.graph?.change?.();
+    // one undo step per edit (the tracker would otherwise notice only at the next click elsewhere)
+    app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
     this.render();
   }
   edit(fn) {
@@ -216,9 +224,14 @@ class TimelineEditor {
       this.message,
       this.editRows,
     );
-    // keys typed here belong to the widget, not to ComfyUI's shortcuts (Delete would remove the node)
-    this.root.addEventListener("keydown", (e) => e.stopPropagation());
-    this.root.addEventListener("keyup", (e) => e.stopPropagation());
+    // keys typed here belong to the widget, not to ComfyUI's shortcuts (Delete would remove the
+    // node); only undo/redo on the timeline itself goes on to ComfyUI (text fields undo their text)
+    const ownKeys = (e) => {
+      const undo = (e.ctrlKey || e.metaKey) && ["z", "y"].includes(e.key.toLowerCase());
+      if (!(undo && e.target === this.canvas)) e.stopPropagation();
+    };
+    this.root.addEventListener("keydown", ownKeys);
+    this.root.addEventListener("keyup", ownKeys);
     this.canvas.addEventListener("keydown", (e) => this.onKey(e));
     this.canvas.addEventListener("pointerdown", (e) => this.onPointerDown(e));
     this.canvas.addEventListener("pointermove", (e) => this.onPointerMove(e));
@@ -319,6 +332,7 @@ class TimelineEditor {
   }
   flash(text) {
     this.message.textContent = text;
+    this.message.style.display = "";
     this.message.classList.add("dt-error");
   }
   onKey(e) {
@@ -349,7 +363,7 @@ class TimelineEditor {
     this.selected = id;
     if (id) {
       const it = this.items().find((i) => i.id === id);
-      this.drag = { id, startX: x, startFrame: it.frame, frame: it.frame, skip: it.skip, pointer: e.pointerId };
+      this.drag = { id, startX: x, startFrame: it.frame, frame: it.frame, skip: it.skip };
       this.canvas.setPointerCapture(e.pointerId);
       this.canvas.style.cursor = "grabbing";
     }
@@ -445,31 +459,35 @@ class TimelineEditor {
 
   updateEditor(items, error) {
     const it = items.find((i) => i.id === this.selected);
-    this.editRows.style.display = it && !error ? "" : "none";
-    this.message.classList.toggle("dt-error", !!error || !!it?.problem);
-    if (error) {
-      this.message.textContent = `The timeline JSON cannot be read: ${error}`;
-      this.message.style.display = "";
-      return;
-    }
+    this.editRows.style.display = error ? "none" : "";
+    const problem = error
+      ? `The timeline JSON cannot be read: ${error}`
+      : it?.problem === "missing"
+        ? `${it.id} is not in the last run's inputs: Reset or delete it, or connect it.`
+        : it?.problem === "outside"
+          ? `${it.id} sits on frame ${it.frame}, outside the ${this.duration} s clip (frames 0–${lastFrame(this.duration)}).`
+          : "";
+    this.message.textContent = problem;
+    this.message.style.display = problem ? "" : "none";
+    this.message.classList.toggle("dt-error", !!problem);
+    const fields = [this.frameInput, this.strengthInput, this.holdInput, this.direction];
+    for (const f of fields) f.disabled = !it;
+    this.skipButton.style.display = it ? "" : "none";
+    this.resetButton.style.display = it && sourceOf(it.id) !== "text" && it.placed ? "" : "none";
     if (!it) {
-      this.message.style.display = "";
-      this.message.textContent = this.view || items.length
+      this.idBadge.textContent = "no keyframe selected";
+      this.idBadge.style.color = "";
+      for (const f of fields) f.value = "";
+      this.timeText.textContent = "";
+      this.direction.placeholder = this.view || items.length
         ? "Click a keyframe to edit its frame and direction · double-click the track to add a direction keyframe."
         : "Connect images and/or a Keyframe chain and run once to see them here · double-click the track to add a direction keyframe.";
       return;
     }
-    if (it.problem) {
-      this.message.style.display = "";
-      this.message.textContent = it.problem === "missing"
-        ? `${it.id} is not in the last run's inputs: Reset or delete it, or connect it.`
-        : `${it.id} sits on frame ${it.frame}, outside the ${this.duration} s clip (frames 0–${lastFrame(this.duration)}).`;
-    } else {
-      this.message.style.display = "none";
-    }
     const src = sourceOf(it.id);
     this.idBadge.textContent = it.id;
     this.idBadge.style.color = COLORS.source[src];
+    this.direction.placeholder = "Direction at this keyframe: what happens, how the camera moves…";
     const active = document.activeElement;
     if (active !== this.frameInput) {
       this.frameInput.max = lastFrame(this.duration);
@@ -484,7 +502,6 @@ class TimelineEditor {
     if (active !== this.direction) this.direction.value = it.direction ?? "";
     this.skipButton.textContent = src === "text" ? "Delete" : it.skip ? "Restore" : "Skip";
     this.skipButton.title = src === "text" ? "Delete this direction keyframe" : it.skip ? "Use this keyframe again" : "Leave this keyframe out of the shot";
-    this.resetButton.style.display = src === "text" || !it.placed ? "none" : "";
     this.direction.disabled = it.skip;
   }
 
@@ -546,7 +563,7 @@ class TimelineEditor {
     let best = null;
     for (const lanes of [1, 2]) {
       const laneH = area / lanes;
-      let tw = thumbWidth(Math.ceil(items.length / lanes), w - 8, GAP, 20, 128);
+      let tw = thumbWidth(Math.ceil(items.length / lanes), w - 8, GAP, 20, 160);
       tw = Math.min(tw, Math.floor((laneH - labelH - 4) / aspect));
       if (!best || tw > best.tw + 8) best = { lanes, laneH, tw, th: Math.round(tw * aspect) };
     }
@@ -721,7 +738,10 @@ app.registerExtension({
     const onConfigure = nodeType.prototype.onConfigure;
     nodeType.prototype.onConfigure = function () {
       const r = onConfigure?.apply(this, arguments);
-      this.directorTimeline?.render();
+      if (this.directorTimeline) {
+        this.directorTimeline.view = sessionViews.get(viewKey(this)) ?? this.properties?.[VIEW_PROPERTY] ?? null;
+        this.directorTimeline.render();
+      }
       return r;
     };
     const onExecuted = nodeType.prototype.onExecuted;
@@ -729,6 +749,9 @@ app.registerExtension({
       const r = onExecuted?.apply(this, arguments);
       const view = output?.[UI_KEY]?.[0];
       if (view && this.directorTimeline) {
+        this.properties = this.properties ?? {};
+        this.properties[VIEW_PROPERTY] = view;
+        sessionViews.set(viewKey(this), view);
         this.directorTimeline.view = view;
         this.directorTimeline.render();
       }

@@ -1,0 +1,42 @@
+// node --test tests/js/  — the credit estimate shown on the Generate Video node.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { creditsNote, durationSeconds, estimateCredits, multiplier } from "../../web/js/credits_core.js";
+
+test("SDR credits follow the table for every resolution and duration", () => {
+  const five = ["360p", "540p", "720p", "1080p"].map((resolution) => estimateCredits({ duration: "5 s", resolution }));
+  const ten = ["360p", "540p", "720p", "1080p"].map((resolution) => estimateCredits({ duration: "10 s", resolution }));
+  assert.deepEqual(five, [20, 50, 100, 400]);
+  assert.deepEqual(ten, [60, 150, 300, 1200]);
+});
+
+test("HDR doubles and HDR with EXR triples the price", () => {
+  assert.equal(estimateCredits({ duration: "5 s", resolution: "720p", hdr: true }), 200);
+  assert.equal(estimateCredits({ duration: "10 s", resolution: "1080p", hdr: true, exr: true }), 3600);
+  assert.equal(multiplier(false, true), 1);
+});
+
+test("unknown settings give no number", () => {
+  assert.equal(estimateCredits({ duration: "7 s", resolution: "720p" }), null);
+  assert.equal(estimateCredits({ duration: "5 s", resolution: "4K" }), null);
+  assert.equal(durationSeconds("10 s"), 10);
+  assert.equal(durationSeconds(undefined), null);
+});
+
+test("the note says free without a billing engine and the price with one", () => {
+  assert.deepEqual(creditsNote({ billing: false, duration: "10 s", resolution: "1080p" }).text, "Draft: free");
+  const n = creditsNote({ billing: true, duration: "10 s", resolution: "720p", hdr: true });
+  assert.equal(n.text, "≈ 600 credits");
+  assert.equal(n.tone, "cost");
+  assert.equal(n.detail, "720p · 10 s · HDR ×2");
+});
+
+test("the note warns about shots that would be refused or pass the engine's cap", () => {
+  assert.equal(creditsNote({ billing: true, duration: "5 s", resolution: "720p", exr: true }).tone, "warn");
+  assert.equal(creditsNote({ billing: true, duration: "5 s", resolution: "540p", hdr: true }).text, "HDR needs 720p+");
+  const capped = creditsNote({ billing: true, duration: "5 s", resolution: "1080p", cap: 300 });
+  assert.equal(capped.text, "400 credits > cap 300");
+  assert.equal(capped.tone, "warn");
+  assert.equal(creditsNote({ billing: true, duration: "5 s", resolution: "1080p", cap: 400 }).tone, "cost");
+});

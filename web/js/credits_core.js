@@ -1,0 +1,45 @@
+// Credit estimate for the Generate Video node: pure functions, no DOM, no ComfyUI.
+// The table is nodes/shot/request.py's CREDITS_GENERATE (tests/test_credits_parity.py reads the
+// literal between the markers below and checks it against Python, so keep it plain JSON).
+
+export const RESOLUTIONS = ["360p", "540p", "720p", "1080p"];
+/* credits-generate */ export const CREDITS_GENERATE = {"5": [20, 50, 100, 400], "10": [60, 150, 300, 1200]}; /* end */
+
+/** "5 s" / "10 s" (the duration combo) or a number -> whole seconds, or null. */
+export function durationSeconds(value) {
+  const n = parseInt(String(value ?? ""), 10);
+  return Number.isFinite(n) ? n : null;
+}
+
+/** HDR x2; HDR + EXR x3 (EXR alone is not a valid shot; it is priced as SDR like Python does). */
+export function multiplier(hdr, exr) {
+  return hdr && exr ? 3 : hdr ? 2 : 1;
+}
+
+/** Credits of a generate shot on a billing engine, or null for an unknown duration/resolution. */
+export function estimateCredits({ duration, resolution, hdr = false, exr = false }) {
+  const row = CREDITS_GENERATE[String(durationSeconds(duration))];
+  const idx = RESOLUTIONS.indexOf(resolution);
+  if (!row || idx < 0) return null;
+  return row[idx] * multiplier(!!hdr, !!exr);
+}
+
+/**
+ * What the node shows before running: {text, tone, detail} with tone "free" (no billing engine),
+ * "cost", or "warn" (the shot would be refused, or it passes the engine's per-job cap).
+ */
+export function creditsNote({ billing, duration, resolution, hdr = false, exr = false, cap = 0 }) {
+  if (!billing) return { text: "Draft: free", tone: "free", detail: "No billing engine connected: the CPU Draft engine makes a preview." };
+  if (exr && !hdr) return { text: "EXR needs HDR", tone: "warn", detail: "Turn HDR on (720p or 1080p) to export EXR." };
+  if (hdr && !["720p", "1080p"].includes(resolution)) {
+    return { text: "HDR needs 720p+", tone: "warn", detail: `HDR is available at 720p and 1080p, not ${resolution}.` };
+  }
+  const credits = estimateCredits({ duration, resolution, hdr, exr });
+  if (credits === null) return { text: "credits: ?", tone: "warn", detail: "Unknown duration or resolution." };
+  const mult = multiplier(!!hdr, !!exr);
+  const how = `${resolution} · ${durationSeconds(duration)} s${mult > 1 ? ` · ${hdr && exr ? "HDR+EXR" : "HDR"} ×${mult}` : ""}`;
+  if (cap > 0 && credits > cap) {
+    return { text: `${credits} credits > cap ${cap}`, tone: "warn", detail: `${how}; the engine's max_credits_per_job is ${cap}.` };
+  }
+  return { text: `≈ ${credits} credits`, tone: "cost", detail: how };
+}

@@ -1,0 +1,74 @@
+// Shows the estimated credits on the Generate Video node's title bar before it runs: the
+// estimate when its engine input comes from a Luma Engine node (the only billing engine),
+// "Draft: free" otherwise. Pure view; the numbers come from credits_core.js.
+
+import { creditsNote } from "./credits_core.js";
+
+const { app } = window.comfyAPI.app;
+
+const NODE_ID = "DirectorGenerateVideo";
+const BILLING_ENGINES = new Set(["DirectorLumaEngine"]);
+const TONES = {
+  free: { bg: "#2b3a2e", fg: "#8fd19e" },
+  cost: { bg: "#3d3220", fg: "#f2c14e" },
+  warn: { bg: "#4a2323", fg: "#ff8a80" },
+};
+
+function widgetValue(node, name) {
+  return node?.widgets?.find((w) => w.name === name)?.value;
+}
+
+/** The node feeding the `engine` input, or null. */
+function engineNode(node) {
+  const slot = node.findInputSlot?.("engine") ?? -1;
+  if (slot < 0 || node.inputs?.[slot]?.link == null) return null;
+  return node.getInputNode?.(slot) ?? null;
+}
+
+function noteFor(node) {
+  const engine = engineNode(node);
+  const type = engine?.comfyClass ?? engine?.type;
+  return creditsNote({
+    billing: BILLING_ENGINES.has(type) && engine.mode !== 4 && engine.mode !== 2,
+    duration: widgetValue(node, "duration"),
+    resolution: widgetValue(node, "resolution"),
+    hdr: !!widgetValue(node, "hdr"),
+    exr: !!widgetValue(node, "exr"),
+    cap: Number(widgetValue(engine, "max_credits_per_job") ?? 0),
+  });
+}
+
+function drawPill(node, ctx) {
+  if (node.flags?.collapsed) return;
+  const note = noteFor(node);
+  const tone = TONES[note.tone];
+  const titleH = window.LiteGraph?.NODE_TITLE_HEIGHT ?? 30;
+  ctx.save();
+  ctx.font = "600 11px system-ui, sans-serif";
+  const w = ctx.measureText(note.text).width + 14;
+  const h = 18;
+  const x = node.size[0] - w - 8;
+  const y = -titleH / 2 - h / 2;
+  ctx.fillStyle = tone.bg;
+  ctx.beginPath();
+  ctx.roundRect ? ctx.roundRect(x, y, w, h, 9) : ctx.rect(x, y, w, h);
+  ctx.fill();
+  ctx.fillStyle = tone.fg;
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText(note.text, x + w / 2, y + h / 2 + 0.5);
+  ctx.restore();
+}
+
+app.registerExtension({
+  name: "Director.CreditsEstimate",
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData?.name !== NODE_ID) return;
+    const onDrawForeground = nodeType.prototype.onDrawForeground;
+    nodeType.prototype.onDrawForeground = function (ctx) {
+      const r = onDrawForeground?.apply(this, arguments);
+      drawPill(this, ctx);
+      return r;
+    };
+  },
+});
