@@ -95,23 +95,43 @@ def test_preparing_row_of_a_stale_owner_is_dropped(tmp_path):
     assert again.action == "submit" and ledger.get(c.job.id).state == "abandoned"
 
 
-def _claim_in_process(path, q):
+def _claim_in_process(path, q, start, done):
     ledger = JobLedger(path)
+    start.wait(60)
     q.put(claim(ledger).action)
+    done.wait(60)  # stay alive: a claimer whose process is gone is rightly taken as dead
 
 
-def test_two_processes_never_both_submit_the_same_request(tmp_path):
+def test_processes_claiming_at_once_never_both_submit_the_same_request(tmp_path):
     path = tmp_path / "jobs.sqlite3"
     JobLedger(path)
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_claim_in_process, args=(path, q)) for _ in range(3)]
+    q, start, done = ctx.Queue(), ctx.Barrier(3), ctx.Event()
+    procs = [ctx.Process(target=_claim_in_process, args=(path, q, start, done)) for _ in range(3)]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join(60)
-    actions = sorted(q.get(timeout=5) for _ in procs)
+    try:
+        actions = sorted(q.get(timeout=60) for _ in procs)
+    finally:
+        done.set()
+        for p in procs:
+            p.join(60)
     assert actions == ["submit", "wait", "wait"]
+
+
+def test_a_claimer_whose_process_died_is_taken_over(tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    JobLedger(path)
+    ctx = mp.get_context("spawn")
+    q, start, done = ctx.Queue(), ctx.Barrier(1), ctx.Event()
+    done.set()
+    p = ctx.Process(target=_claim_in_process, args=(path, q, start, done))
+    p.start()
+    p.join(60)
+    assert q.get(timeout=5) == "submit"
+    ledger = JobLedger(path)
+    assert claim(ledger).action == "submit"
+    assert [j.state for j in ledger.jobs()] == ["abandoned", "preparing"]
 
 
 def test_many_threads_claiming_at_once_get_one_submission(tmp_path):

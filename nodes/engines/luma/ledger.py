@@ -31,6 +31,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -142,32 +143,34 @@ class JobLedger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+        self._local = threading.local()
+        db = self._connect()
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(_SCHEMA)
 
     # --- plumbing -----------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=30000")
+        """This thread's connection (kept open: closing the last one would checkpoint the WAL)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
         return db
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction (BEGIN IMMEDIATE takes the write lock up front)."""
         db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     @staticmethod
     def _job(row: sqlite3.Row) -> Job:
@@ -188,11 +191,7 @@ class JobLedger:
 
     # --- reading ------------------------------------------------------------------------------
     def get(self, job_id: int) -> Job:
-        db = self._connect()
-        try:
-            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        finally:
-            db.close()
+        row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise KeyError(job_id)
         return self._job(row)
@@ -200,13 +199,10 @@ class JobLedger:
     def jobs(self, request_hash: str | None = None) -> list[Job]:
         """All rows (or those of one request), oldest first."""
         db = self._connect()
-        try:
-            if request_hash is None:
-                rows = db.execute("SELECT * FROM jobs ORDER BY id").fetchall()
-            else:
-                rows = db.execute("SELECT * FROM jobs WHERE request_hash = ? ORDER BY id", (request_hash,)).fetchall()
-        finally:
-            db.close()
+        if request_hash is None:
+            rows = db.execute("SELECT * FROM jobs ORDER BY id").fetchall()
+        else:
+            rows = db.execute("SELECT * FROM jobs WHERE request_hash = ? ORDER BY id", (request_hash,)).fetchall()
         return [self._job(r) for r in rows]
 
     # --- the one decision: what to do with a request --------------------------------------------

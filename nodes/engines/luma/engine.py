@@ -1,0 +1,666 @@
+"""The Luma engine: Ray3.2 shots rendered by the Luma Agents API, safe with money and files.
+
+One render = (ledger says reuse | resume | submit) -> [budget, lossless uploads, one job
+request] -> poll -> download every output -> ShotResult. Every submitted job is in the ledger
+(``ledger.py``) before polling begins, so nothing is paid twice: a killed and restarted ComfyUI
+resumes the job when the same graph is queued again, and a finished job's files are reused
+without any network call.
+
+Limits that protect the account:
+
+* ``max_concurrent_jobs``: jobs beyond the account's concurrent-job limit wait here, not in 429s.
+  The limiter is process-wide per key (all engines and prompts of this ComfyUI share it).
+* ``max_credits_per_job`` / ``max_credits_per_session`` (0 = no cap): a shot over either is refused
+  with a clear message before any upload. The session is this ComfyUI process: credits of jobs
+  it submitted with this key (failed jobs and jobs never created are given back).
+
+An interrupt stops waiting within a second; the remote job keeps running (Luma has no cancel) and
+is billed, and the next run of the same graph picks it up from the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+from ...common.errors import Cancelled, DirectorError, EngineUnsupported
+from ...common.paths import ensure_writable_dir
+from ...common.progress import CancelFn
+from ...shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
+from ...shot.request import FPS, ShotRequest
+from . import mapping, media
+from .keys import KeySource, SecretKey, base_url_from_env
+from .ledger import LEDGER_FILE, Job, JobLedger, owner_alive, owner_token
+from .transport import (LumaError, LumaNotFound, LumaRejected, LumaTransport, LumaUnavailable, LumaUncertain,
+                        sleep_or_cancel, until_cancelled)
+
+STEPS = 5  # progress: uploaded, sent, processing, completed, downloaded
+
+FAILURES: dict[str, tuple[str, bool]] = {
+    # failure_code: (what happened, whether Luma says retrying the same request helps)
+    "content_moderated": ("Luma's moderation refused this shot (prompt or keyframe images); change them", False),
+    "generation_failed": ("Luma could not generate this shot", True),
+    "budget_exhausted": ("the Luma account ran out of credits during the job; add credits at "
+                         "platform.lumalabs.ai", False),
+    "output_not_found": ("Luma finished the job but lost its output", True),
+    "image_too_large": ("a keyframe image is larger than Luma accepts; use a smaller image", False),
+    "unsupported_format": ("Luma cannot read the format of an input image", False),
+    "corrupt_input": ("Luma found an input image corrupt", False),
+    "invalid_request": ("Luma found the request invalid", False),
+    "rate_limited": ("Luma dropped the job at its rate limit; lower 'max concurrent jobs'", False),
+}
+
+
+def failure_message(generation_id: str, code: str | None, reason: str | None) -> str:
+    """A plain message for a failed job, with retry advice only where Luma says it helps."""
+    what, retry = FAILURES.get(code or "", (f"Luma reported the job as failed ({code or 'no code'})", False))
+    msg = f"Luma engine: job {generation_id} failed: {what}"
+    if reason:
+        msg += f" ({reason.strip().rstrip('.')})"
+    msg += "."
+    if retry:
+        msg += " Retrying the same request may work: queue the graph again."
+    return msg
+
+
+def interrupt_message(generation_id: str) -> str:
+    return (f"Interrupted. Luma job {generation_id} keeps running at Luma and is billed; queue the same graph "
+            "again to pick it up from Director's job ledger (nothing is paid twice).")
+
+
+# --- process-wide limits, per key ------------------------------------------------------------
+class JobSlots:
+    """A counting limit on jobs in flight, shared by threads and event loops (ComfyUI runs each
+    prompt in its own loop). Waiters are served first come, first served."""
+
+    @dataclass(eq=False)
+    class _Waiter:
+        loop: asyncio.AbstractEventLoop
+        future: asyncio.Future
+        granted: bool = False
+
+    def __init__(self, limit: int):
+        self._lock = threading.Lock()
+        self._limit = max(1, int(limit))
+        self._used = 0
+        self._waiters: deque[JobSlots._Waiter] = deque()
+        self.peak = 0
+
+    @property
+    def in_use(self) -> int:
+        return self._used
+
+    def set_limit(self, limit: int) -> None:
+        with self._lock:
+            self._limit = max(1, int(limit))
+            self._grant_locked()
+
+    def _take_locked(self) -> None:
+        self._used += 1
+        self.peak = max(self.peak, self._used)
+
+    def _grant_locked(self) -> None:
+        while self._waiters and self._used < self._limit:
+            w = self._waiters.popleft()
+            try:
+                w.loop.call_soon_threadsafe(_wake, w.future)
+            except RuntimeError:  # that waiter's loop is gone; serve the next one
+                continue
+            w.granted = True
+            self._take_locked()
+
+    async def acquire(self, cancelled: CancelFn, status: Callable[[str], None] = lambda t: None,
+                      *, force: bool = False) -> "Slot":
+        """Take a slot, waiting (interruptibly) while all are in use. ``force`` takes one at once,
+        for a job that already runs at Luma (a resumed job)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if force or (self._used < self._limit and not self._waiters):
+                self._take_locked()
+                return Slot(self)
+            w = JobSlots._Waiter(loop, loop.create_future())
+            self._waiters.append(w)
+        started = time.monotonic()
+        shown = -1
+        try:
+            while not w.granted:
+                if cancelled():
+                    raise Cancelled("Interrupted by the user while waiting for a free Luma job slot; "
+                                    "no job was sent.")
+                waited = int(time.monotonic() - started)
+                if waited != shown:
+                    status(f"waiting for a free Luma job slot ({self._limit} in use), {waited} s")
+                    shown = waited
+                await asyncio.wait({w.future}, timeout=0.1)
+            return Slot(self)
+        except BaseException:
+            with self._lock:
+                if not w.granted:
+                    self._waiters.remove(w)
+                    raise
+            self.release()
+            raise
+
+    def release(self) -> None:
+        with self._lock:
+            self._used = max(0, self._used - 1)
+            self._grant_locked()
+
+
+def _wake(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(True)
+
+
+class Slot:
+    """One taken job slot; ``release`` is idempotent."""
+
+    def __init__(self, slots: JobSlots):
+        self._slots: JobSlots | None = slots
+
+    def release(self) -> None:
+        if self._slots is not None:
+            self._slots, s = None, self._slots
+            s.release()
+
+
+class SessionSpend:
+    """Credits committed by this process with one key, checked against a session cap."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.committed = 0
+
+    def reserve(self, credits: int, cap: int) -> int:
+        """Count ``credits`` now, or raise when that would pass ``cap`` (0 = no cap)."""
+        with self._lock:
+            if cap and self.committed + credits > cap:
+                left = max(0, cap - self.committed)
+                raise DirectorError(
+                    f"Luma engine: this shot costs {credits} credits but only {left} of the session budget of "
+                    f"{cap} credits are left (max_credits_per_session); nothing was uploaded or sent.",
+                    field="max_credits_per_session")
+            self.committed += credits
+            return credits
+
+    def give_back(self, credits: int) -> None:
+        with self._lock:
+            self.committed = max(0, self.committed - credits)
+
+
+_REGISTRY_LOCK = threading.Lock()
+_SLOTS: dict[str, JobSlots] = {}
+_SPEND: dict[str, SessionSpend] = {}
+
+
+def slots_for(account: str, base_url: str, limit: int) -> JobSlots:
+    """The process-wide job limiter of one key at one endpoint (its limit follows the latest engine)."""
+    k = f"{account}@{base_url}"
+    with _REGISTRY_LOCK:
+        s = _SLOTS.get(k)
+        if s is None:
+            s = _SLOTS[k] = JobSlots(limit)
+    s.set_limit(limit)
+    return s
+
+
+def session_spend(account: str) -> SessionSpend:
+    with _REGISTRY_LOCK:
+        return _SPEND.setdefault(account, SessionSpend())
+
+
+# --- the engine ------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    """What one render carries between its steps."""
+
+    req: ShotRequest
+    target: RenderTarget
+    hooks: RenderHooks
+    transport: LumaTransport
+    reserved: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class LumaEngine(Engine):
+    """Ray3.2 through the Luma Agents API. See the module docstring for the guarantees.
+
+    The key is never a constructor argument in the ComfyUI node: it comes from
+    ``LUMA_AGENTS_API_KEY`` or ``<user_dir>/director/luma_api_key`` at render time (``api_key`` is
+    for scripts and tests). ``base_url`` defaults to ``LUMA_BASE_URL`` or Luma's own URL.
+    """
+
+    name = "luma"
+    display_name = "Luma Ray3.2"
+    billed = True
+
+    def __init__(self, *, api_key: str | None = None, user_dir: str | Path | None = None,
+                 base_url: str | None = None, ledger_path: str | Path | None = None,
+                 model: str = mapping.MODEL, user_id: str = "", poll_interval_s: float = 3.0,
+                 max_credits_per_job: int = 0, max_credits_per_session: int = 0, max_concurrent_jobs: int = 4,
+                 timeout_s: float = 60.0, max_wait_s: float = 3 * 3600.0, retry_base_s: float = 1.0,
+                 work_dir: str | Path | None = None, spend: SessionSpend | None = None,
+                 on_request: Callable[[str], None] | None = None):
+        if model not in mapping.MODELS:
+            raise DirectorError(f"Luma engine: model '{model}' is not available; use {', '.join(mapping.MODELS)}.",
+                                field="model")
+        if not poll_interval_s > 0:
+            raise DirectorError("Luma engine: poll interval must be above 0 s.", field="poll_interval")
+        if int(max_concurrent_jobs) < 1:
+            raise DirectorError("Luma engine: max concurrent jobs must be at least 1.", field="max_concurrent_jobs")
+        if int(max_credits_per_job) < 0 or int(max_credits_per_session) < 0:
+            raise DirectorError("Luma engine: credit caps must be 0 (no cap) or more.", field="max_credits_per_job")
+        self._keys = KeySource(Path(user_dir) if user_dir is not None else None,
+                               SecretKey(api_key, "api_key argument") if api_key else None)
+        self.base_url = base_url_from_env(base_url)
+        self.user_dir = Path(user_dir) if user_dir is not None else None
+        if ledger_path is None:
+            if self.user_dir is None:
+                raise DirectorError("Luma engine: needs a ledger path or ComfyUI's user folder.", field="ledger")
+            ledger_path = self.user_dir / LEDGER_FILE
+        self.ledger_path = Path(ledger_path)
+        self.model = model
+        self.user_id = (user_id or "").strip()
+        self.poll_interval_s = float(poll_interval_s)
+        self.max_credits_per_job = int(max_credits_per_job)
+        self.max_credits_per_session = int(max_credits_per_session)
+        self.max_concurrent_jobs = int(max_concurrent_jobs)
+        self.timeout_s = float(timeout_s)
+        self.max_wait_s = float(max_wait_s)
+        self.retry_base_s = float(retry_base_s)
+        self.work_dir = Path(work_dir) if work_dir is not None else None
+        self._spend = spend
+        self._on_request = on_request
+        self._ledger: JobLedger | None = None
+
+    def __repr__(self) -> str:
+        return f"LumaEngine(model={self.model!r}, base_url={self.base_url!r}, ledger={str(self.ledger_path)!r})"
+
+    # --- contract -----------------------------------------------------------------------------
+    def check(self, request: ShotRequest) -> None:
+        mapping.check_request(request, model=self.model)
+        credits = self.estimate_credits(request)
+        if self.max_credits_per_job and credits > self.max_credits_per_job:
+            raise EngineUnsupported(
+                f"Luma engine: this shot costs {credits} credits, over the per-job cap of {self.max_credits_per_job} "
+                "(max_credits_per_job); nothing was uploaded or sent.", field="max_credits_per_job")
+
+    def fingerprint(self) -> str:
+        """Settings that change the result (never the key, nor caps or timings)."""
+        return f"{self.name}|{self.model}|{self.base_url}|{self.user_id}"
+
+    def request_hash(self, request: ShotRequest) -> str:
+        return hashlib.sha256(f"{request.fingerprint()}|{self.fingerprint()}".encode()).hexdigest()
+
+    @property
+    def ledger(self) -> JobLedger:
+        if self._ledger is None:
+            self._ledger = JobLedger(self.ledger_path)
+        return self._ledger
+
+    def key_source(self) -> str:
+        """Where the key is found (for the node's status line); raises if there is none."""
+        return self._keys.describe()
+
+    async def render(self, request: ShotRequest, target: RenderTarget, hooks: RenderHooks) -> ShotResult:
+        self.check(request)
+        key = self._keys.resolve()
+        ledger = self.ledger
+        request_hash = self.request_hash(request)
+        credits = self.estimate_credits(request)
+        owner = owner_token()
+        summary = (f"{request.mode} {request.resolution} {request.duration}s {request.aspect_ratio}"
+                   f"{' hdr' if request.hdr else ''}{' exr' if request.exr else ''}: {request.prompt[:80]}")
+        stale = max(STALE_S, self.timeout_s + 60.0)
+        for _ in range(5):
+            claim = ledger.claim(request_hash, key.account, credits=credits, owner=owner, stale_after_s=stale,
+                                 summary=summary)
+            if claim.action == "wait":
+                await self._wait_for_other(claim.job, hooks, stale)
+                continue
+            if claim.action == "uncertain":
+                raise LumaUncertain(f"Luma engine: {claim.job.message}. It was not repeated; queue the graph "
+                                    "again to submit a new job.")
+            if claim.action == "reuse":
+                hooks.status(f"reusing Luma job {claim.job.generation_id} (files on disk, no network)")
+                hooks.progress(STEPS, STEPS, "reused")
+                files = await asyncio.to_thread(_link_files, claim.job.files, Path(target.folder), target.stem)
+                return self._result(claim.job, request, files=files, how="reused")
+            transport = LumaTransport(key, self.base_url, timeout_s=self.timeout_s, retry_base_s=self.retry_base_s,
+                                      user_id=self.user_id, on_request=self._on_request)
+            async with transport:
+                run = _Run(request, target, hooks, transport)
+                if claim.action == "submit":
+                    job, slot = await self._submit(run, claim.job, key, credits)
+                    how = "new job"
+                else:
+                    job = claim.job
+                    hooks.status(f"resuming Luma job {job.generation_id} from the ledger (no new job)")
+                    slot = None
+                    how = "resumed"
+                try:
+                    job = await self._finish(run, job, key, slot, fresh=claim.action == "submit")
+                    return self._result(job, request, how=how)
+                except LumaNotFound as e:
+                    if claim.action != "resume":
+                        raise
+                    ledger.mark_expired(job.id, str(e))
+                    hooks.status(f"Luma job {job.generation_id} is gone and its files too; submitting a new job")
+        raise LumaError("Luma engine: the job ledger kept changing under this render; queue the graph again.")
+
+    # --- steps --------------------------------------------------------------------------------
+    async def _wait_for_other(self, job: Job, hooks: RenderHooks, stale: float) -> None:
+        """Another caller is preparing or sending the same request: wait until it has a job id."""
+        while True:
+            current = self.ledger.get(job.id)
+            if current.state not in ("preparing", "submitting"):
+                return
+            if (current.heartbeat is not None and time.time() - current.heartbeat >= stale) or \
+                    not owner_alive(current.owner):
+                return
+            hooks.status("the same shot is being sent by another run; waiting for its job")
+            await sleep_or_cancel(0.25, hooks.cancelled)
+
+    def _spend_for(self, key: SecretKey) -> SessionSpend:
+        return self._spend if self._spend is not None else session_spend(key.account)
+
+    async def _submit(self, run: _Run, job: Job, key: SecretKey, credits: int) -> tuple[Job, "Slot"]:
+        """Budget, uploads, slot, then the one job request. Returns the ledger row with its job id."""
+        ledger, hooks = self.ledger, run.hooks
+        spend = self._spend_for(key)
+        reserved = 0
+        slot = None
+        try:
+            reserved = run.reserved = spend.reserve(credits, self.max_credits_per_session)
+            refs = await self._upload_images(run, job)
+            body = mapping.build_body(run.req, refs, model=self.model, user_id=self.user_id or None)
+            slots = slots_for(key.account, self.base_url, self.max_concurrent_jobs)
+            slot = await slots.acquire(hooks.cancelled, hooks.status)
+        except BaseException:
+            ledger.mark_abandoned(job.id)
+            spend.give_back(reserved)
+            if slot is not None:
+                slot.release()
+            raise
+        # The request itself runs shielded: if this task is cancelled, the POST still completes and its
+        # outcome lands in the ledger (a job id to resume, or an honest 'uncertain').
+        inner = asyncio.ensure_future(self._send(run, job, body, spend, slot))
+        created = await asyncio.shield(inner)
+        hooks.progress(2, STEPS, "sent")
+        return created, slot
+
+    async def _send(self, run: _Run, job: Job, body: dict[str, Any], spend: SessionSpend, slot: Slot) -> Job:
+        ledger = self.ledger
+        ledger.mark_submitting(job.id)
+        try:
+            gen = await run.transport.create_generation(body, cancelled=run.hooks.cancelled, status=run.hooks.status)
+        except (LumaRejected, LumaUnavailable, Cancelled) as e:
+            if isinstance(e, Cancelled):  # interrupted while waiting to retry: nothing was created
+                ledger.mark_abandoned(job.id)
+            else:
+                ledger.mark_rejected(job.id, str(e))
+            spend.give_back(run.reserved)
+            run.reserved = 0
+            slot.release()
+            raise
+        except BaseException as e:
+            msg = str(e) if isinstance(e, LumaUncertain) else "the job request was cut off after it was sent"
+            ledger.mark_uncertain(job.id, msg)
+            slot.release()
+            raise
+        run.hooks.status(f"Luma job {gen.id} created ({gen.state})")
+        return ledger.mark_created(job.id, gen.id, gen.state)
+
+    async def _upload_images(self, run: _Run, job: Job) -> list[dict[str, str]]:
+        """Each keyframe image as a lossless PNG through the Files API (base64 if it is down)."""
+        images = run.req.image_keyframes
+        refs: list[dict[str, str]] = []
+        if not images:
+            return refs
+        with tempfile.TemporaryDirectory(prefix="director-luma-", dir=self.work_dir) as tmp:
+            for i, k in enumerate(images):
+                path = Path(tmp) / f"keyframe_{k.frame:03d}.png"
+                await asyncio.to_thread(_write_png_file, k.image, path)
+                size = path.stat().st_size
+                if size > mapping.IMAGE_MAX_BYTES:
+                    raise EngineUnsupported(
+                        f"Luma engine: {k.label} image is {size / 2**20:.0f} MB as a lossless PNG; Luma accepts up "
+                        f"to {mapping.IMAGE_MAX_BYTES // 2**20} MB per image. Use a smaller image.", field=k.label)
+                run.hooks.status(f"uploading {k.label} ({size / 2**20:.1f} MB, {i + 1}/{len(images)})")
+                try:
+                    file_id = await until_cancelled(
+                        run.transport.upload_file(path, "image/png", cancelled=run.hooks.cancelled),
+                        run.hooks.cancelled)
+                    refs.append({"file_id": file_id})
+                except LumaUnavailable as e:
+                    if getattr(e, "status", None) != 503 or size > BASE64_MAX_BYTES:
+                        raise
+                    run.hooks.status(f"file upload unavailable; sending {k.label} inline")
+                    refs.append({"data": await asyncio.to_thread(_b64_file, path), "media_type": "image/png"})
+                self.ledger.heartbeat(job.id)
+        run.hooks.progress(1, STEPS, "uploaded")
+        return refs
+
+    async def _finish(self, run: _Run, job: Job, key: SecretKey, slot: Slot | None, *, fresh: bool) -> Job:
+        """Poll to the end, record the outputs, download them all; return the 'downloaded' row."""
+        hooks, ledger, gid = run.hooks, self.ledger, job.generation_id
+        cancelled = hooks.cancelled
+        try:
+            if slot is None and job.state in ("queued", "processing"):
+                slots = slots_for(key.account, self.base_url, self.max_concurrent_jobs)
+                slot = await slots.acquire(cancelled, hooks.status, force=True)
+            gen = await self._poll(run, job, first_wait=fresh)
+        except Cancelled:
+            msg = interrupt_message(gid)
+            hooks.status(msg)
+            raise Cancelled(msg) from None
+        finally:
+            if slot is not None:
+                slot.release()
+        outputs = [{"type": o.type, "url": o.url} for o in (gen.output or [])]
+        if not outputs:
+            raise LumaError(f"Luma engine: job {gid} completed without any output; Luma billed it, so report it "
+                            "to Luma support with the job id.")
+        job = ledger.mark_completed(job.id, outputs)
+        hooks.progress(4, STEPS, "downloading")
+        try:
+            files = await self._download_all(run, job, outputs)
+        except Cancelled:
+            msg = (f"Interrupted while downloading Luma job {gid}. The job is finished and paid; queue the same "
+                   "graph again within the hour to download it from the ledger (no new job).")
+            hooks.status(msg)
+            raise Cancelled(msg) from None
+        job = ledger.mark_downloaded(job.id, files)
+        hooks.progress(STEPS, STEPS, "done")
+        hooks.status(f"Luma job {gid} done in {time.monotonic() - run.started:.0f} s")
+        return job
+
+    async def _poll(self, run: _Run, job: Job, *, first_wait: bool):
+        """Poll the job until it completes (or fails, or the wait limit passes)."""
+        hooks, ledger, gid = run.hooks, self.ledger, job.generation_id
+        state = job.state
+        errors = 0
+        if first_wait:
+            await sleep_or_cancel(self.poll_interval_s, hooks.cancelled)
+        while True:
+            try:
+                gen = await until_cancelled(run.transport.get_generation(gid), hooks.cancelled)
+                errors = 0
+            except LumaUnavailable as e:
+                errors += 1
+                if errors > POLL_ERRORS_MAX:
+                    raise LumaError(f"Luma engine: {e} Job {gid} keeps running at Luma; queue the same graph again "
+                                    "to pick it up from the ledger (no new job).") from None
+                hooks.status(f"Luma job {gid}: status check failed, retrying ({errors}/{POLL_ERRORS_MAX})")
+                await sleep_or_cancel(self.poll_interval_s, hooks.cancelled)
+                continue
+            elapsed = time.monotonic() - run.started
+            if gen.state != state and gen.state in ("queued", "processing"):
+                ledger.mark_state(job.id, gen.state)
+                state = gen.state
+            hooks.status(f"Luma {gen.state} · {elapsed:.0f} s · job {gid}")
+            if gen.state == "processing":
+                hooks.progress(3, STEPS, "processing")
+            if gen.state == "completed":
+                return gen
+            if gen.state == "failed":
+                msg = failure_message(gid, gen.failure_code, gen.failure_reason)
+                ledger.mark_failed(job.id, gen.failure_code, msg)
+                self._spend_for(run.transport.key).give_back(run.reserved)
+                run.reserved = 0
+                raise LumaError(msg)
+            if self.max_wait_s and elapsed > self.max_wait_s:
+                raise LumaError(f"Luma engine: job {gid} is still {gen.state} after {elapsed / 60:.0f} min. It keeps "
+                                "running at Luma; queue the same graph again to pick it up from the ledger.")
+            await sleep_or_cancel(self.poll_interval_s, hooks.cancelled)
+
+    async def _download_all(self, run: _Run, job: Job, outputs: list[dict[str, str]]) -> dict[str, Any]:
+        """Download every output item into the target folder, branching on what each file is."""
+        folder = ensure_writable_dir(Path(run.target.folder), field="output folder")
+        stem = run.target.stem
+        video: Path | None = None
+        exr_dir: Path | None = None
+        exr_count = 0
+        extra: list[str] = []
+        for i, item in enumerate(outputs):
+            tmp = folder / f".{stem}.luma{i}.download"
+            try:
+                run.hooks.status(f"downloading Luma output {i + 1}/{len(outputs)} ({item['type']})")
+                await until_cancelled(run.transport.download(item["url"], tmp, cancelled=run.hooks.cancelled),
+                                      run.hooks.cancelled)
+                kind = media.sniff(tmp)
+                if kind == "mp4" and video is None:
+                    video = _place(tmp, folder, stem, ".mp4")
+                elif kind in ("exr", "zip"):
+                    exr_dir = exr_dir or _claim_dir(folder, "exr")
+                    frames = await asyncio.to_thread(_unpack_exr, tmp, kind, exr_dir)
+                    exr_count += frames
+                else:
+                    suffix = ".mp4" if kind == "mp4" else f".{_safe_suffix(item['type'])}"
+                    extra.append(str(_place(tmp, folder, f"{stem}_output{i + 1}", suffix)))
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+        if video is None:
+            kinds = ", ".join(o["type"] for o in outputs)
+            raise LumaError(f"Luma engine: job {job.generation_id} returned no MP4 ({kinds}); the files that came "
+                            f"back are in {folder}.")
+        return {"video": str(video), "exr_frames": str(exr_dir) if exr_dir else None, "exr_count": exr_count,
+                "extra": extra}
+
+    def _result(self, job: Job, req: ShotRequest, *, how: str, files: dict[str, Any] | None = None) -> ShotResult:
+        files = files or job.files
+        video = Path(files["video"])
+        frames, width, height = media.probe_mp4(video)
+        meta = {"engine": "luma", "model": self.model, "luma_job_id": job.generation_id or "",
+                "credits": str(job.credits), "ledger_row": str(job.id), "luma_job": how}
+        if files.get("extra"):
+            meta["luma_other_outputs"] = ";".join(files["extra"])
+        return ShotResult(video=video, frame_count=frames, fps=Fraction(FPS), width=width, height=height,
+                          engine=self.name, draft=False, hdr=req.hdr,
+                          exr_frames=Path(files["exr_frames"]) if files.get("exr_frames") else None,
+                          job_id=job.generation_id, credits=job.credits, metadata=meta)
+
+
+POLL_ERRORS_MAX = 20
+STALE_S = 600.0  # a preparing/submitting row of a live owner silent this long is taken as dead
+BASE64_MAX_BYTES = 10 * 1024 * 1024
+
+
+def _write_png_file(image, path: Path) -> None:
+    with open(path, "wb") as fh:
+        media.write_png(image, fh)
+
+
+def _b64_file(path: Path) -> str:
+    import base64
+
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _safe_suffix(kind: str) -> str:
+    s = "".join(c for c in (kind or "").split("/")[-1].lower() if c.isalnum())[:8]
+    return s or "bin"
+
+
+def _place(tmp: Path, folder: Path, stem: str, suffix: str) -> Path:
+    """Move a finished download to ``stem.suffix`` (or ``stem_2.suffix``...), never over a file."""
+    final = _place_link(tmp, folder, stem, suffix)
+    tmp.unlink()
+    return final
+
+
+def _link_files(files: dict[str, Any], folder: Path, stem: str) -> dict[str, Any] | None:
+    """Hard links of a reused job's files in this run's folder (no copy, no network), so every run's
+    folder holds its result; None (use the files where they are) when links are impossible."""
+    if Path(files["video"]).parent == folder:
+        return None
+    made: list[Path] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        video = _place_link(Path(files["video"]), folder, stem, ".mp4")
+        made.append(video)
+        extra = []
+        for i, src in enumerate(files.get("extra", ())):
+            extra.append(str(_place_link(Path(src), folder, f"{stem}_output{i + 1}", Path(src).suffix)))
+            made.append(Path(extra[-1]))
+        exr = None
+        if files.get("exr_frames"):
+            exr = _claim_dir(folder, "exr")
+            made.append(exr)
+            for f in sorted(Path(files["exr_frames"]).iterdir()):
+                if f.suffix.lower() == ".exr":
+                    os.link(f, exr / f.name)
+        return {**files, "video": str(video), "exr_frames": str(exr) if exr else None, "extra": extra}
+    except OSError:
+        for p in reversed(made):
+            if p.is_dir():
+                for f in p.iterdir():
+                    f.unlink()
+                p.rmdir()
+            else:
+                p.unlink(missing_ok=True)
+        return None
+
+
+def _place_link(src: Path, folder: Path, stem: str, suffix: str) -> Path:
+    """A hard link to ``src`` named ``stem.suffix`` (or ``stem_2.suffix``...) in ``folder``; the
+    link fails rather than replace an existing name, so nothing is ever written over."""
+    for n in range(1, 1000):
+        final = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}_{n}{suffix}")
+        try:
+            os.link(src, final)
+            return final
+        except FileExistsError:
+            continue
+    raise DirectorError(f"No free file name for '{stem}{suffix}' in {folder}.")
+
+
+def _claim_dir(folder: Path, name: str) -> Path:
+    for n in range(1, 1000):
+        d = folder / (name if n == 1 else f"{name}_{n}")
+        try:
+            d.mkdir()
+            return d
+        except FileExistsError:
+            continue
+    raise DirectorError(f"No free folder name for '{name}' in {folder}.")
+
+
+def _unpack_exr(path: Path, kind: str, folder: Path) -> int:
+    """EXR delivery -> frames in ``folder``: a zip of frames, a multi-part file, or one frame."""
+    if kind == "zip":
+        return len(media.extract_exr_zip(path, folder))
+    if media.exr_part_count(path) > 1:
+        return len(media.split_multipart_exr(path, folder))
+    _place(path, folder, "frame_0000", ".exr")
+    return 1
