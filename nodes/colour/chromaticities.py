@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ocio import BUILTIN_CONFIG, _as_config, resolve_space
+from .ocio import BUILTIN_CONFIG, as_config, resolve_space
 
 Chroma = tuple[float, float, float, float, float, float, float, float]  # R xy, G xy, B xy, white xy
 
@@ -79,7 +79,7 @@ def gamut_of_interop_id(interop_id: str) -> str | None:
 
 def space_chromaticities(name: str, config=None) -> SpaceChromaticities:
     """The chromaticities and Color Interop ID to write for colour space ``name`` of ``config``."""
-    cfg = _as_config(config)
+    cfg = as_config(config)
     space = resolve_space(name, cfg, field="output_colour_space")
     key = (id(cfg), space)
     with _cache_lock:

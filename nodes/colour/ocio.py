@@ -80,7 +80,7 @@ def load_config(path: str | None = None):
     return cfg
 
 
-def _as_config(config):
+def as_config(config):
     """Accept a loaded Config, a config path, or None (the default config)."""
     if config is None or isinstance(config, str):
         return load_config(config)
@@ -89,7 +89,7 @@ def _as_config(config):
 
 def colour_space_names(config=None) -> list[str]:
     """Active colour-space names of a config, in the config's order (for combo widgets)."""
-    cfg = _as_config(config)
+    cfg = as_config(config)
     return [cs.getName() for cs in cfg.getColorSpaces()]
 
 
@@ -98,7 +98,7 @@ def resolve_space(name: str, config=None, *, field: str = "colour_space") -> str
 
     Unknown -> DirectorError naming ``field``, the bad name and a few valid ones.
     """
-    cfg = _as_config(config)
+    cfg = as_config(config)
     cs = cfg.getColorSpace((name or "").strip()) if (name or "").strip() else None
     if cs is not None:
         return cs.getName()
@@ -294,7 +294,7 @@ class ColourTransform(_FrameProcessor):
 
     def __init__(self, src: str, dst: str, config=None, *, src_field: str = "input_colour_space",
                  dst_field: str = "output_colour_space"):
-        cfg = _as_config(config)
+        cfg = as_config(config)
         self.config = cfg
         self.src = resolve_space(src, cfg, field=src_field)
         self.dst = resolve_space(dst, cfg, field=dst_field)
@@ -312,7 +312,7 @@ class DisplayTransform(_FrameProcessor):
 
     def __init__(self, src: str, display: str, view: str, config=None, *, src_field: str = "input_colour_space"):
         ocio = _ocio()
-        cfg = _as_config(config)
+        cfg = as_config(config)
         self.config = cfg
         self.src = resolve_space(src, cfg, field=src_field)
         displays = list(cfg.getDisplays())
@@ -339,7 +339,7 @@ def _first_match(candidates, available) -> str | None:
 
 def sdr_display_view(config=None) -> tuple[str, str]:
     """(display, view) for an SDR Rec.709 proxy: sRGB or BT.1886 display, ACES 2.0 SDR 100 nits view."""
-    cfg = _as_config(config)
+    cfg = as_config(config)
     displays = list(cfg.getDisplays())
     for display in SDR_DISPLAYS:
         if display in displays and SDR_VIEW in cfg.getViews(display):
@@ -353,7 +353,7 @@ def sdr_display_view(config=None) -> tuple[str, str]:
 
 def hdr10_display_view(config=None) -> tuple[str, str]:
     """(display, view) for HDR10: Rec.2100-PQ display with an ACES 2.0 HDR 1000 nits view."""
-    cfg = _as_config(config)
+    cfg = as_config(config)
     displays = list(cfg.getDisplays())
     if HDR10_DISPLAY in displays:
         view = _first_match(HDR10_VIEWS, list(cfg.getViews(HDR10_DISPLAY)))

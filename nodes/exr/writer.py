@@ -34,7 +34,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..colour.chromaticities import GAMUTS, SpaceChromaticities, space_chromaticities
-from ..colour.ocio import DEFAULT_EXR_SPACE, DEFAULT_INPUT_SPACE, ColourTransform, _as_config, clip_to_half_range
+from ..colour.ocio import DEFAULT_EXR_SPACE, DEFAULT_INPUT_SPACE, ColourTransform, as_config, clip_to_half_range
 from ..common.errors import Cancelled, DirectorError
 from ..common.paths import atomic_path, claim_version_dir, describe_os_error, resolve_inside, safe_relative
 from ..common.progress import CancelFn, ProgressFn, check_cancel
@@ -95,7 +95,7 @@ def sequence_header(output_space: str, compression: str = "PIZ", fps: Fraction |
     import OpenEXR
 
     comp = compression_name(compression)
-    cfg = _as_config(config)
+    cfg = as_config(config)
     meta = space_chromaticities(output_space, cfg)
     header: dict = {"compression": getattr(OpenEXR, _COMPRESSION_ATTR[comp]), "type": OpenEXR.scanlineimage}
     if comp in ("DWAA", "DWAB"):
@@ -153,7 +153,7 @@ def write_exr_sequence(
         raise DirectorError(f"start_frame: {start_frame!r} must be a whole number >= 0.", field="start_frame")
     if threads < 1:
         raise DirectorError(f"threads: {threads} must be 1 or more.", field="threads")
-    cfg = _as_config(config)
+    cfg = as_config(config)
     transform = ColourTransform(input_space, output_space, cfg)
     header, meta = sequence_header(transform.dst, compression, fps, cfg, input_space=transform.src)
     comp = compression_name(compression)
