@@ -125,6 +125,8 @@ def drag(args) -> int:
                 break
             time.sleep(0.3)
         page.wait_for_function(JS_STATE.replace("return {", "return ed.view && {"), timeout=30_000)
+        page.evaluate("(z) => { app.canvas.ds.scale = z; app.canvas.ds.offset = [0, 0]; app.graph.setDirtyCanvas(true, true); }",
+                      args.zoom)
         page.wait_for_timeout(800)
         before = page.evaluate(JS_STATE)
         target = next(it for it in before["items"] if it["id"] == args.keyframe)
@@ -213,6 +215,7 @@ def main() -> int:
     dr.add_argument("--workflow", required=True)
     dr.add_argument("--keyframe", default="image:3")
     dr.add_argument("--dx", type=float, default=61.0, help="pixels to drag to the right")
+    dr.add_argument("--zoom", type=float, default=1.0, help="canvas zoom (the widget scales with it)")
     dr.add_argument("--shot", help="PNG of the page after the drag")
     dr.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()

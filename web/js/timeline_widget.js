@@ -430,12 +430,15 @@ class TimelineEditor {
 
   /** Redraw when something the widget shows changed (called on every canvas frame; cheap). */
   refreshIfChanged() {
-    const key = `${this.text}|${this.duration}|${this.maxKeyframes}`;
-    if (key !== this.lastKey) this.render();
+    if (this.stateKey() !== this.lastKey) this.render();
+  }
+
+  stateKey() {
+    return `${this.text}|${this.duration}|${this.maxKeyframes}|${app.canvas?.ds?.scale ?? 1}`;
   }
 
   render() {
-    this.lastKey = `${this.text}|${this.duration}|${this.maxKeyframes}`;
+    this.lastKey = this.stateKey();
     const { error } = this.state();
     const items = this.items();
     if (this.selected && !items.some((i) => i.id === this.selected)) this.selected = null;
@@ -507,7 +510,10 @@ class TimelineEditor {
 
   drawCanvas(items) {
     const c = this.canvas;
-    const dpr = window.devicePixelRatio || 1;
+    // backing pixels follow the screen size (device pixels x graph zoom) so the timeline stays crisp
+    const shown = c.getBoundingClientRect().width;
+    const zoom = shown && c.clientWidth ? Math.min(Math.max(shown / c.clientWidth, 0.5), 4) : 1;
+    const dpr = (window.devicePixelRatio || 1) * zoom;
     const { w, scale, bandTop, bandMid, thumbsBottom } = this.metrics();
     if (c.width !== Math.round(w * dpr) || c.height !== Math.round(CANVAS_H * dpr)) {
       c.width = Math.round(w * dpr);
