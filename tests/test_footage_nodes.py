@@ -171,3 +171,16 @@ def test_save_video_of_a_component_video_encodes_its_frames(comfy_dirs):
     got = np.concatenate(list(iter_chunks(out.args[0].director_footage)))
     assert got.shape == (3, 54, 96, 3) and [frame_number(f) for f in got] == [0, 1, 2]
     assert np.abs(got.astype(float) - frames.numpy() * 255).mean() < 6  # crf 18, sharp synthetic edges
+
+
+def test_save_video_checks_the_colour_space_name_against_the_config():
+    assert DirectorSaveVideo.validate_inputs(input_colour_space="ACEScg") is True
+    assert "'Kodak 2383'" in DirectorSaveVideo.validate_inputs(input_colour_space="Kodak 2383")
+    assert "ocio_config" in DirectorSaveVideo.validate_inputs(ocio_config="/nowhere/config.ocio")
+
+
+def test_save_video_hdr10_output_knows_it_holds_pq(clip):
+    video = DirectorLoadVideo.execute(video="clip.mp4", frame_count=2).args[0]
+    out = DirectorSaveVideo.execute(video=video, format="HEVC 10-bit HDR10 PQ (.mp4)").args[0]
+    assert out.director_footage.colourspace == "Rec.2100-PQ - Display"
+    assert probe(out.director_footage.path).bit_depth == 10

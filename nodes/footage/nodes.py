@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from comfy_api.latest import InputImpl, Types, io, ui
 
+from ..colour import ocio
 from ..common import glue
 from ..common.errors import Cancelled, DirectorError
 from ..common.paths import next_free_file, safe_relative
@@ -37,8 +38,7 @@ FORMATS = {
     "HEVC 10-bit HDR10 PQ (.mp4)": "hdr10",
     "ProRes 4444 10-bit SDR (.mov)": "prores4444",
 }
-FROM_FOOTAGE = "from footage"
-_DISPLAY_SPACE = {"sdr": "sRGB - Texture", "prores4444": "sRGB - Texture", "hdr10": "Rec.2100-PQ - Display"}
+FROM_FOOTAGE = "auto (from footage)"  # the EXR Writer's word for it too
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,9 +275,14 @@ class DirectorSaveVideo(io.ComfyNode):
                 io.String.Input("filename_prefix", default="director/video",
                                 tooltip="Sub-folder and name inside the output folder."),
                 io.Combo.Input("format", options=list(FORMATS), default=next(iter(FORMATS))),
-                io.Combo.Input("input_colour_space", options=[FROM_FOOTAGE] + _colour_spaces(), default=FROM_FOOTAGE,
-                               tooltip="Colour space of the footage; 'from footage' uses what the VIDEO says "
-                                       "(sRGB for ordinary video, ACES2065-1 for EXR frames)."),
+                io.Combo.Input("input_colour_space", options=[FROM_FOOTAGE, *ocio.colour_space_choices()],
+                               default=FROM_FOOTAGE,
+                               tooltip="Colour space of the footage. auto: what the VIDEO says (sRGB - Texture for "
+                                       "ordinary video, ACES2065-1 for EXR frames). Scene-linear spaces go through "
+                                       "the config's SDR or HDR view; sRGB is encoded as is for SDR."),
+                io.String.Input("ocio_config", default="", optional=True, advanced=True,
+                                tooltip="Path of an OpenColorIO config. Empty: $OCIO if set, else the ACES config "
+                                        "built into OpenColorIO."),
             ],
             outputs=[io.Video.Output(display_name="video")],
             hidden=[io.Hidden.unique_id, io.Hidden.prompt, io.Hidden.extra_pnginfo],
@@ -285,11 +290,23 @@ class DirectorSaveVideo(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, input_colour_space: str = FROM_FOOTAGE, ocio_config: str = "") -> bool | str:
+        """The colour-space name is checked against the chosen config (a studio config has its own names)."""
+        try:
+            config = ocio.load_config(ocio_config or None)
+            if input_colour_space != FROM_FOOTAGE:
+                ocio.resolve_space(input_colour_space, config, field="input_colour_space")
+        except DirectorError as e:
+            return str(e)
+        return True
+
+    @classmethod
     def execute(cls, video, filename_prefix: str = "director/video", format: str = next(iter(FORMATS)),
-                input_colour_space: str = FROM_FOOTAGE) -> io.NodeOutput:
+                input_colour_space: str = FROM_FOOTAGE, ocio_config: str = "") -> io.NodeOutput:
         if format not in FORMATS:
             raise DirectorError(f"format: '{format}' is not one of {', '.join(FORMATS)}.", field="format")
         mode = FORMATS[format]
+        config = ocio.load_config(ocio_config or None)
         ref = footage_from_video(video, spill_dir=glue.temp_dir() / "director-spill")
         info = ref_info(ref)
         space = ref.colourspace if input_colour_space == FROM_FOOTAGE else input_colour_space
@@ -300,14 +317,16 @@ class DirectorSaveVideo(io.ComfyNode):
         src_audio = source_info(ref).has_audio and bool(ref.path) and Path(ref.path).is_file()
         try:
             result = encode_mp4(
-                iter_chunks(ref), target, info.fps, input_space=space, mode=mode,
+                iter_chunks(ref), target, info.fps, input_space=space, mode=mode, config=config,
                 audio_from=ref.path if src_audio else None, audio_window=audio_window(ref) if src_audio else None,
                 progress=glue.progress_for(cls.hidden.unique_id, info.frame_count), cancel=glue.interrupted(),
                 total_frames=info.frame_count, metadata=cls._metadata(ref))
         except Cancelled:
             glue.raise_if_interrupted()
             raise
-        out_ref = FootageRef(str(result.path), colourspace=_DISPLAY_SPACE[mode], draft=ref.draft,
+        # what the written file holds: sRGB-encoded SDR, or the HDR10 display's PQ encoding
+        written_space = ocio.hdr10_display_view(config)[0] if mode == "hdr10" else ocio.DEFAULT_INPUT_SPACE
+        out_ref = FootageRef(str(result.path), colourspace=written_space, draft=ref.draft,
                              metadata=dict(ref.metadata))
         saved = ui.SavedResult(result.path.name, subfolder, io.FolderType.output)
         return io.NodeOutput(make_video(out_ref), ui=ui.PreviewVideo([saved]))
@@ -327,15 +346,6 @@ class DirectorSaveVideo(io.ComfyNode):
             for key, value in (cls.hidden.extra_pnginfo or {}).items():
                 tags[key] = json.dumps(value)
         return tags
-
-
-def _colour_spaces() -> list[str]:
-    from ..colour import ocio
-
-    try:
-        return ocio.colour_space_names()
-    except DirectorError:
-        return [ocio.DEFAULT_INPUT_SPACE, ocio.DEFAULT_EXR_SPACE]
 
 
 class DirectorGrabFrames(io.ComfyNode):
