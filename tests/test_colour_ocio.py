@@ -225,3 +225,19 @@ def test_unknown_display_or_view_names_the_field():
     with pytest.raises(DirectorError) as e:
         ocio.DisplayTransform("aces", "sRGB - Display", "Filmic")
     assert e.value.field == "view"
+
+
+def test_builtin_space_list_matches_the_library(monkeypatch):
+    """Widgets list the built-in config's spaces without importing OpenColorIO: keep the copy true."""
+    monkeypatch.delenv("OCIO", raising=False)
+    assert list(ocio.BUILTIN_SPACES) == ocio.colour_space_names(ocio.load_config(ocio.BUILTIN_CONFIG))
+    assert ocio.colour_space_choices() == list(ocio.BUILTIN_SPACES)
+
+
+def test_widget_choices_follow_a_studio_config_in_ocio(tmp_path, monkeypatch):
+    cfg_file = tmp_path / "studio.ocio"
+    cfg_file.write_text(TINY_CONFIG)
+    monkeypatch.setenv("OCIO", str(cfg_file))
+    assert ocio.colour_space_choices() == ["lin", "twice"]
+    monkeypatch.setenv("OCIO", str(tmp_path / "broken.ocio"))
+    assert ocio.colour_space_choices() == list(ocio.BUILTIN_SPACES)

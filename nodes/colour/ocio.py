@@ -28,6 +28,17 @@ BUILTIN_CONFIG = "ocio://default"
 DEFAULT_INPUT_SPACE = "sRGB - Texture"
 DEFAULT_EXR_SPACE = "ACES2065-1"
 
+BUILTIN_SPACES = (
+    "sRGB - Display", "Gamma 2.2 Rec.709 - Display", "Display P3 - Display", "Display P3 HDR - Display",
+    "Gamma 2.6 P3-D65 - Display", "Rec.1886 Rec.709 - Display", "Rec.2100-PQ - Display",
+    "ST2084-P3-D65 - Display", "ACES2065-1", "ACEScc", "ACEScct", "ACEScg", "sRGB Encoded Rec.709 (sRGB)",
+    "Gamma 1.8 Encoded Rec.709", "Gamma 2.2 Encoded Rec.709", "Gamma 2.4 Encoded Rec.709",
+    "sRGB Encoded P3-D65", "Gamma 2.2 Encoded AdobeRGB", "sRGB Encoded AP1", "Gamma 2.2 Encoded AP1",
+    "Linear AdobeRGB", "Linear P3-D65", "Linear Rec.2020", "Linear Rec.709 (sRGB)", "Raw",
+)
+"""Active colour spaces of the built-in config (OpenColorIO 2.6 ``ocio://default``), listed here so
+that node schemas can offer them without importing OpenColorIO; a test keeps it equal to the library's."""
+
 SDR_DISPLAYS = ("sRGB - Display", "Rec.1886 Rec.709 - Display")
 SDR_VIEW = "ACES 2.0 - SDR 100 nits (Rec.709)"
 HDR10_DISPLAY = "Rec.2100-PQ - Display"
@@ -85,6 +96,19 @@ def as_config(config):
     if config is None or isinstance(config, str):
         return load_config(config)
     return config
+
+
+def colour_space_choices() -> list[str]:
+    """Colour-space names for widgets, without loading OpenColorIO unless $OCIO names a studio config.
+
+    A broken $OCIO falls back to the built-in names here; it is reported when a node runs.
+    """
+    if not os.environ.get("OCIO", "").strip():
+        return list(BUILTIN_SPACES)
+    try:
+        return colour_space_names(load_config())
+    except DirectorError:
+        return list(BUILTIN_SPACES)
 
 
 def colour_space_names(config=None) -> list[str]:

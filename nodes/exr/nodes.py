@@ -25,14 +25,6 @@ CHUNK = 16
 _NTSC_BASES = (24, 30, 48, 60, 120)
 
 
-def colour_space_choices() -> list[str]:
-    """Colour spaces for the combos: from $OCIO when it loads, else the built-in ACES config."""
-    try:
-        return ocio.colour_space_names(ocio.load_config())
-    except DirectorError:  # a broken $OCIO is reported when the node runs, not by hiding the node
-        return ocio.colour_space_names(ocio.load_config(ocio.BUILTIN_CONFIG))
-
-
 def exact_fps(fps: float) -> Fraction:
     """A widget frame rate as an exact rational: 23.976 -> 24000/1001, 25 -> 25."""
     for base in _NTSC_BASES:
@@ -78,7 +70,7 @@ class DirectorEXRWriter(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        spaces = colour_space_choices()
+        spaces = ocio.colour_space_choices()
         default_out = ocio.DEFAULT_EXR_SPACE if ocio.DEFAULT_EXR_SPACE in spaces else spaces[0]
         return io.Schema(
             node_id="DirectorEXRWriter",
