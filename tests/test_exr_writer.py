@@ -405,3 +405,40 @@ def test_frames_written_are_readable_by_the_group(tmp_path):
     finally:
         os.umask(old)
     assert seq.files[0].stat().st_mode & 0o777 == 0o644
+
+
+def test_studio_spaces_get_derived_chromaticities_or_none_and_say_which(tmp_path):
+    cs = colour.RGB_COLOURSPACES
+    m = colour.matrix_RGB_to_RGB(cs["ARRI Wide Gamut 3"], cs["ACES2065-1"], chromatic_adaptation_transform="Bradford")
+    values = ", ".join(f"{v:.12g}" for v in [*m[0], 0, *m[1], 0, *m[2], 0, 0, 0, 0, 1])
+    cfg = tmp_path / "studio.ocio"
+    cfg.write_text(f"""\
+ocio_profile_version: 2
+roles: {{default: aces, scene_linear: aces, aces_interchange: aces}}
+displays:
+  screen:
+    - !<View> {{name: raw, colorspace: aces}}
+colorspaces:
+  - !<ColorSpace> {{name: aces}}
+  - !<ColorSpace>
+    name: awg
+    to_scene_reference: !<MatrixTransform> {{matrix: [{values}]}}
+  - !<ColorSpace>
+    name: graded
+    to_scene_reference: !<GroupTransform>
+      children:
+        - !<MatrixTransform> {{matrix: [{values}]}}
+        - !<ExponentTransform> {{value: [2.2, 2.2, 2.2, 1]}}
+""")
+    _, chunks = ramp_chunks(1)
+    seq = write_exr_sequence(chunks, tmp_path, "awg", input_space="aces", output_space="awg", config=str(cfg))
+    header, _ = read(seq.files[0])
+    awg = cs["ARRI Wide Gamut 3"]
+    assert np.allclose(header["chromaticities"], [*awg.primaries.ravel(), *awg.whitepoint], atol=2e-5)
+    assert "colorInteropID" not in header and "derived" in seq.colour_note
+    assert OpenEXR.checkColorMetadata(header) == OpenEXR.ColorMetadataWarning.OK
+    _, chunks = ramp_chunks(1)
+    seq = write_exr_sequence(chunks, tmp_path, "graded", input_space="aces", output_space="graded", config=str(cfg))
+    header, _ = read(seq.files[0])
+    assert "chromaticities" not in header and "not written" in seq.colour_note
+    assert "not written" in header["comments"]
