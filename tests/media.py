@@ -78,7 +78,8 @@ def _audio_codec(suffix: str) -> str:
 def make_clip(path, width: int = 320, height: int = 180, frames: int = 24, fps: int | Fraction = 24, *,
               codec: str | None = None, pix_fmt: str = "yuv420p", audio: bool = False,
               vfr: bool = False, pattern: str = "moving", colour: tuple[int, int, int] = (255, 0, 0),
-              gop: int = 12, colorspace: str | None = None, tag_colour: bool = True) -> Path:
+              gop: int = 12, colorspace: str | None = None, tag_colour: bool = True,
+              rotation: int = 0) -> Path:
     """Write a synthetic clip and return its path.
 
     ``codec`` None picks libx264 (wmv2 for .wmv). ``pix_fmt`` with more than 8 bits (e.g.
@@ -102,6 +103,8 @@ def make_clip(path, width: int = 320, height: int = 180, frames: int = 24, fps: 
         vs = out.add_stream(codec, rate=fps)
         vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
         vs.codec_context.gop_size = gop
+        if rotation:
+            vs.set_display_rotation(rotation)
         if codec in ("libx264", "libx265"):
             vs.codec_context.options = {"preset": "ultrafast", "crf": "12"}
             vs.codec_context.max_b_frames = 0

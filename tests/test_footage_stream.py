@@ -278,3 +278,14 @@ def test_audio_of_a_selection_covers_exactly_its_span(clips):
 
 def test_silent_clip_has_no_audio(clips):
     assert read_audio(FootageRef(str(clips["long"]))) is None
+
+
+def test_phone_rotation_is_applied_like_core_comfyui(tmp_path):
+    clip = make_clip(tmp_path / "upright.mp4", width=96, height=54, frames=30, rotation=90)
+    info = probe(clip)
+    assert (info.width, info.height) == (54, 96)  # as displayed
+    ref = FootageRef(str(clip), FootageSelection(start=25, count=2, max_size=48))
+    chunk = next(iter_chunks(ref))
+    assert chunk.shape == (2, 48, 28, 3) and (ref_info(ref).width, ref_info(ref).height) == (28, 48)
+    # core turns frames with np.rot90(k=rotation // 90): undoing it gives the coded picture back
+    assert [frame_number(np.rot90(f, k=-1, axes=(0, 1))) for f in chunk] == [25, 26]

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..common.errors import DirectorError
 from ..common.paths import atomic_path
-from .stream import FootageRef, FootageSelection, probe
+from .stream import FootageRef, FootageSelection, exact_rate, probe
 
 _component_spills: "weakref.WeakKeyDictionary[object, FootageRef]" = weakref.WeakKeyDictionary()
 
@@ -100,8 +100,7 @@ def _spill_components(video, spill: Path) -> FootageRef:
     images = comps.images
     if images is None or len(images) == 0:
         raise DirectorError("video: the VIDEO has no frames.", field="video")
-    n, height, width = int(images.shape[0]), int(images.shape[1]), int(images.shape[2])
-    fps = Fraction(comps.frame_rate).limit_denominator(100000) if comps.frame_rate else Fraction(24)
+    fps = exact_rate(Fraction(comps.frame_rate)) if comps.frame_rate else Fraction(24)
     bit_depth = int(getattr(video, "get_bit_depth", lambda: 8)() or 8)
     spill.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="components-", suffix=".mkv", dir=spill)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import os
 import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -125,6 +124,7 @@ class _Facts:
 
     first_pts: int | None
     time_base: Fraction | None
+    quarter_turns: int = 0  # display rotation, counterclockwise, in 90-degree steps (phone footage)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,8 +141,9 @@ def _bit_depth(fmt) -> int:
     return max(c.bits for c in fmt.components)
 
 
-def _snap_rate(rate: Fraction) -> Fraction:
-    """Exact rational rate: 29.97 stored as 2997/100 or 1001-based fractions becomes 30000/1001."""
+def exact_rate(rate: Fraction) -> Fraction:
+    """The exact rate a nominal one stands for: 29.97 (2997/100, or a float) becomes 30000/1001,
+    23.976 becomes 24000/1001; other rates are kept (denominator at most 1001)."""
     for std in _STANDARD_RATES:
         if abs(rate - std) <= std * Fraction(1, 2000):
             return std
@@ -225,12 +226,19 @@ def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[FootageInfo, _
         if frames <= 0:
             raise _unreadable(path, "has no video frames.")
 
+        time_base = Fraction(vs.time_base) if vs.time_base else None
+        # Frame 0 is the first frame the decoder shows: packets an edit list discards can carry
+        # earlier timestamps, so its own timestamp anchors frame numbers after a seek.
+        first_pts, turns = _first_frame(path, min(pts) if pts else None)
+        if turns % 2:
+            width, height = height, width  # facts describe the picture as displayed
+
         raw = vs.average_rate or vs.guessed_rate or vs.base_rate
         variable = _is_variable(pts)
         if not raw:
             raise _unreadable(path, "has no frame rate.")
         fps = Fraction(raw)
-        fps = fps.limit_denominator(100000) if variable else _snap_rate(fps)
+        fps = fps.limit_denominator(100000) if variable else exact_rate(fps)
         if variable and vs.duration and vs.time_base:
             duration = float(vs.duration * vs.time_base)
         elif variable and container.duration:
@@ -244,9 +252,23 @@ def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[FootageInfo, _
             audio_codec=audio.codec_context.name if audio is not None else None,
             variable_frame_rate=variable,
         )
-        facts = _Facts(first_pts=min(pts) if pts else None,
-                       time_base=Fraction(vs.time_base) if vs.time_base else None)
-        return info, facts
+    return info, _Facts(first_pts=first_pts, time_base=time_base, quarter_turns=turns)
+
+
+def _first_frame(path: str, fallback_pts: int | None) -> tuple[int | None, int]:
+    """Timestamp and display rotation (quarter turns) of the first decoded frame."""
+    import av
+
+    try:
+        with av.open(path, "r") as container:
+            vs = container.streams.video[0]
+            first = next(container.decode(vs), None)
+    except av.FFmpegError as e:
+        raise _unreadable(path, f"is corrupt: its first frame does not decode ({e}).") from None
+    if first is None:
+        raise _unreadable(path, "has no video frames that decode.")
+    turns = int(round((first.rotation or 0) / 90)) % 4
+    return (first.pts if first.pts is not None else fallback_pts), turns
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,10 +368,13 @@ def _colorspace_for(frame, width: int, height: int):
     return Colorspace.ITU709 if (width > 1024 or height > 576) else Colorspace.ITU601
 
 
-def _converter(frame, out_w: int, out_h: int, deep: bool):
-    """A function turning a decoded frame into an RGB ndarray at the output size."""
+def _converter(frame, out_w: int, out_h: int, deep: bool, turns: int = 0):
+    """A function turning a decoded frame into an RGB ndarray at the output size (as displayed:
+    ``turns`` quarter turns counterclockwise are applied after scaling, like core ComfyUI)."""
     from av.video.reformatter import ColorRange, Interpolation
 
+    if turns % 2:
+        out_w, out_h = out_h, out_w  # scale in the coded orientation, then turn
     fmt = "rgb48le" if deep else "rgb24"
     kwargs = dict(format=fmt)
     if (out_w, out_h) != (frame.width, frame.height):
@@ -364,7 +389,10 @@ def _converter(frame, out_w: int, out_h: int, deep: bool):
     def convert(f):
         return f.to_ndarray(**kwargs)
 
-    return convert
+    def convert_turned(f):
+        return np.rot90(f.to_ndarray(**kwargs), k=turns, axes=(0, 1))
+
+    return convert_turned if turns else convert
 
 
 def iter_chunks(ref: FootageRef, chunk: int = 16) -> Iterator[np.ndarray]:
@@ -388,7 +416,7 @@ def iter_chunks(ref: FootageRef, chunk: int = 16) -> Iterator[np.ndarray]:
     buf, filled = None, 0
     for frame in _frames_at(info, facts, wanted):
         if convert is None:
-            convert = _converter(frame, out_w, out_h, deep)
+            convert = _converter(frame, out_w, out_h, deep, facts.quarter_turns)
         if buf is None:
             buf = np.empty((min(chunk, left), out_h, out_w, 3), dtype)
         buf[filled] = convert(frame)
