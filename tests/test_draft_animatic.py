@@ -196,3 +196,17 @@ def test_chunks_stop_before_the_next_chunk_once_cancelled():
 def test_unknown_transition_is_refused():
     with pytest.raises(ValueError, match="transition"):
         Animatic(shot([]), transition="wipe")
+
+
+def test_a_strength_below_one_is_said_in_the_caption_and_metadata_not_ignored():
+    from comfyui_director.nodes.engines.draft.animatic import caption_text
+    from comfyui_director.nodes.engines.draft.engine import DraftEngine
+
+    req = shot([KeyframeSpec(0, image=texture(1)), KeyframeSpec(60, image=texture(2), strength=0.4, label="hero")])
+    weak = req.keyframes[1]
+    assert "strength 0.40" in caption_text(weak, 1) and caption_text(weak, 1).startswith("hero · 2.50 s")
+    assert caption_text(req.keyframes[0], 0) == ""  # full strength, no direction: no caption
+    assert "hero" in DraftEngine().metadata(req)["director:note"]
+    h = req.size[1]
+    frame = render(Animatic(req), 61)
+    assert diff(frame[h - h // 12:], cover_fit(texture(2), req.size)[h - h // 12:]) > 20
