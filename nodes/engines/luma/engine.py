@@ -21,6 +21,7 @@ is billed, and the next run of the same graph picks it up from the ledger.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -394,8 +395,16 @@ class LumaEngine(Engine):
         # The request itself runs shielded: if this task is cancelled, the POST still completes and its
         # outcome lands in the ledger (a job id to resume, or an honest 'uncertain').
         inner = asyncio.ensure_future(self._send(run, job, body, spend, slot))
-        created = await asyncio.shield(inner)
-        hooks.progress(2, STEPS, "sent")
+        inner.add_done_callback(lambda t: t.cancelled() or t.exception())  # its errors are reported by _send
+        try:
+            created = await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            # Let the request finish on its open connection so its outcome lands in the ledger; nobody
+            # polls the job here, so its slot is freed (the next run resumes it).
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(inner)
+            slot.release()
+            raise
         return created, slot
 
     async def _send(self, run: _Run, job: Job, body: dict[str, Any], spend: SessionSpend, slot: Slot) -> Job:
@@ -447,7 +456,7 @@ class LumaEngine(Engine):
                     run.hooks.status(f"file upload unavailable; sending {k.label} inline")
                     refs.append({"data": await asyncio.to_thread(_b64_file, path), "media_type": "image/png"})
                 self.ledger.heartbeat(job.id)
-        run.hooks.progress(1, STEPS, "uploaded")
+        _progress(run.hooks, 1, "uploaded")
         return refs
 
     async def _finish(self, run: _Run, job: Job, key: SecretKey, slot: Slot | None, *, fresh: bool) -> Job:
@@ -455,6 +464,7 @@ class LumaEngine(Engine):
         hooks, ledger, gid = run.hooks, self.ledger, job.generation_id
         cancelled = hooks.cancelled
         try:
+            _progress(hooks, 2, "sent")
             if slot is None and job.state in ("queued", "processing"):
                 slots = slots_for(key.account, self.base_url, self.max_concurrent_jobs)
                 slot = await slots.acquire(cancelled, hooks.status, force=True)
@@ -471,8 +481,8 @@ class LumaEngine(Engine):
             raise LumaError(f"Luma engine: job {gid} completed without any output; Luma billed it, so report it "
                             "to Luma support with the job id.")
         job = ledger.mark_completed(job.id, outputs)
-        hooks.progress(4, STEPS, "downloading")
         try:
+            _progress(hooks, 4, "downloading")
             files = await self._download_all(run, job, outputs)
         except Cancelled:
             msg = (f"Interrupted while downloading Luma job {gid}. The job is finished and paid; queue the same "
@@ -509,7 +519,7 @@ class LumaEngine(Engine):
                 state = gen.state
             hooks.status(f"Luma {gen.state} · {elapsed:.0f} s · job {gid}")
             if gen.state == "processing":
-                hooks.progress(3, STEPS, "processing")
+                _progress(hooks, 3, "processing")
             if gen.state == "completed":
                 return gen
             if gen.state == "failed":
@@ -569,6 +579,14 @@ class LumaEngine(Engine):
                           engine=self.name, draft=False, hdr=req.hdr,
                           exr_frames=Path(files["exr_frames"]) if files.get("exr_frames") else None,
                           job_id=job.generation_id, credits=job.credits, metadata=meta)
+
+
+def _progress(hooks: RenderHooks, step: int, text: str) -> None:
+    """Advance the progress bar, noticing an interrupt first: ComfyUI's bar raises its own
+    exception on a pending interrupt, which would skip the message about the running job."""
+    if hooks.cancelled():
+        raise Cancelled("Interrupted by the user.")
+    hooks.progress(step, STEPS, text)
 
 
 POLL_ERRORS_MAX = 20
