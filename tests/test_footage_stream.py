@@ -289,3 +289,29 @@ def test_phone_rotation_is_applied_like_core_comfyui(tmp_path):
     assert chunk.shape == (2, 48, 28, 3) and (ref_info(ref).width, ref_info(ref).height) == (28, 48)
     # core turns frames with np.rot90(k=rotation // 90): undoing it gives the coded picture back
     assert [frame_number(np.rot90(f, k=-1, axes=(0, 1))) for f in chunk] == [25, 26]
+
+
+def test_chunks_kept_by_the_consumer_are_never_written_over(clips):
+    kept = list(iter_chunks(FootageRef(str(clips["long"])), chunk=8))
+    views = [c[:2] for c in iter_chunks(FootageRef(str(clips["long"])), chunk=8)]
+    assert numbers(kept) == list(range(120))
+    assert [frame_number(v[0]) for v in views] == list(range(0, 120, 8))
+
+
+def test_released_chunks_are_refilled_instead_of_reallocated(clips, monkeypatch):
+    allocations = []
+
+    class CountingNumpy:
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        def empty(self, shape, dtype):
+            allocations.append(shape)
+            return np.empty(shape, dtype)
+
+    monkeypatch.setattr(stream, "np", CountingNumpy())
+    got = []
+    for c in iter_chunks(FootageRef(str(clips["long"])), chunk=8):
+        got.append(frame_number(c[0]))
+    assert got == list(range(0, 120, 8))
+    assert len(allocations) == 2  # two buffers take turns in a plain for loop, not 15

@@ -321,7 +321,8 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                             f"images: frame {frames} is {rgb.shape[2]}x{rgb.shape[1]}, earlier frames are "
                             f"{width}x{height}; a video has one size.", field="images")
                     for img in rgb:
-                        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=fmt)
+                        # wraps the array without a copy; reformat below makes the encoder's own frame
+                        frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(img), format=fmt)
                         frame = frame.reformat(format=spec.pix_fmt, dst_colorspace=spec.matrix,
                                                dst_color_range="MPEG", interpolation=sws)
                         # tag only: asking reformat for a transfer/primaries makes FFmpeg 8's
