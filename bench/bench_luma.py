@@ -101,10 +101,7 @@ def free_port() -> int:
 
 def start_emulator(latency: float) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    # http.server listens with a backlog of 5; eight jobs connecting at once would lose SYNs and stall
-    # 1 s on the retransmit, which measures the emulator, not the engine. Real servers listen wider.
-    launcher = ("import http.server, sys; http.server.ThreadingHTTPServer.request_queue_size = 128; "
-                "from comfyui_director.nodes.engines.luma.emulator import main; main(sys.argv[1:])")
+    launcher = "import sys; from comfyui_director.nodes.engines.luma.emulator import main; main(sys.argv[1:])"
     proc = subprocess.Popen([sys.executable, "-c", launcher, "--port", str(port), "--key", KEY, "--queued-s", "0",
                              "--processing-s", str(latency)], stdout=subprocess.PIPE, text=True)
     base = proc.stdout.readline().strip()

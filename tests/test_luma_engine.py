@@ -376,39 +376,27 @@ def test_credits_follow_hdr_and_exr_multipliers(emu, tmp_path):
 
 
 # --- concurrency ------------------------------------------------------------------------------
-@pytest.fixture
-def wide_backlog(monkeypatch):
-    """The emulator's http.server listens with a backlog of 5: 8 jobs connecting at once lose SYNs
-    and stall 1 s on the retransmit. Real servers listen wider; so does the emulator here."""
-    import http.server
-
-    monkeypatch.setattr(http.server.ThreadingHTTPServer, "request_queue_size", 128)
-
-
-def test_eight_jobs_of_one_graph_take_about_the_time_of_one(tmp_path, wide_backlog):
+# Wall-time ratios (8 jobs vs 1) are measured in bench/bench_luma.py, not asserted here.
+def test_eight_jobs_of_one_graph_are_in_flight_together(tmp_path):
     with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=1.0) as emu:
         eng = engine(emu, tmp_path, max_concurrent_jobs=8, poll_interval_s=0.25)
-        render(eng, fast_req("warm-up"), tmp_path / "warm")  # first download renders the emulator's clip
 
-        async def many(n, tag):
+        async def many():
             return await asyncio.gather(*[
-                eng.render(fast_req(f"{tag} {i}"), RenderTarget(_mk(tmp_path / f"{tag}{i}")), Hooks())
-                for i in range(n)])
+                eng.render(fast_req(f"shot {i}"), RenderTarget(_mk(tmp_path / f"s{i}")), Hooks()) for i in range(8)])
 
-        def timed(n, tag):
-            t = time.monotonic()
-            results = asyncio.run(many(n, tag))
-            return time.monotonic() - t, results
-
-        runs = [(timed(1, f"one{k}")[0], timed(8, f"eight{k}")) for k in range(2)]  # best of two: shared CPU
-        one = min(r[0] for r in runs)
-        eight = min(r[1][0] for r in runs)
-        results = runs[0][1][1]
+        results = asyncio.run(many())
         assert len({r.job_id for r in results}) == 8 and all(r.video.is_file() for r in results)
-        assert eight <= 1.05 * one + 0.5, (one, eight)
+        assert slots_for(SecretKey(KEY, "t").account, emu.base_url, 8).peak == 8
+        created = sorted(g["created_at"] for g in emu.generations)
+        assert len(created) == 8
+        # every job was submitted before the first one could have finished (1 s of processing)
+        from datetime import datetime
+        t = [datetime.fromisoformat(c.replace("Z", "+00:00")).timestamp() for c in created]
+        assert t[-1] - t[0] < 1.0
 
 
-def test_concurrent_job_limit_makes_jobs_wait_locally_instead_of_collecting_429s(tmp_path, wide_backlog):
+def test_concurrent_job_limit_makes_jobs_wait_locally_instead_of_collecting_429s(tmp_path):
     with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=0.3, max_concurrent=2) as emu:
         eng = engine(emu, tmp_path, max_concurrent_jobs=2)
 
