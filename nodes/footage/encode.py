@@ -305,8 +305,7 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                 for k, v in (metadata or {}).items():
                     out.metadata[str(k)] = str(v)
                 vs = None
-                it = iter(chunks)
-                for chunk in it:
+                for chunk in chunks:
                     check_cancel(cancel)
                     rgb, fmt = pixels.convert(chunk)
                     if len(rgb) == 0:
@@ -366,7 +365,7 @@ def _video_stream(out, spec: _Spec, mode: str, fps: Fraction, width: int, height
     cc = vs.codec_context
     cc.time_base = 1 / fps
     cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = spec.primaries, spec.trc, spec.colorspace, 1
-    gop = str(max(1, min(48, int(round(fps * 2)))))
+    gop = str(max(24, min(48, int(round(fps * 2)))))  # 1-2 s: quick seeks when scrubbing
     if mode == "sdr":
         cc.options = {"preset": "veryfast", "crf": "18", "g": gop, "profile": "high"}
     elif mode == "hdr10":

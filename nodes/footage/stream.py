@@ -399,8 +399,9 @@ def _converter(frame, out_w: int, out_h: int, deep: bool, turns: int = 0):
 def iter_chunks(ref: FootageRef, chunk: int = 16) -> Iterator[np.ndarray]:
     """Yield the selection as ``(n, H, W, 3)`` arrays of at most ``chunk`` frames.
 
-    uint8 for 8-bit sources, uint16 for deeper ones, float32 for EXR-backed refs. Only one
-    chunk is held at a time; frames outside the selection are decoded but never converted.
+    uint8 for 8-bit sources, uint16 for deeper ones, float32 for EXR-backed refs. Memory is two
+    chunks whatever the clip's length: the one the consumer holds and the one being filled.
+    Frames outside the selection are decoded but never converted.
     """
     if chunk < 1:
         raise DirectorError(f"chunk: {chunk} must be at least 1 frame.", field="chunk")
