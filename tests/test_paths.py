@@ -74,3 +74,13 @@ def test_folder_that_cannot_be_created_is_reported(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(DirectorError, match="cannot create"):
         ensure_writable_dir(blocker / "out")
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.bin") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644

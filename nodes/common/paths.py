@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
@@ -101,9 +101,7 @@ def atomic_path(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
     final = Path(final)
     if final.exists() and not overwrite:
         raise DirectorError(f"'{final.name}' already exists; Director never writes over a file.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent)
-    os.close(fd)
-    tmp_p = Path(tmp)
+    tmp_p = _new_temp_file(final)
     try:
         yield tmp_p
         if overwrite:
@@ -122,6 +120,19 @@ def atomic_path(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_p.unlink()
         raise
+
+
+def _new_temp_file(final: Path) -> Path:
+    """An empty, exclusive temp file beside ``final``; mode 0666 less the umask, like any new file
+    (mkstemp's 0600 would hide renders from the rest of a studio on shared storage)."""
+    for _ in range(100):
+        cand = final.parent / f".{final.stem}.{secrets.token_hex(4)}.part{final.suffix}"
+        try:
+            os.close(os.open(cand, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return cand
+        except FileExistsError:
+            continue
+    raise DirectorError(f"No free temporary name beside '{final.name}'.")
 
 
 def describe_os_error(e: OSError, what: str) -> str:

@@ -162,7 +162,7 @@ def write_exr_sequence(
         folder = claim_version_dir(target.parent, target.name)
     except OSError as e:
         raise DirectorError(describe_os_error(e, f"EXR output folder '{target.parent}'"), field="filename_prefix") from e
-    job = _Job(folder, target.name, header, transform, _file_mode(), int(start_frame))
+    job = _Job(folder, target.name, header, transform, int(start_frame))
     try:
         files, (height, width), has_alpha = job.run(chunks, alpha_chunks, threads, progress, cancel, total_frames)
     except BaseException:
@@ -172,17 +172,6 @@ def write_exr_sequence(
                        last_frame=int(start_frame) + len(files) - 1, width=width, height=height,
                        channels="RGBA" if has_alpha else "RGB", colour_space=transform.dst, compression=comp,
                        colour_note=meta.note)
-
-
-def _file_mode() -> int:
-    """Mode for new frames: what the umask allows (temporary files start private, 0600)."""
-    try:  # Linux: read the umask without changing it (changing it races with other threads)
-        with open("/proc/self/status") as f:
-            mask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
-    except (OSError, StopIteration, ValueError):
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _frames(chunks: Iterable, field: str, channels: int | None) -> Iterator[np.ndarray]:
@@ -224,9 +213,9 @@ class _WriteFailed(Exception):
 class _Job:
     """One sequence being written: the pool, the frames in flight, what is done."""
 
-    def __init__(self, folder: Path, stem: str, header: dict, transform: ColourTransform, mode: int, start: int):
+    def __init__(self, folder: Path, stem: str, header: dict, transform: ColourTransform, start: int):
         self.folder, self.stem, self.header, self.transform = folder, stem, header, transform
-        self.mode, self.start = mode, start
+        self.start = start
         self.done: dict[int, Path] = {}
 
     def run(self, chunks, alpha_chunks, threads, progress, cancel, total):
@@ -329,7 +318,6 @@ class _Job:
         final = self.folder / frame_name(self.stem, frame_no)
         with atomic_path(final) as tmp:
             OpenEXR.File(self.header, channels).write(str(tmp))
-            os.chmod(tmp, self.mode)
         return final
 
     def remove_folder_if_empty(self) -> None:
