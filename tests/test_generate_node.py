@@ -193,3 +193,18 @@ def test_schema_offers_the_documented_widgets_in_order():
                                         "filename_prefix", "preview_frames"]
     assert [p.kind for p in s.outputs] == ["VIDEO", "INT", "STRING", "IMAGE"]
     assert s.is_output_node and s.category == "Director/Generate"
+
+
+def test_info_line_says_a_reused_paid_job_costs_nothing_new(tmp_path):
+    from fractions import Fraction
+
+    from comfyui_director.nodes.engines.draft.engine import DraftEngine
+    from comfyui_director.nodes.generate.generation import info_line
+    from comfyui_director.nodes.shot.engine import ShotResult
+
+    def result(how):
+        return ShotResult(video=tmp_path / "x.mp4", frame_count=121, fps=Fraction(24), width=1280, height=720,
+                          engine="luma", job_id="job-1", credits=100, metadata={"luma_job": how})
+
+    assert "reused: no new charge" in info_line(DraftEngine(), result("reused"), 100, None)
+    assert "no new charge" not in info_line(DraftEngine(), result("new job"), 100, None)

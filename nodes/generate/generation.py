@@ -104,7 +104,8 @@ def info_line(engine: Engine, result: ShotResult, credits: int, where: PurePosix
     if result.draft:
         parts.append("DRAFT preview")
     if result.job_id:
-        parts.append(f"job {result.job_id}")
+        how = result.metadata.get("luma_job", "")
+        parts.append(f"job {result.job_id}" + (f" ({how}: no new charge)" if how in ("resumed", "reused") else ""))
     if where is not None:
         parts.append(str(where))
     return " · ".join(parts)
