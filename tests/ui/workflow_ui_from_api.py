@@ -18,7 +18,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-CONVERT = """async ([api, name]) => {
+NOTES = {
+    "video_to_aces_exr_and_mp4_proxy": (
+        "## Video to ACES EXR + MP4 proxy\n"
+        "Streams the footage (never the whole clip in memory) into a 16-bit half **EXR sequence in "
+        "ACES2065-1** (AP0 chromaticities, PIZ, frame 1001 on) and an **H.264 proxy** with BT.709 tags "
+        "and the source audio.\n\nPick your own clip in *Load Video* (upload or path); each run writes a "
+        "new `_v00N` folder inside ComfyUI's output folder, never over an existing sequence."),
+    "keyframes_draft_animatic": (
+        "## Keyframes to Draft animatic\n"
+        "*Grab Frames* pulls keyframe images from the sample footage; the *Keyframe Timeline* places them "
+        "(drag to move, snap to frames, type directions). *Generate Video* with the free **Draft engine** "
+        "renders a CPU animatic: each keyframe exactly on its frame, optical-flow morphs between them.\n\n"
+        "Swap the Draft Engine for the Luma Engine to render the same shot with Ray3.2."),
+    "keyframes_to_exr": (
+        "## Keyframes to EXR\n"
+        "The keyframe shot from the timeline, finished to an **ACES2065-1 EXR sequence** for compositing. "
+        "With the Luma Engine, HDR and EXR on, the EXR Writer reads Luma's scene-linear 16-bit frames "
+        "directly instead of the MP4."),
+}
+
+CONVERT = """async ([api, name, note]) => {
   const app = window.app;
   await app.loadApiJson(api, name);
   const g = app.graph;
@@ -39,15 +59,45 @@ CONVERT = """async ([api, name]) => {
     return best;
   };
   nodes.forEach(d);
-  const cols = new Map();
+  // columns as wide as their widest node (the timeline widget widens itself when created)
+  const byCol = new Map();
   for (const n of nodes.sort((a, b) => a.id - b.id)) {
     const c = depth.get(n.id);
-    const y = cols.get(c) ?? 140;
-    n.pos = [120 + c * 460, y];
-    cols.set(c, y + (n.size?.[1] ?? 200) + 140);
+    if (!byCol.has(c)) byCol.set(c, []);
+    byCol.get(c).push(n);
+  }
+  let x = 120, bottom = 0;
+  for (const c of [...byCol.keys()].sort((a, b) => a - b)) {
+    let y = 140, width = 0;
+    for (const n of byCol.get(c)) {
+      n.pos = [x, y];
+      y += (n.size?.[1] ?? 200) + 90;
+      width = Math.max(width, n.size?.[0] ?? 300);
+    }
+    bottom = Math.max(bottom, y);
+    x += width + 90;
+  }
+  if (note) {
+    const md = LiteGraph.createNode("MarkdownNote");
+    if (md) {
+      md.widgets[0].value = note;
+      md.pos = [120, bottom];
+      md.size = [Math.min(x - 210, 900), 220];
+      g.add(md);
+    }
   }
   return app.graph.serialize();
 }"""
+
+
+def fit_view(nodes: list[dict], width: float = 1350, height: float = 820) -> dict:
+    """Canvas scale and offset that show the whole graph when the template opens."""
+    x0 = min(n["pos"][0] for n in nodes)
+    y0 = min(n["pos"][1] for n in nodes) - 40
+    x1 = max(n["pos"][0] + n["size"][0] for n in nodes)
+    y1 = max(n["pos"][1] + n["size"][1] for n in nodes)
+    scale = round(min(1.0, width / (x1 - x0), height / (y1 - y0)), 3)
+    return {"scale": scale, "offset": [round(120 / scale - x0, 1), round(90 / scale - y0, 1)]}
 
 
 def main(names: list[str]) -> None:
@@ -65,8 +115,9 @@ def main(names: list[str]) -> None:
         page.goto(base + "/", wait_until="domcontentloaded")
         page.wait_for_function("() => window.app && window.app.graph && (window.app.isGraphReady ?? true)", timeout=120_000)
         for f in files:
-            ui = page.evaluate(CONVERT, [json.loads(f.read_text()), f.stem])
+            ui = page.evaluate(CONVERT, [json.loads(f.read_text()), f.stem, NOTES.get(f.stem, "")])
             ui.setdefault("extra", {})["director"] = {"api_copy": f"api/{f.name}"}
+            ui["extra"]["ds"] = fit_view(ui["nodes"])
             out = ROOT / "workflows" / f.name
             out.write_text(json.dumps(ui, indent=1) + "\n")
             print(f"{f.name}: {len(ui['nodes'])} nodes, {len(ui['links'])} links -> {out.relative_to(ROOT)}")
