@@ -33,3 +33,14 @@ def comfy_dirs(tmp_path, monkeypatch):
         (tmp_path / d).mkdir()
     monkeypatch.setattr(comfy_stub.folder_paths, "base", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory):
+    """One real ComfyUI (from $COMFYUI_DIR) with the pack, shared by the ``comfyui`` tests that need
+    no special environment: no Luma key, the built-in OCIO config."""
+    from comfyui_server import ComfyServer
+
+    base = tmp_path_factory.mktemp("comfy")
+    with ComfyServer(os.environ["COMFYUI_DIR"], base, env={"LUMA_AGENTS_API_KEY": "", "OCIO": ""}) as server:
+        yield server

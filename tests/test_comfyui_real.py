@@ -6,24 +6,15 @@ Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see ../shared/comfyui/
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from comfyui_server import PACK_ROOT, ComfyServer
+from comfyui_server import PACK_ROOT
 
 pytestmark = pytest.mark.comfyui
 
 API_WORKFLOWS = sorted((PACK_ROOT / "workflows" / "api").glob("*.json"))
-
-
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory):
-    base = tmp_path_factory.mktemp("comfy")
-    env = {"LUMA_AGENTS_API_KEY": "", "OCIO": ""}
-    with ComfyServer(os.environ["COMFYUI_DIR"], base, env=env) as server:
-        yield server
 
 
 def _expected_node_ids():

@@ -7,7 +7,6 @@ Skipped unless COMFYUI_DIR points at a ComfyUI work tree.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import av
@@ -20,20 +19,13 @@ from comfyui_director.nodes.engines.draft.animatic import cover_fit
 from comfyui_director.nodes.footage.frames import grab_frames
 from comfyui_director.nodes.footage.stream import FootageRef
 from comfyui_director.nodes.keyframes.timeline import default_frames
-from comfyui_server import PACK_ROOT, ComfyServer
+from comfyui_server import PACK_ROOT
 
 pytestmark = pytest.mark.comfyui
 
 SAMPLE = PACK_ROOT / "nodes" / "footage" / "samples" / "director_sample_720p24.mp4"
 SOURCE_FRAMES = list(range(0, 96, 6))  # 16 frames of the sample footage
 SIZE = (640, 360)                      # 360p 16:9
-
-
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory):
-    base = tmp_path_factory.mktemp("comfy16")
-    with ComfyServer(os.environ["COMFYUI_DIR"], base, env={"OCIO": ""}) as server:
-        yield server
 
 
 def test_sixteen_keyframes_land_on_their_frames_in_mp4_and_exr(comfy):

@@ -5,23 +5,14 @@ Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see ../shared/comfyui/
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 
 import numpy as np
 import OpenEXR
 import pytest
 
-from comfyui_server import ComfyServer
 
 pytestmark = pytest.mark.comfyui
-
-
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory):
-    base = tmp_path_factory.mktemp("comfy_exr")
-    with ComfyServer(os.environ["COMFYUI_DIR"], base, env={"OCIO": ""}) as server:
-        yield server
 
 
 def _clip(path, frames=6, fps=25):

@@ -5,10 +5,8 @@ Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see ../shared/comfyui/
 
 from __future__ import annotations
 
-import os
 
 import pytest
-from comfyui_server import ComfyServer
 from media import frame_number, make_clip
 from PIL import Image
 
@@ -17,12 +15,9 @@ from comfyui_director.nodes.footage.stream import FootageRef, iter_chunks, probe
 pytestmark = pytest.mark.comfyui
 
 
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory):
-    base = tmp_path_factory.mktemp("comfy_footage")
-    with ComfyServer(os.environ["COMFYUI_DIR"], base, env={"OCIO": ""}) as server:
-        make_clip(server.base / "input" / "acc_clip.mp4", frames=48, audio=True)
-        yield server
+@pytest.fixture(scope="module", autouse=True)
+def clip_in_input(comfy):
+    make_clip(comfy.base / "input" / "acc_clip.mp4", frames=48, audio=True)
 
 
 def load(start=0, count=0, stride=1, max_size=0, video="acc_clip.mp4"):

@@ -7,25 +7,19 @@ Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see ../shared/comfyui/
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from comfyui_server import ComfyServer
 
 pytestmark = pytest.mark.comfyui
 
 
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory):
-    base = tmp_path_factory.mktemp("comfy")
-    with ComfyServer(os.environ["COMFYUI_DIR"], base) as server:
-        (base / "input").mkdir(exist_ok=True)
-        frames = [Image.fromarray(np.full((36, 64, 3), 20 * i, np.uint8)) for i in range(6)]
-        frames[0].save(base / "input" / "six.gif", save_all=True, append_images=frames[1:], duration=100)
-        yield server
+@pytest.fixture(scope="module", autouse=True)
+def gif_in_input(comfy):
+    frames = [Image.fromarray(np.full((36, 64, 3), 20 * i, np.uint8)) for i in range(6)]
+    frames[0].save(comfy.base / "input" / "six.gif", save_all=True, append_images=frames[1:], duration=100)
 
 
 def prompt(timeline: str) -> dict:

@@ -23,7 +23,7 @@ from comfyui_director.nodes.keyframes.timeline import (
     timeline_view,
     write_thumbnail,
 )
-from comfyui_director.nodes.shot.request import KeyframeSpec, build_request, position_to_frame, resolve_keyframes
+from comfyui_director.nodes.shot.request import build_request, position_to_frame, resolve_keyframes
 
 FIXTURES = Path(__file__).parent / "js" / "fixtures" / "timeline_canonical.json"
 
