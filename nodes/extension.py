@@ -38,5 +38,16 @@ def collect_nodes(strict: bool = False) -> list:
 
 
 class DirectorExtension(ComfyExtension):
+    async def on_load(self) -> None:
+        """Put the sample footage where the frontend can preview it (input/director-samples/)."""
+        try:
+            import folder_paths
+
+            from .footage.nodes import publish_samples
+
+            publish_samples(folder_paths.get_input_directory())
+        except Exception as e:  # noqa: BLE001 - a read-only input folder must not stop the pack
+            log.warning("Director: sample footage not copied to the input folder: %s", e)
+
     async def get_node_list(self) -> list:
         return collect_nodes()

@@ -184,3 +184,23 @@ def test_save_video_hdr10_output_knows_it_holds_pq(clip):
     out = DirectorSaveVideo.execute(video=video, format="HEVC 10-bit HDR10 PQ (.mp4)").args[0]
     assert out.director_footage.colourspace == "Rec.2100-PQ - Display"
     assert probe(out.director_footage.path).bit_depth == 10
+
+
+def test_samples_are_published_to_the_input_folder_once_and_never_overwritten(comfy_dirs):
+    from comfyui_director.nodes.footage.nodes import SAMPLES_DIR, publish_samples
+
+    inp = comfy_dirs / "input"
+    made = publish_samples(inp)
+    assert made and all(p.read_bytes() == (SAMPLES_DIR / p.name).read_bytes() for p in made)
+    made[0].write_bytes(b"the user's own file")
+    assert publish_samples(inp) == []
+    assert made[0].read_bytes() == b"the user's own file"
+
+
+def test_extension_on_load_publishes_the_samples(comfy_dirs):
+    import asyncio
+
+    from comfyui_director.nodes.extension import DirectorExtension
+
+    asyncio.run(DirectorExtension().on_load())
+    assert list((comfy_dirs / "input" / "director-samples").glob("*.mp4"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from comfy_api.latest import InputImpl, Types, io, ui
 from ..colour import ocio
 from ..common import glue
 from ..common.errors import Cancelled, DirectorError
-from ..common.paths import next_free_file, safe_relative
+from ..common.paths import atomic_path, next_free_file, safe_relative
 from .encode import SUFFIX, encode_mp4
 from .frames import grab_frames, iter_images, parse_frame_list
 from .refs import footage_from_video
@@ -140,6 +141,25 @@ def _audio_dict(ref: FootageRef):
 
 # ---------------------------------------------------------------------------------------------
 # where files may come from
+
+
+def publish_samples(input_dir: Path) -> list[Path]:
+    """Copy the pack's sample clips to ``<input>/director-samples/`` (never over a file there), so the
+    frontend can preview "director-samples/..." like any uploaded video. Reading never depends on it:
+    Load Video resolves those names to the pack's own copies."""
+    made: list[Path] = []
+    if not SAMPLES_DIR.is_dir():
+        return made
+    dest = Path(input_dir) / SAMPLES_PREFIX.rstrip("/")
+    for src in sorted(SAMPLES_DIR.iterdir()):
+        target = dest / src.name
+        if src.suffix.lower() not in VIDEO_SUFFIXES or target.exists():
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(src, tmp)
+        made.append(target)
+    return made
 
 
 def _sample_names() -> list[str]:

@@ -69,9 +69,10 @@ CONVERT = """async ([api, name, note]) => {
   let x = 120, bottom = 0;
   for (const c of [...byCol.keys()].sort((a, b) => a - b)) {
     let y = 140, width = 0;
-    for (const n of byCol.get(c)) {
+    // short nodes first: a node that grows when it shows a preview (Vue renderer) grows into free space
+    for (const n of byCol.get(c).sort((a, b) => (a.size?.[1] ?? 0) - (b.size?.[1] ?? 0))) {
       n.pos = [x, y];
-      y += (n.size?.[1] ?? 200) + 90;
+      y += (n.size?.[1] ?? 200) + 230;  // room for the taller Vue ("Nodes 2.0") renderer too
       width = Math.max(width, n.size?.[0] ?? 300);
     }
     bottom = Math.max(bottom, y);
@@ -81,7 +82,7 @@ CONVERT = """async ([api, name, note]) => {
     const md = LiteGraph.createNode("MarkdownNote");
     if (md) {
       md.widgets[0].value = note;
-      md.pos = [120, bottom];
+      md.pos = [120, bottom + 120];
       md.size = [Math.min(x - 210, 900), 220];
       g.add(md);
     }
