@@ -1,6 +1,8 @@
-// Shows the estimated credits on the Generate Video node's title bar before it runs: the
-// estimate when its engine input comes from a Luma Engine node (the only billing engine),
-// "Draft: free" otherwise. Pure view; the numbers come from credits_core.js.
+// Shows the estimated credits on the Generate Video node before it runs: the estimate when its
+// engine input comes from a Luma Engine node (the only billing engine), "Draft: free" otherwise.
+// The canvas renderer gets a pill in the title bar; the Vue ("Nodes 2.0") renderer, which does not
+// draw onDrawForeground, gets the same note as a one-line DOM widget (never serialized).
+// Pure view; the numbers come from credits_core.js.
 
 import { creditsNote } from "./credits_core.js";
 
@@ -39,7 +41,7 @@ function noteFor(node) {
 }
 
 function drawPill(node, ctx) {
-  if (node.flags?.collapsed) return;
+  if (node.flags?.collapsed || vueNodes()) return;
   const note = noteFor(node);
   const tone = TONES[note.tone];
   const titleH = window.LiteGraph?.NODE_TITLE_HEIGHT ?? 30;
@@ -60,8 +62,49 @@ function drawPill(node, ctx) {
   ctx.restore();
 }
 
+function vueNodes() {
+  try {
+    return !!app.ui?.settings?.getSettingValue?.("Comfy.VueNodes.Enabled");
+  } catch {
+    return false;
+  }
+}
+
+/** The note as a DOM line under the widgets, refreshed while the node is on screen. */
+function addNoteLine(node) {
+  const el = document.createElement("div");
+  el.style.cssText = "font: 600 11px system-ui, sans-serif; padding: 3px 9px; border-radius: 9px; " +
+    "width: fit-content; margin: 2px 0 0 auto; white-space: nowrap;";
+  const widget = node.addDOMWidget("credits_estimate", "director_credits", el, {
+    serialize: false, hideOnZoom: false, getMinHeight: () => 24, getMaxHeight: () => 24, margin: 4,
+  });
+  widget.serialize = false;
+  let last = "";
+  const refresh = () => {
+    const note = noteFor(node);
+    const key = note.text + note.tone;
+    if (key !== last) {
+      last = key;
+      el.textContent = note.text;
+      el.title = note.detail;
+      el.style.background = TONES[note.tone].bg;
+      el.style.color = TONES[note.tone].fg;
+    }
+  };
+  refresh();
+  const timer = setInterval(refresh, 500);
+  const onRemoved = node.onRemoved;
+  node.onRemoved = function () {
+    clearInterval(timer);
+    return onRemoved?.apply(this, arguments);
+  };
+}
+
 app.registerExtension({
   name: "Director.CreditsEstimate",
+  async nodeCreated(node) {
+    if ((node?.comfyClass ?? node?.type) === NODE_ID && vueNodes()) addNoteLine(node);
+  },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData?.name !== NODE_ID) return;
     const onDrawForeground = nodeType.prototype.onDrawForeground;
