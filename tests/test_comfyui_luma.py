@@ -8,11 +8,12 @@ Skipped unless COMFYUI_DIR points at a ComfyUI work tree.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
-from comfyui_director.nodes.engines.luma.emulator import LumaEmulator
+from comfyui_director.nodes.engines.luma.emulator import Fault, LumaEmulator
 from comfyui_server import ComfyServer
 
 pytestmark = pytest.mark.comfyui
@@ -74,3 +75,17 @@ def test_keyframes_with_hdr_and_exr_finish_to_an_aces_sequence(comfy, emulator):
     assert len(frames) == 121
     header = OpenEXR.File(str(frames[0])).header()
     assert tuple(round(v, 4) for v in header["chromaticities"]) == (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.3217, 0.3377)
+
+
+def test_connection_dropped_after_the_job_was_created_bills_one_job_and_says_so(comfy, emulator):
+    """ComfyUI 0.28's built-in Ray 3.2 node re-sends here and pays twice (measured); Director must not."""
+    prompt = {"1": engine_node(), "2": generate_node("a tram crossing a bridge in fog")}
+    jobs_before = emulator.jobs_created
+    emulator.inject(Fault(route="POST /generations", drop_after_create=True))
+    entry = comfy.run_prompt(prompt, timeout=300)
+    assert entry["status"]["status_str"] == "error"
+    assert emulator.jobs_created == jobs_before + 1
+    creates = [r for r in emulator.requests if r.method == "POST" and r.path == "/generations"]
+    assert creates[-1].status == 0  # the dropped one was the last create: nothing was re-sent
+    message = json.dumps(entry["status"]["messages"])
+    assert "may have reached Luma" in message and "not repeated" in message
