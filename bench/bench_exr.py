@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 PACK = Path(__file__).resolve().parents[1]
-COMFY_SCRIPTS = Path(os.environ.get("COMFY_SCRIPTS", "/work/shared/comfyui"))
 WIDTH, HEIGHT, FPS = 1920, 1080, 24
 COMPRESSIONS = ("PIZ", "ZIP", "ZIPS", "DWAA", "DWAB", "NONE")
 
@@ -115,22 +114,18 @@ def run_child(kind: str, **kw) -> dict:
 
 # --- real ComfyUI -------------------------------------------------------------------------------
 class Comfy:
-    """A real ComfyUI with this pack, started with the shared launcher (comfy_real.sh)."""
+    """A real ComfyUI with this pack (tests/comfyui_server.py starts it in a temporary base folder)."""
 
     def __init__(self, comfy_dir: str):
+        sys.path.insert(0, str(PACK / "tests"))
+        from comfyui_server import ComfyServer
+
         self.run_dir = Path(tempfile.mkdtemp(prefix="bench-exr-comfy-"))
-        env = {**os.environ, "COMFYUI_DIR": comfy_dir, "NODE_PACK": str(PACK), "COMFY_RUN_DIR": str(self.run_dir),
-               "COMFY_EXTRA_ARGS": "--disable-api-nodes"}
-        env.pop("COMFY_PORT", None)
-        subprocess.run([str(COMFY_SCRIPTS / "comfy_real.sh")], env=env, check=True, stdout=subprocess.PIPE)
-        vals = dict(line.split("=", 1) for line in (self.run_dir / "server.env").read_text().split()
-                    if "=" in line)
-        self.url = vals["COMFY_URL"].strip("'\"")
-        self.pid = int(vals["COMFY_PID"].strip("'\""))
-        self.env = env
+        self.server = ComfyServer(comfy_dir, self.run_dir, extra_args=("--disable-api-nodes",)).start()
+        self.url, self.pid = self.server.url, self.server.proc.pid
 
     def stop(self):
-        subprocess.run([str(COMFY_SCRIPTS / "comfy_real.sh"), "stop"], env=self.env, check=False)
+        self.server.stop()
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _get(self, path):

@@ -37,8 +37,9 @@ def _free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, comfy_dir: str, base: Path, env: dict | None = None):
+    def __init__(self, comfy_dir: str, base: Path, env: dict | None = None, extra_args: tuple[str, ...] = ()):
         self.comfy_dir = Path(comfy_dir)
+        self.extra_args = list(extra_args)
         self.base = Path(base)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -54,7 +55,7 @@ class ComfyServer:
             link.symlink_to(PACK_ROOT, target_is_directory=True)
         cmd = [_python(self.comfy_dir), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--base-directory", str(self.base), "--database-url", f"sqlite:///{self.base}/user/comfyui.db",
-               "--disable-auto-launch", "--log-stdout"]
+               "--disable-auto-launch", "--log-stdout", *self.extra_args]
         env = {**os.environ, **self.env}
         self.proc = subprocess.Popen(cmd, cwd=self.comfy_dir, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
                                      env=env)
