@@ -291,10 +291,13 @@ class DirectorSaveVideo(io.ComfyNode):
                         "HEVC or ProRes 4444. Scene-linear footage goes through the OpenColorIO view; the "
                         "source audio is copied. Never writes over a file.",
             inputs=[
-                io.Video.Input("video"),
+                io.Video.Input("video", tooltip="The clip to encode (streamed from its file, never decoded whole)."),
                 io.String.Input("filename_prefix", default="director/video",
                                 tooltip="Sub-folder and name inside the output folder."),
-                io.Combo.Input("format", options=list(FORMATS), default=next(iter(FORMATS))),
+                io.Combo.Input("format", options=list(FORMATS), default=next(iter(FORMATS)),
+                               tooltip="H.264 8-bit SDR: the proxy everyone can play (BT.709). HEVC 10-bit HDR10: "
+                                       "BT.2020 / PQ through the ACES 2.0 HDR view. ProRes 4444 10-bit: an SDR "
+                                       "intermediate for editorial (.mov)."),
                 io.Combo.Input("input_colour_space", options=[FROM_FOOTAGE, *ocio.colour_space_choices()],
                                default=FROM_FOOTAGE,
                                tooltip="Colour space of the footage. auto: what the VIDEO says (sRGB - Texture for "
@@ -377,7 +380,7 @@ class DirectorGrabFrames(io.ComfyNode):
             category=CATEGORY,
             description="Decodes only the listed frames of a VIDEO into an IMAGE batch, e.g. keyframes for a shot.",
             inputs=[
-                io.Video.Input("video"),
+                io.Video.Input("video", tooltip="The clip to take frames from (only those frames are decoded)."),
                 io.String.Input("frames", default="0", tooltip="Frame numbers of the footage, e.g. \"0, 48, 96\"; "
                                                                "-1 is the last frame."),
                 io.Int.Input("max_size", default=0, min=0, max=MAX_SIDE, step=2,

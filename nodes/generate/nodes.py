@@ -57,7 +57,9 @@ class DirectorGenerateVideo(io.ComfyNode):
                                tooltip="5 s = 121 frames, 10 s = 241 frames, at 24 fps."),
                 io.Combo.Input("resolution", options=list(RESOLUTIONS), default=DEFAULT_RESOLUTION,
                                tooltip="The short edge in pixels."),
-                io.Combo.Input("aspect_ratio", options=list(ASPECT_RATIOS), default=DEFAULT_ASPECT),
+                io.Combo.Input("aspect_ratio", options=list(ASPECT_RATIOS), default=DEFAULT_ASPECT,
+                               tooltip="Frame shape; with the resolution it sets the pixel size (720p 16:9 = "
+                                       "1280x720, 720p 9:16 = 720x1280)."),
                 io.Boolean.Input("loop", default=False,
                                  tooltip="End where the shot starts, so it plays round (5 s, SDR, at most a start "
                                          "image)."),

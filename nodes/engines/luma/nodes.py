@@ -28,7 +28,7 @@ class DirectorLumaEngine(io.ComfyNode):
                 "of paying again."
             ),
             inputs=[
-                io.Combo.Input("model", options=list(MODELS), default=MODELS[0]),
+                io.Combo.Input("model", options=list(MODELS), default=MODELS[0], tooltip="Luma's video model (Ray3.2 on the Agents API)."),
                 io.Float.Input("poll_interval", default=3.0, min=0.5, max=60.0, step=0.5,
                                tooltip="Seconds between status checks of a running job."),
                 io.Int.Input("max_concurrent_jobs", default=4, min=1, max=64,
