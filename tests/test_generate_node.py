@@ -208,3 +208,45 @@ def test_info_line_says_a_reused_paid_job_costs_nothing_new(tmp_path):
 
     assert "reused: no new charge" in info_line(DraftEngine(), result("reused"), 100, None)
     assert "no new charge" not in info_line(DraftEngine(), result("new job"), 100, None)
+
+
+def test_preview_frames_run_from_the_first_to_the_last_frame_of_the_shot(comfy_dirs):
+    from comfyui_director.nodes.footage.stream import FootageRef, FootageSelection, iter_chunks
+
+    out = run(prompt="a slate", preview_frames=64)  # a 121-frame Draft shot
+    preview = out.args[3].numpy()
+    shot = np.concatenate(list(iter_chunks(FootageRef(out.args[0].director_footage.path,
+                                                      FootageSelection(max_size=512)))))
+    assert len(shot) == 121
+    picks = np.linspace(0, 120, 64).round().astype(int)
+    assert picks[0] == 0 and picks[-1] == 120 and len(set(picks)) == 64
+    assert preview.shape[0] == 64
+    assert np.array_equal(preview, shot[picks].astype(np.float32) / np.float32(255.0))
+
+
+@pytest.mark.parametrize("how", ["resumed", "reused"])
+def test_a_resumed_or_reused_paid_job_outputs_no_new_credits(comfy_dirs, how):
+    class Luma(DraftEngine):
+        billed = True
+        display_name = "Luma"
+
+        async def render(self, request, target, hooks):
+            result = await super().render(request, target, hooks)
+            return ShotResult(**{**result.__dict__, "credits": 100, "draft": False, "job_id": "job-1",
+                                 "metadata": {**result.metadata, "luma_job": how}})
+
+    _, credits, info, _ = run(prompt="paid once", engine=Luma()).args
+    assert credits == 0
+    assert "0 credits" in info and f"{how}: no new charge" in info
+
+
+def test_a_new_paid_job_outputs_its_credits(comfy_dirs):
+    class Luma(DraftEngine):
+        billed = True
+
+        async def render(self, request, target, hooks):
+            result = await super().render(request, target, hooks)
+            return ShotResult(**{**result.__dict__, "credits": 100, "draft": False, "job_id": "job-2",
+                                 "metadata": {**result.metadata, "luma_job": "new job"}})
+
+    assert run(prompt="paid", engine=Luma()).args[1] == 100

@@ -23,6 +23,8 @@ DURATION_OPTIONS = {"5 s": 5, "10 s": 10}
 DEFAULT_PREFIX = "director/shots/shot"
 PREVIEW_MAX = 64
 PREVIEW_EDGE = 512
+REUSED_JOBS = ("resumed", "reused")
+"""``ShotResult.metadata["luma_job"]`` values of a paid job billed by an earlier run (no new charge)."""
 
 
 def duration_seconds(value: str) -> int:
@@ -93,6 +95,14 @@ def relative_to_output(path: Path, output_root: Path) -> PurePosixPath | None:
         return None
 
 
+def new_credits(result: ShotResult, estimate: int) -> int:
+    """Credits this run newly spent: 0 for a paid job resumed or reused (it was billed before,
+    so pipelines summing the output count it once), the engine's figure otherwise."""
+    if result.metadata.get("luma_job") in REUSED_JOBS:
+        return 0
+    return result.credits or estimate
+
+
 def info_line(engine: Engine, result: ShotResult, credits: int, where: PurePosixPath | None) -> str:
     """One line about the finished shot, for the node and for logs."""
     parts = [f"{engine.display_name}: {result.frame_count} frames {result.width}x{result.height} @ {result.fps} fps",
@@ -105,22 +115,34 @@ def info_line(engine: Engine, result: ShotResult, credits: int, where: PurePosix
         parts.append("DRAFT preview")
     if result.job_id:
         how = result.metadata.get("luma_job", "")
-        parts.append(f"job {result.job_id}" + (f" ({how}: no new charge)" if how in ("resumed", "reused") else ""))
+        parts.append(f"job {result.job_id}" + (f" ({how}: no new charge)" if how in REUSED_JOBS else ""))
     if where is not None:
         parts.append(str(where))
     return " · ".join(parts)
 
 
 def preview_frames(video: Path, count: int, frame_total: int, *, max_size: int = PREVIEW_EDGE) -> np.ndarray:
-    """``count`` frames spread evenly over the shot's MP4, long edge at most ``max_size``, as a
-    float32 (n, h, w, 3) batch in 0..1. Decoded in chunks; never the whole clip in memory."""
-    from ..footage.stream import FootageRef, FootageSelection, iter_chunks
+    """``count`` frames spread evenly over the shot's MP4, its first and last frame included,
+    long edge at most ``max_size``, as a float32 (n, h, w, 3) batch in 0..1.
 
-    stride = max(1, (frame_total - 1) // max(1, count - 1)) if count > 1 else frame_total
-    ref = FootageRef(path=str(video), selection=FootageSelection(start=0, count=count, stride=stride,
-                                                                   max_size=max_size))
-    parts = []
-    for chunk in iter_chunks(ref):
-        scale = 65535.0 if chunk.dtype == np.uint16 else 255.0 if chunk.dtype == np.uint8 else 1.0
-        parts.append(chunk.astype(np.float32) / np.float32(scale))
-    return np.concatenate(parts)[:count]
+    One pass in chunks (each frame decoded once, never the whole clip in memory): a seek per
+    frame would decode the same frames again from their keyframe for every pick.
+    """
+    from ..footage.frames import iter_images
+    from ..footage.stream import FootageRef, FootageSelection
+
+    picks = np.unique(np.linspace(0, max(frame_total - 1, 0), count).round().astype(int))
+    ref = FootageRef(path=str(video), selection=FootageSelection(max_size=max_size))
+    out, got, first = None, 0, 0
+    for chunk in iter_images(ref):
+        if out is None:
+            out = np.empty((len(picks),) + chunk.shape[1:], np.float32)
+        while got < len(picks) and picks[got] < first + len(chunk):
+            out[got] = chunk[picks[got] - first]
+            got += 1
+        first += len(chunk)
+        if got == len(picks):
+            break
+    if out is None:
+        raise DirectorError(f"preview_frames: '{Path(video).name}' has no frames to show.", field="preview_frames")
+    return out[:got]

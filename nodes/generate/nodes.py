@@ -73,13 +73,15 @@ class DirectorGenerateVideo(io.ComfyNode):
                                         "'director/shots/shot' writes director/shots/shot_v001/shot.mp4, then "
                                         "_v002 and so on. Nothing is ever written over."),
                 io.Int.Input("preview_frames", default=0, min=0, max=gen.PREVIEW_MAX,
-                             tooltip="0: no preview_frames output. Otherwise this many frames spread over the "
-                                     f"shot, at most {gen.PREVIEW_EDGE} px, as an IMAGE batch (never the whole clip)."),
+                             tooltip="0: no preview_frames output. Otherwise this many frames spread evenly from the "
+                                     f"first to the last frame of the shot, at most {gen.PREVIEW_EDGE} px, as an IMAGE batch (never the whole clip)."),
             ],
             outputs=[
                 io.Video.Output("video", display_name="video",
                                 tooltip="The shot, file-backed: chains into Save Video, EXR Writer and native video nodes."),
-                io.Int.Output("credits", display_name="credits", tooltip="Credits the shot cost (0 for Draft)."),
+                io.Int.Output("credits", display_name="credits",
+                              tooltip="Credits this run newly spent: 0 for Draft, and 0 for a paid job that was "
+                                      "resumed or reused (the run that created it was billed)."),
                 io.String.Output("info", display_name="info"),
                 io.Image.Output("preview_frames", display_name="preview_frames",
                                 tooltip="A few frames of the shot (set preview_frames above 0)."),
@@ -140,7 +142,7 @@ class DirectorGenerateVideo(io.ComfyNode):
         except BaseException:
             gen.discard_if_empty(folder)
             raise
-        credits = result.credits or estimate
+        credits = gen.new_credits(result, estimate)
         video = make_video(FootageRef(
             path=str(result.video), exr_frames=str(result.exr_frames) if result.exr_frames else None,
             colourspace=ACES if result.exr_frames else SRGB, draft=result.draft, metadata=result.metadata))
