@@ -59,6 +59,20 @@ def test_load_video_outputs_a_lazy_video_with_its_facts_and_audio(clip):
     assert video.get_dimensions() == (320, 180) and video.get_duration() == pytest.approx(1.0)
 
 
+def test_audio_longer_than_the_cap_is_not_decoded_and_blocks_its_users_naming_frame_count(clip, monkeypatch):
+    monkeypatch.setattr(footage_nodes, "AUDIO_OUTPUT_MAX_S", 1.0)  # the 2 s clip stands in for hours of sound
+    decoded = []
+    real_read_audio = footage_nodes.read_audio
+    monkeypatch.setattr(footage_nodes, "read_audio", lambda ref: decoded.append(ref) or real_read_audio(ref))
+    video, _, count, _, audio = DirectorLoadVideo.execute(video="clip.mp4").args
+    assert count == 48 and decoded == []
+    assert isinstance(audio, comfy_stub.ExecutionBlocker)
+    assert "frame_count" in audio.message and "2.0 s" in audio.message and "1.0 s" in audio.message
+    assert isinstance(video, DirectorVideo)  # the picture is unaffected
+    within = DirectorLoadVideo.execute(video="clip.mp4", frame_count=24).args[4]  # 1 s: at the cap
+    assert tuple(within["waveform"].shape) == (1, 2, 48000) and len(decoded) == 1
+
+
 def test_silent_clip_gives_no_audio(comfy_dirs):
     make_clip(comfy_dirs / "input" / "quiet.mp4", frames=4)
     assert DirectorLoadVideo.execute(video="quiet.mp4").args[4] is None

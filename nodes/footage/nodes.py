@@ -18,6 +18,7 @@ import folder_paths
 import numpy as np
 import torch
 from comfy_api.latest import InputImpl, Types, io, ui
+from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..colour import ocio
 from ..common import glue
@@ -40,6 +41,10 @@ FORMATS = {
     "ProRes 4444 10-bit SDR (.mov)": "prores4444",
 }
 FROM_FOOTAGE = "auto (from footage)"  # the EXR Writer's word for it too
+AUDIO_OUTPUT_MAX_S = 600.0
+"""Load Video's audio output holds at most this much sound (10 min: ~230 MB of float32 stereo
+48 kHz): the output is decoded into memory, so a longer selection gives no audio output rather
+than memory that grows with the clip. Save Video copies audio from the file and has no limit."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,6 +133,18 @@ class DirectorVideo(InputImpl.VideoFromFile):
 def make_video(ref: FootageRef) -> DirectorVideo:
     """The ComfyUI VIDEO for a footage ref (what every Director node outputs)."""
     return DirectorVideo(ref)
+
+
+def _audio_output(ref: FootageRef):
+    """Load Video's audio output: the selection's sound, or, past :data:`AUDIO_OUTPUT_MAX_S`,
+    nothing decoded and a blocker whose message tells the node that uses it what to do."""
+    window = audio_window(ref)
+    if window is not None and window[1] - window[0] > AUDIO_OUTPUT_MAX_S:
+        return ExecutionBlocker(
+            f"Load Video (Director): the selection has {window[1] - window[0]:.1f} s of audio; the audio output "
+            f"holds at most {AUDIO_OUTPUT_MAX_S:.1f} s (it is decoded into memory). Set frame_count to take a "
+            "shorter part; Save Video (Director) copies the full sound from the file without this output.")
+    return _audio_dict(ref)
 
 
 def _audio_dict(ref: FootageRef):
@@ -248,7 +265,11 @@ class DirectorLoadVideo(io.ComfyNode):
                 io.Float.Output(display_name="fps"),
                 io.Int.Output(display_name="frame_count"),
                 io.Float.Output(display_name="duration"),
-                io.Audio.Output(display_name="audio"),
+                io.Audio.Output(display_name="audio",
+                                tooltip="The sound under the selected frames, decoded into memory: at most "
+                                        f"{AUDIO_OUTPUT_MAX_S / 60:g} minutes. A longer selection decodes none and "
+                                        "stops the nodes using this output with an error (set frame_count). "
+                                        "Save Video (Director) copies the sound from the file and needs no link."),
             ],
         )
 
@@ -259,7 +280,7 @@ class DirectorLoadVideo(io.ComfyNode):
         ref = FootageRef(str(source), FootageSelection(start=start_frame, count=frame_count, stride=stride,
                                                        max_size=max_size))
         info = ref_info(ref)
-        return io.NodeOutput(make_video(ref), float(info.fps), info.frame_count, info.duration, _audio_dict(ref))
+        return io.NodeOutput(make_video(ref), float(info.fps), info.frame_count, info.duration, _audio_output(ref))
 
     @classmethod
     def fingerprint_inputs(cls, video: str = "", start_frame: int = 0, frame_count: int = 0, stride: int = 1,
