@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -76,6 +79,33 @@ def test_wma_audio_is_transcoded_to_aac_for_mp4(tmp_path):
     assert info.frame_count == 24 and info.audio_codec == "aac"
     wave, _ = read_audio(FootageRef(str(out)))
     assert abs(wave.shape[1] - 48000) < 1100 and np.abs(wave).max() > 0.1
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+@pytest.mark.parametrize("broken", ["add_stream", "add_stream_from_template"])
+def test_audio_stream_that_cannot_be_added_leaves_the_source_closed(source, broken):
+    from comfyui_director.nodes.footage.encode import _Audio
+
+    class Output:
+        """An output container that refuses the audio stream (copied or AAC)."""
+
+        def add_stream_from_template(self, template, opaque=False):
+            if broken == "add_stream_from_template":
+                raise RuntimeError("no stream for you")
+            raise ValueError("codec cannot go in this container")
+
+        def add_stream(self, codec, rate=None, layout=None):
+            raise av.error.ValueError(22, "encoder refused the layout")
+
+    path = str(source.resolve())
+    with pytest.raises(Exception):
+        _Audio(Output(), path, None)
+    fds = Path("/proc/self/fd")
+    held = set()
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            held.add(os.readlink(fd))
+    assert path not in held
 
 
 def test_hdr10_writes_hevc_main10_pq_with_hdr_metadata(source, tmp_path):

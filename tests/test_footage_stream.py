@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tracemalloc
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,6 +277,30 @@ def test_audio_of_a_selection_covers_exactly_its_span(clips):
     assert rate == 48000 and wave.shape == (2, 24000) and wave.dtype == np.float32
     t = (24000 + np.arange(2000, 4000)) / 48000  # away from AAC's start-up
     assert np.abs(wave[0, 2000:4000] - 0.25 * np.sin(2 * np.pi * 440 * t)).max() < 0.03
+
+
+def open_files() -> set[str]:
+    """Paths this process holds open right now (Linux: /proc/self/fd)."""
+    fds = Path("/proc/self/fd")
+    out = set()
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            out.add(os.readlink(fd))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+def test_audio_chunks_never_iterated_leave_the_file_closed(clips):
+    path = str(clips["audio"].resolve())
+    rate, layout, chunks = stream.iter_audio(path, 0.0, 1.0)
+    assert (rate, layout) == (48000, "stereo")
+    assert path not in open_files()  # nothing held open before the first chunk is asked for
+    chunks.close()
+    assert path not in open_files()
+    rate, layout, chunks = stream.iter_audio(path, 0.0, 1.0)
+    assert next(chunks).shape[0] == 2 and path in open_files()
+    chunks.close()
+    assert path not in open_files()
 
 
 def test_silent_clip_has_no_audio(clips):

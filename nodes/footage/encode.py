@@ -173,23 +173,26 @@ class _Audio:
         from .stream import standard_layout
 
         self._src = av.open(source, "r")
-        a = next((s for s in self._src.streams.audio if s.codec_context is not None), None)
-        if a is None:
-            self._src.close()
-            raise DirectorError(f"audio: '{source}' has no audio stream to copy.", field="audio")
-        self.in_stream, self.window, self.source = a, window, source
         try:
-            self.out_stream = out.add_stream_from_template(a, opaque=True)
-            self.copy = True
-            self.label = f"{a.codec_context.name} (copied)"
-        except ValueError:
-            rate = int(a.codec_context.sample_rate or 48000)
-            layout = standard_layout(a.codec_context.layout)
-            self.out_stream = out.add_stream("aac", rate=rate, layout=layout)
-            self.out_stream.codec_context.bit_rate = 256000
-            self.copy = False
-            self.label = f"aac (from {a.codec_context.name})"
-            self._src.close()
+            a = next((s for s in self._src.streams.audio if s.codec_context is not None), None)
+            if a is None:
+                raise DirectorError(f"audio: '{source}' has no audio stream to copy.", field="audio")
+            self.in_stream, self.window, self.source = a, window, source
+            try:
+                self.out_stream = out.add_stream_from_template(a, opaque=True)
+                self.copy = True
+                self.label = f"{a.codec_context.name} (copied)"
+            except ValueError:
+                rate = int(a.codec_context.sample_rate or 48000)
+                layout = standard_layout(a.codec_context.layout)
+                self.out_stream = out.add_stream("aac", rate=rate, layout=layout)
+                self.out_stream.codec_context.bit_rate = 256000
+                self.copy = False
+                self.label = f"aac (from {a.codec_context.name})"
+                self._src.close()
+        except BaseException:
+            self._src.close()  # no _Audio comes back to close it
+            raise
         self._packets = self._copied() if self.copy else self._transcoded()
         self._pending = None
 

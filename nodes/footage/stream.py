@@ -561,21 +561,26 @@ def standard_layout(layout) -> str:
     return {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(n, layout.name if layout is not None else "stereo")
 
 
+def _audio_stream(container, path: str):
+    a = next((s for s in container.streams.audio if s.codec_context is not None), None)
+    if a is None:
+        raise DirectorError(f"video: '{path}' has no audio FFmpeg can decode.", field="video")
+    return a
+
+
 def iter_audio(path: str, start: float, end: float):
     """Decode the first audio stream of ``path`` between ``start`` and ``end`` seconds.
 
     Returns ``(sample_rate, layout_name, chunks)`` where ``chunks`` yields float32 planar
-    ``(channels, samples)`` arrays covering the window, cut to the sample.
+    ``(channels, samples)`` arrays covering the window, cut to the sample. The file is opened
+    by ``chunks`` itself, so one never iterated holds nothing open.
     """
     import av
 
-    container = av.open(path, "r")
-    a = next((s for s in container.streams.audio if s.codec_context is not None), None)
-    if a is None:
-        container.close()
-        raise DirectorError(f"video: '{path}' has no audio FFmpeg can decode.", field="video")
-    rate = int(a.codec_context.sample_rate or a.sample_rate)
-    layout = standard_layout(a.codec_context.layout)
+    with av.open(path, "r") as container:
+        a = _audio_stream(container, path)
+        rate = int(a.codec_context.sample_rate or a.sample_rate)
+        layout = standard_layout(a.codec_context.layout)
 
     def chunks():
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
@@ -583,7 +588,8 @@ def iter_audio(path: str, start: float, end: float):
         pos, emitted = None, s0
         slack = rate // 500  # 2 ms
         try:
-            with container:
+            with av.open(path, "r") as container:
+                a = _audio_stream(container, path)
                 if start > 1.0:
                     container.seek(int(max(0.0, start - 0.5) / a.time_base), stream=a, backward=True)
                 for frame in container.decode(a):
