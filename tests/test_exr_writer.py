@@ -185,6 +185,20 @@ def test_mask_with_fewer_frames_than_images_is_refused(tmp_path):
     assert e.value.field == "mask"
 
 
+def test_mask_with_more_frames_than_images_is_refused_and_the_written_frames_stay_whole(tmp_path):
+    clip, chunks = ramp_chunks(3, chunk=2)
+    mask = np.ones((5, H, W), np.float32)
+    with pytest.raises(DirectorError) as e:
+        write_exr_sequence(chunks, tmp_path, "a", alpha_chunks=[mask[:2], mask[2:4], mask[4:]], compression="ZIP")
+    assert e.value.field == "mask"
+    assert "it has 5 frames but the images have 3" in str(e.value)
+    folder = tmp_path / "a_v001"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.1001.exr", "a.1002.exr", "a.1003.exr"]
+    assert no_temp_files(folder)
+    rgb = ocio.ColourTransform("sRGB - Texture", "ACES2065-1").apply(clip[2])
+    assert np.array_equal(read(folder / "a.1003.exr")[1][..., :3], rgb.astype(np.float16))
+
+
 def test_uint16_and_float_input_use_their_own_scale(tmp_path):
     codes16 = np.full((1, 4, 4, 3), 65535, np.uint16)
     floats = np.full((1, 4, 4, 3), 1.0, np.float32)

@@ -258,6 +258,12 @@ class _Job:
                 raise DirectorError("images: there are no frames to write.", field="images")
             while in_flight:
                 self._collect(in_flight.popleft(), progress, total)
+            if alphas is not None:
+                extra = sum(1 for _ in alphas)
+                if extra:
+                    images = len(self.done)
+                    raise DirectorError(f"mask: it has {images + extra} frames but the images have {images}; the "
+                                        f"{images} frames written are kept in {self.folder}.", field="mask")
         except BaseException as e:
             # A failed write or a cancel stops what has not started; when the source fails, the
             # frames already queued are good pictures and are finished.
