@@ -26,7 +26,7 @@ def test_new_request_is_claimed_for_submission_in_wal_mode(tmp_path):
 def test_submitted_job_is_resumed_not_paid_again(tmp_path):
     ledger = JobLedger(tmp_path / "jobs.sqlite3")
     c = claim(ledger)
-    ledger.mark_submitting(c.job.id)
+    ledger.mark_submitting(c.job.id, c.job.owner)
     ledger.mark_created(c.job.id, "gen-1", "queued")
     again = claim(ledger)
     assert again.action == "resume" and again.job.generation_id == "gen-1" and again.job.id == c.job.id
@@ -72,14 +72,14 @@ def test_accounts_do_not_share_jobs(tmp_path):
 def test_send_cut_off_by_a_dead_process_is_reported_once_as_uncertain(tmp_path):
     ledger = JobLedger(tmp_path / "jobs.sqlite3")
     c = claim(ledger, owner="somehost-that-is-not-this:1:x")
-    ledger.mark_submitting(c.job.id)
+    ledger.mark_submitting(c.job.id, c.job.owner)
     # a live owner on another host that is still fresh: wait for it
     assert claim(ledger).action == "wait"
     dead = mp.get_context("spawn").Process(target=int)
     dead.start()
     dead.join()
     c2 = claim(ledger, h="req-b", owner=f"{owner_token().rsplit(':', 2)[0]}:{dead.pid}:n")
-    ledger.mark_submitting(c2.job.id)
+    ledger.mark_submitting(c2.job.id, c2.job.owner)
     first = claim(ledger, h="req-b")
     assert first.action == "uncertain" and "may exist and be billed" in first.job.message
     assert ledger.get(c2.job.id).state == "uncertain"
@@ -93,6 +93,18 @@ def test_preparing_row_of_a_stale_owner_is_dropped(tmp_path):
     assert claim(ledger).action == "wait"
     again = claim(ledger, stale=0.0)
     assert again.action == "submit" and ledger.get(c.job.id).state == "abandoned"
+
+
+def test_row_taken_over_as_stale_cannot_be_sent_by_its_first_owner(tmp_path):
+    ledger = JobLedger(tmp_path / "jobs.sqlite3")
+    slow = claim(ledger)
+    fast = claim(ledger, stale=0.0)  # the first owner looked dead: its row is dropped, a new one made
+    assert fast.action == "submit"
+    assert ledger.mark_submitting(slow.job.id, slow.job.owner) is None
+    assert ledger.get(slow.job.id).state == "abandoned"
+    assert ledger.mark_submitting(fast.job.id, slow.job.owner) is None  # not theirs either
+    assert ledger.mark_submitting(fast.job.id, fast.job.owner).state == "submitting"
+    assert ledger.mark_submitting(fast.job.id, fast.job.owner) is None  # only once
 
 
 def _claim_in_process(path, q, start, done):

@@ -216,6 +216,44 @@ def test_exr_zip_unpacks_flat_and_never_outside_its_folder(tmp_path):
     assert media.sniff(z) == "zip"
 
 
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if ".part" in p.name or p.name.startswith("."))
+
+
+def test_exr_zip_with_a_corrupt_frame_leaves_no_partial_file(tmp_path):
+    import zipfile
+
+    z = tmp_path / "frames.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("frame_0000.exr", b"a" * 5000)
+        zf.writestr("frame_0001.exr", b"b" * 5000)
+    data = bytearray(z.read_bytes())
+    data[data.index(b"b" * 5000) + 2500] ^= 0xFF  # the second frame's bytes no longer match their CRC
+    z.write_bytes(bytes(data))
+    with pytest.raises(zipfile.BadZipFile):
+        media.extract_exr_zip(z, tmp_path / "exr")
+    assert _leftovers(tmp_path / "exr") == []
+    assert not (tmp_path / "exr" / "frame_0001.exr").exists()
+
+
+def test_truncated_multipart_exr_leaves_no_partial_file(tmp_path):
+    rng = np.random.default_rng(2)
+    src = tmp_path / "all.exr"
+    _write_multipart(src, [(rng.random((200, 40, 3)) * 8).astype(np.float16) for _ in range(3)])
+    src.write_bytes(src.read_bytes()[:-50])  # the last frame's last chunk is cut short
+    with pytest.raises(DirectorError, match="truncated"):
+        media.split_multipart_exr(src, tmp_path / "exr")
+    assert _leftovers(tmp_path / "exr") == []
+    assert not (tmp_path / "exr" / "frame_0002.exr").exists()
+
+
+def test_split_multipart_exr_numbers_frames_from_a_given_start(tmp_path):
+    src = tmp_path / "all.exr"
+    _write_multipart(src, [np.full((8, 8, 3), i, np.float16) for i in range(2)])
+    out = media.split_multipart_exr(src, tmp_path / "exr", first=5)
+    assert [p.name for p in out] == ["frame_0005.exr", "frame_0006.exr"]
+
+
 def test_files_are_told_apart_by_their_bytes(tmp_path):
     mp4 = tmp_path / "a.bin"
     mp4.write_bytes(struct.pack(">I", 24) + b"ftypisom" + b"\0" * 12)

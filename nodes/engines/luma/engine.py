@@ -41,8 +41,8 @@ from ...shot.request import FPS, ShotRequest
 from . import mapping, media
 from .keys import KeySource, SecretKey, base_url_from_env
 from .ledger import LEDGER_FILE, Job, JobLedger, owner_alive, owner_token
-from .transport import (LumaError, LumaNotFound, LumaRejected, LumaTransport, LumaUnavailable, LumaUncertain,
-                        sleep_or_cancel, until_cancelled)
+from .transport import (LumaError, LumaLinkRefused, LumaNotFound, LumaRejected, LumaTransport, LumaUnavailable,
+                        LumaUncertain, sleep_or_cancel, until_cancelled)
 
 STEPS = 5  # progress: uploaded, sent, processing, completed, downloaded
 
@@ -120,9 +120,9 @@ class JobSlots:
             self._take_locked()
 
     async def acquire(self, cancelled: CancelFn, status: Callable[[str], None] = lambda t: None,
-                      *, force: bool = False) -> "Slot":
-        """Take a slot, waiting (interruptibly) while all are in use. ``force`` takes one at once,
-        for a job that already runs at Luma (a resumed job)."""
+                      *, force: bool = False, tick: Callable[[], None] = lambda: None) -> "Slot":
+        """Take a slot, waiting (interruptibly) while all are in use; ``tick`` is called about once a
+        second while waiting. ``force`` takes one at once, for a job that already runs at Luma."""
         loop = asyncio.get_running_loop()
         with self._lock:
             if force or (self._used < self._limit and not self._waiters):
@@ -140,6 +140,7 @@ class JobSlots:
                 waited = int(time.monotonic() - started)
                 if waited != shown:
                     status(f"waiting for a free Luma job slot ({self._limit} in use), {waited} s")
+                    tick()
                     shown = waited
                 await asyncio.wait({w.future}, timeout=0.1)
             return Slot(self)
@@ -160,6 +161,10 @@ class JobSlots:
 def _wake(fut: asyncio.Future) -> None:
     if not fut.done():
         fut.set_result(True)
+
+
+class _TakenOver(Exception):
+    """This run's 'preparing' row was taken over by another run of the same shot: nothing was sent."""
 
 
 class Slot:
@@ -341,7 +346,12 @@ class LumaEngine(Engine):
             async with transport:
                 run = _Run(request, target, hooks, transport)
                 if claim.action == "submit":
-                    job, slot = await self._submit(run, claim.job, key, credits)
+                    try:
+                        job, slot = await self._submit(run, claim.job, key, credits)
+                    except _TakenOver:
+                        hooks.status("this shot was taken over by another run of the same shot while it waited; "
+                                     "nothing was sent, following that run's job")
+                        continue
                     how = "new job"
                 else:
                     job = claim.job
@@ -351,7 +361,7 @@ class LumaEngine(Engine):
                 try:
                     job = await self._finish(run, job, key, slot, fresh=claim.action == "submit")
                     return self._result(job, request, how=how)
-                except LumaNotFound as e:
+                except LumaNotFound as e:  # only get_generation says this: Luma no longer knows the job
                     if claim.action != "resume":
                         raise
                     ledger.mark_expired(job.id, str(e))
@@ -385,7 +395,9 @@ class LumaEngine(Engine):
             refs = await self._upload_images(run, job)
             body = mapping.build_body(run.req, refs, model=self.model, user_id=self.user_id or None)
             slots = slots_for(key.account, self.base_url, self.max_concurrent_jobs)
-            slot = await slots.acquire(hooks.cancelled, hooks.status)
+            # the heartbeat keeps this claim fresh, so a second run of the same shot waits for this
+            # one instead of taking the row over as stale and sending the shot as well
+            slot = await slots.acquire(hooks.cancelled, hooks.status, tick=lambda: ledger.heartbeat(job.id))
         except BaseException:
             ledger.mark_abandoned(job.id)
             spend.give_back(reserved)
@@ -409,7 +421,11 @@ class LumaEngine(Engine):
 
     async def _send(self, run: _Run, job: Job, body: dict[str, Any], spend: SessionSpend, slot: Slot) -> Job:
         ledger = self.ledger
-        ledger.mark_submitting(job.id)
+        if ledger.mark_submitting(job.id, job.owner) is None:
+            spend.give_back(run.reserved)
+            run.reserved = 0
+            slot.release()
+            raise _TakenOver()
         try:
             gen = await run.transport.create_generation(body, cancelled=run.hooks.cancelled, status=run.hooks.status)
         except (LumaRejected, LumaUnavailable, Cancelled) as e:
@@ -545,14 +561,13 @@ class LumaEngine(Engine):
             tmp = folder / f".{stem}.luma{i}.download"
             try:
                 run.hooks.status(f"downloading Luma output {i + 1}/{len(outputs)} ({item['type']})")
-                await until_cancelled(run.transport.download(item["url"], tmp, cancelled=run.hooks.cancelled),
-                                      run.hooks.cancelled)
+                await self._fetch(run, job, i, item["url"], tmp)
                 kind = media.sniff(tmp)
                 if kind == "mp4" and video is None:
                     video = _place(tmp, folder, stem, ".mp4")
                 elif kind in ("exr", "zip"):
                     exr_dir = exr_dir or _claim_dir(folder, "exr")
-                    frames = await asyncio.to_thread(_unpack_exr, tmp, kind, exr_dir)
+                    frames = await asyncio.to_thread(_unpack_exr, tmp, kind, exr_dir, exr_count)
                     exr_count += frames
                 else:
                     suffix = ".mp4" if kind == "mp4" else f".{_safe_suffix(item['type'])}"
@@ -566,6 +581,36 @@ class LumaEngine(Engine):
                             f"back are in {folder}.")
         return {"video": str(video), "exr_frames": str(exr_dir) if exr_dir else None, "exr_count": exr_count,
                 "extra": extra}
+
+    async def _fetch(self, run: _Run, job: Job, index: int, url: str, dest: Path) -> None:
+        """Download output ``index`` of a finished job into ``dest``. A refused link or a failed download
+        asks Luma for the job again (freshly signed links) and retries; the job exists and is paid, so
+        this never leads to a new job. Only Luma saying it no longer knows the job (LumaNotFound from
+        get_generation) does, in render()."""
+        gid, cancelled = job.generation_id, run.hooks.cancelled
+        for attempt in range(DOWNLOAD_TRIES):
+            try:
+                if attempt:
+                    await sleep_or_cancel(self.retry_base_s * 2 ** (attempt - 1), cancelled)
+                    url = await self._fresh_link(run, gid, index)
+                await until_cancelled(run.transport.download(url, dest, cancelled=cancelled), cancelled)
+                return
+            except (LumaLinkRefused, LumaUnavailable) as e:
+                error = e
+                if attempt + 1 < DOWNLOAD_TRIES:
+                    run.hooks.status(f"Luma output {index + 1} of job {gid} did not download ({e}); asking Luma "
+                                     f"for a fresh link ({attempt + 1}/{DOWNLOAD_TRIES - 1})")
+        raise LumaError(f"Luma engine: job {gid} is finished and paid, but its result could not be downloaded "
+                        f"({str(error).rstrip('.')}). The job is kept in Director's ledger: queue the graph again "
+                        "to download it; it will not be paid again.")
+
+    async def _fresh_link(self, run: _Run, gid: str, index: int) -> str:
+        """Output ``index``'s link as Luma signs it now (raises LumaNotFound if the job is gone)."""
+        gen = await until_cancelled(run.transport.get_generation(gid), run.hooks.cancelled)
+        outputs = gen.output or []
+        if gen.state != "completed" or index >= len(outputs):
+            raise LumaUnavailable(f"Luma lists no output {index + 1} for the job ({gen.state})")
+        return outputs[index].url
 
     def _result(self, job: Job, req: ShotRequest, *, how: str, files: dict[str, Any] | None = None) -> ShotResult:
         files = files or job.files
@@ -590,6 +635,7 @@ def _progress(hooks: RenderHooks, step: int, text: str) -> None:
 
 
 POLL_ERRORS_MAX = 20
+DOWNLOAD_TRIES = 3  # one output: the link from the job, then twice with freshly signed links
 STALE_S = 600.0  # a preparing/submitting row of a live owner silent this long is taken as dead
 BASE64_MAX_BYTES = 10 * 1024 * 1024
 
@@ -674,11 +720,12 @@ def _claim_dir(folder: Path, name: str) -> Path:
     raise DirectorError(f"No free folder name for '{name}' in {folder}.")
 
 
-def _unpack_exr(path: Path, kind: str, folder: Path) -> int:
-    """EXR delivery -> frames in ``folder``: a zip of frames, a multi-part file, or one frame."""
+def _unpack_exr(path: Path, kind: str, folder: Path, first: int) -> int:
+    """EXR delivery -> frames in ``folder``: a zip of frames, a multi-part file, or one frame. Generated
+    names continue the sequence at ``first`` (the frames of earlier deliveries of the same job)."""
     if kind == "zip":
         return len(media.extract_exr_zip(path, folder))
     if media.exr_part_count(path) > 1:
-        return len(media.split_multipart_exr(path, folder))
-    _place(path, folder, "frame_0000", ".exr")
+        return len(media.split_multipart_exr(path, folder, first=first))
+    _place(path, folder, f"frame_{first:04d}", ".exr")
     return 1

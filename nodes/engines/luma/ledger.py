@@ -21,7 +21,8 @@ States::
     abandoned   stopped before anything was sent: no job
     uncertain   the POST may have created a job that Director cannot see; reported to the
                 user, never repeated automatically; the next run submits anew
-    expired     the job's files are gone and Luma no longer serves them; next run submits anew
+    expired     the job's files are gone and Luma no longer knows the job (404); next run submits
+                anew (a failed download of a job Luma still knows keeps it 'completed')
 """
 
 from __future__ import annotations
@@ -254,8 +255,16 @@ class JobLedger:
         with self._write() as db:
             db.execute("UPDATE jobs SET heartbeat = ?, updated_at = ? WHERE id = ?", (now, now, job_id))
 
-    def mark_submitting(self, job_id: int) -> Job:
-        return self._update(job_id, state="submitting", heartbeat=time.time())
+    def mark_submitting(self, job_id: int, owner: str) -> Job | None:
+        """Move a 'preparing' row that ``owner`` still holds to 'submitting'. None when it is no longer
+        theirs (another run of the same request took it over as stale): the caller must not send."""
+        now = time.time()
+        with self._write() as db:
+            cur = db.execute("UPDATE jobs SET state = 'submitting', heartbeat = ?, updated_at = ? "
+                             "WHERE id = ? AND state = 'preparing' AND owner = ?", (now, now, job_id, owner))
+            if cur.rowcount != 1:
+                return None
+            return self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
     def mark_created(self, job_id: int, generation_id: str, state: str) -> Job:
         return self._update(job_id, state=state if state in ("queued", "processing") else "queued",

@@ -11,7 +11,6 @@ OpenEXR (magic ``76 2f 31 01``) or ZIP (a package of EXR frames).
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import zipfile
@@ -22,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ...common.errors import DirectorError
+from ...common.paths import atomic_path
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _ROWS_PER_BLOCK = 64
@@ -100,10 +100,8 @@ def extract_exr_zip(zip_path: Path, folder: Path) -> list[Path]:
             dest = folder / name
             if dest.exists():
                 raise DirectorError(f"Luma EXR package: two frames are both named '{name}'.")
-            tmp = folder / f".{name}.part"
-            with zf.open(m) as src, open(tmp, "wb") as dst:
+            with atomic_path(dest) as tmp, zf.open(m) as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-            os.replace(tmp, dest)
             written.append(dest)
     if not written:
         raise DirectorError("Luma's EXR package holds no .exr frames.")
@@ -149,8 +147,9 @@ def exr_part_count(path: Path) -> int:
         return n
 
 
-def split_multipart_exr(path: Path, folder: Path) -> list[Path]:
-    """Write each part of a multi-part scanline EXR as its own file ``frame_NNNN.exr`` in ``folder``.
+def split_multipart_exr(path: Path, folder: Path, *, first: int = 0) -> list[Path]:
+    """Write each part of a multi-part scanline EXR as its own file ``frame_NNNN.exr`` in ``folder``,
+    numbered from ``first`` (so several deliveries make one sequence).
 
     Works on the bytes (headers copied, chunks copied without their part number, offset tables
     rebuilt), one chunk at a time, so memory does not grow with the number of frames.
@@ -175,11 +174,8 @@ def split_multipart_exr(path: Path, folder: Path) -> list[Path]:
             counts.append(struct.unpack("<i", a[b"chunkCount"])[0])
         tables = [struct.unpack(f"<{c}Q", fh.read(8 * c)) for c in counts]
         for i, (attrs, table) in enumerate(zip(headers, tables)):
-            dest = folder / f"frame_{i:04d}.exr"
-            if dest.exists():
-                raise DirectorError(f"'{dest}' already exists; Director never writes over a file.")
-            tmp = folder / f".{dest.name}.part"
-            with open(tmp, "wb") as out:
+            dest = folder / f"frame_{first + i:04d}.exr"
+            with atomic_path(dest) as tmp, open(tmp, "wb") as out:
                 out.write(EXR_MAGIC + struct.pack("<I", 2 | (version & 0x400)))
                 for name, kind, value in attrs:
                     if name not in (b"name", b"chunkCount"):
@@ -204,7 +200,6 @@ def split_multipart_exr(path: Path, folder: Path) -> list[Path]:
                         left -= len(piece)
                 out.seek(table_at)
                 out.write(struct.pack(f"<{len(offsets)}Q", *offsets))
-            os.replace(tmp, dest)
             written.append(dest)
     return written
 

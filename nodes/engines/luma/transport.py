@@ -60,6 +60,11 @@ class LumaNotFound(LumaError):
     """Luma does not know this job or file (expired, or made with another key)."""
 
 
+class LumaLinkRefused(LumaError):
+    """A result link answered 401/403/404/410 (expired or revoked signature). The job itself may be
+    fine: ask Luma for the job again to get freshly signed links."""
+
+
 def _client_module():
     try:
         import luma_agents
@@ -374,8 +379,8 @@ class LumaTransport:
                 self.on_request("GET download")
                 async with self.plain.stream("GET", url) as r:
                     if r.status_code in (401, 403, 404, 410):
-                        raise LumaNotFound(f"Luma's result link no longer works ({r.status_code}); links expire "
-                                           "1 h after a job completes.")
+                        raise LumaLinkRefused(f"Luma's result link was refused ({r.status_code}); links expire "
+                                              "1 h after they are signed.")
                     if r.status_code >= 300:
                         raise httpx.HTTPStatusError(f"{r.status_code}", request=r.request, response=r)
                     size = 0
