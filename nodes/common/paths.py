@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 from .errors import DirectorError
 
@@ -60,17 +60,29 @@ def next_free_version(parent: Path, stem: str) -> Path:
     return parent / f"{stem}_v{(max(taken) + 1) if taken else 1:03d}"
 
 
-def claim_version_dir(parent: Path, stem: str) -> Path:
-    """Create and return a new, empty version folder ``stem_vNNN`` (race-safe: mkdir is atomic)."""
-    ensure_writable_dir(parent)
-    for _ in range(1000):
-        cand = next_free_version(parent, stem)
+def claim_first_free(candidates: Iterable[Path], create: Callable[[Path], object], what: str) -> Path:
+    """Create the first candidate not taken yet and return it. ``create`` must be atomic and raise
+    FileExistsError when the name is taken (mkdir, os.link), so two writers never get one name."""
+    for cand in candidates:
         try:
-            cand.mkdir()
+            create(cand)
             return cand
         except FileExistsError:
             continue
-    raise DirectorError(f"No free version folder for '{stem}' in {parent}.")
+    raise DirectorError(f"No free name for {what}.")
+
+
+def numbered_names(folder: Path, stem: str, suffix: str = "", limit: int = 999) -> Iterator[Path]:
+    """``stem.suffix``, then ``stem_2.suffix``, ``stem_3.suffix`` ... in ``folder``."""
+    for n in range(1, limit + 1):
+        yield folder / (f"{stem}{suffix}" if n == 1 else f"{stem}_{n}{suffix}")
+
+
+def claim_version_dir(parent: Path, stem: str) -> Path:
+    """Create and return a new, empty version folder ``stem_vNNN`` (race-safe: mkdir is atomic)."""
+    ensure_writable_dir(parent)
+    return claim_first_free((next_free_version(parent, stem) for _ in range(1000)), Path.mkdir,
+                            f"a version folder '{stem}' in {parent}")
 
 
 def next_free_file(folder: Path, stem: str, suffix: str) -> Path:

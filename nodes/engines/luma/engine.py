@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ...common.errors import Cancelled, DirectorError, EngineUnsupported
-from ...common.paths import ensure_writable_dir
+from ...common.paths import claim_first_free, ensure_writable_dir, numbered_names
 from ...common.progress import CancelFn
 from ...shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
 from ...shot.request import FPS, ShotRequest
@@ -699,25 +699,12 @@ def _link_files(files: dict[str, Any], folder: Path, stem: str) -> dict[str, Any
 def _place_link(src: Path, folder: Path, stem: str, suffix: str) -> Path:
     """A hard link to ``src`` named ``stem.suffix`` (or ``stem_2.suffix``...) in ``folder``; the
     link fails rather than replace an existing name, so nothing is ever written over."""
-    for n in range(1, 1000):
-        final = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}_{n}{suffix}")
-        try:
-            os.link(src, final)
-            return final
-        except FileExistsError:
-            continue
-    raise DirectorError(f"No free file name for '{stem}{suffix}' in {folder}.")
+    return claim_first_free(numbered_names(folder, stem, suffix), lambda p: os.link(src, p),
+                            f"'{stem}{suffix}' in {folder}")
 
 
 def _claim_dir(folder: Path, name: str) -> Path:
-    for n in range(1, 1000):
-        d = folder / (name if n == 1 else f"{name}_{n}")
-        try:
-            d.mkdir()
-            return d
-        except FileExistsError:
-            continue
-    raise DirectorError(f"No free folder name for '{name}' in {folder}.")
+    return claim_first_free(numbered_names(folder, name), Path.mkdir, f"folder '{name}' in {folder}")
 
 
 def _unpack_exr(path: Path, kind: str, folder: Path, first: int) -> int:
