@@ -7,30 +7,16 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import numpy as np
 import OpenEXR
 import pytest
+from media import make_clip
 
 
 pytestmark = pytest.mark.comfyui
 
 
-def _clip(path, frames=6, fps=25):
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
-        for i in range(frames):
-            img = np.full((64, 96, 3), 30 * i, np.uint8)
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-
-
 def test_core_load_video_streams_into_an_aces_sequence(comfy):
-    _clip(comfy.base / "input" / "exr_clip.mp4")
+    make_clip(comfy.base / "input" / "exr_clip.mp4", 96, 64, frames=6, fps=25)
     entry = comfy.run_prompt({
         "1": {"class_type": "LoadVideo", "inputs": {"file": "exr_clip.mp4"}},
         "2": {"class_type": "DirectorEXRWriter", "inputs": {

@@ -13,23 +13,9 @@ from comfyui_director.nodes.colour import ocio
 from comfyui_director.nodes.common.errors import DirectorError
 from comfyui_director.nodes.exr import nodes as exr_nodes
 from comfyui_director.nodes.exr.nodes import AUTO_SPACE, DirectorEXRWriter, exact_fps
+from media import make_clip
 
 torch = pytest.importorskip("torch")
-
-
-def make_clip(path, frames=5, w=64, h=48, fps=25):
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for i in range(frames):
-            img = np.full((h, w, 3), (i * 40) % 256, np.uint8)
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
 
 
 def header(path):
@@ -79,7 +65,7 @@ def test_images_become_an_aces_sequence_in_the_output_folder(comfy_dirs):
 
 
 def test_video_streams_with_its_own_fps_and_colour_space(comfy_dirs):
-    clip = make_clip(comfy_dirs / "input" / "clip.mp4", frames=5, fps=25)
+    clip = make_clip(comfy_dirs / "input" / "clip.mp4", 64, 48, frames=5, fps=25)
     video = comfy_stub.VideoFromFile(str(clip))
     out = DirectorEXRWriter.execute(video=video, output_colour_space="ACEScg", compression="ZIP", fps=12.0)
     folder, count = out.result
@@ -164,7 +150,7 @@ def test_director_video_of_aces_exr_frames_passes_through_unchanged(comfy_dirs):
     from comfyui_director.nodes.footage.nodes import make_video
     from comfyui_director.nodes.footage.stream import FootageRef, FootageSelection
 
-    clip = make_clip(comfy_dirs / "input" / "proxy.mp4", frames=6, w=32, h=16, fps=24)
+    clip = make_clip(comfy_dirs / "input" / "proxy.mp4", 32, 16, frames=6, fps=24)
     rng = np.random.default_rng(3)
     hdr = rng.uniform(-0.05, 8.0, (6, 16, 32, 3)).astype(np.float32)
     src = write_exr_sequence([hdr], comfy_dirs / "input", "plates/hdr", input_space="ACES2065-1")
