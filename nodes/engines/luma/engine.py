@@ -36,6 +36,7 @@ from typing import Any, Callable
 from ...common.errors import Cancelled, DirectorError, EngineUnsupported
 from ...common.paths import claim_first_free, ensure_writable_dir, numbered_names
 from ...common.progress import CancelFn
+from ...footage.stream import probe
 from ...shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
 from ...shot.request import FPS, ShotRequest
 from . import mapping, media
@@ -615,7 +616,8 @@ class LumaEngine(Engine):
     def _result(self, job: Job, req: ShotRequest, *, how: str, files: dict[str, Any] | None = None) -> ShotResult:
         files = files or job.files
         video = Path(files["video"])
-        frames, width, height = media.probe_mp4(video)
+        info = probe(video)  # the footage probe: cached, and its errors name the file
+        frames, width, height = info.frame_count, info.width, info.height
         meta = {"engine": "luma", "model": self.model, "luma_job_id": job.generation_id or "",
                 "credits": str(job.credits), "ledger_row": str(job.id), "luma_job": how}
         if files.get("extra"):

@@ -202,18 +202,3 @@ def split_multipart_exr(path: Path, folder: Path, *, first: int = 0) -> list[Pat
                 out.write(struct.pack(f"<{len(offsets)}Q", *offsets))
             written.append(dest)
     return written
-
-
-def probe_mp4(path: Path) -> tuple[int, int, int]:
-    """(frame_count, width, height) from the MP4's header (no decoding unless the count is absent)."""
-    import av
-
-    try:
-        with av.open(str(path)) as c:
-            s = c.streams.video[0]
-            frames = int(s.frames or 0)
-            if frames <= 0:
-                frames = sum(1 for _ in c.demux(s) if _.size)
-            return frames, int(s.codec_context.width), int(s.codec_context.height)
-    except (av.error.FFmpegError, IndexError) as e:
-        raise DirectorError(f"Luma returned a video that cannot be read ({path.name}): {e}") from None
