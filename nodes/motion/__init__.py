@@ -1,0 +1,1 @@
+"""Motion source: face, pose and camera tracks extracted from footage, and the DIRECTOR_MOTION contract."""
