@@ -20,6 +20,7 @@ import pytest
 
 from comfyui_director.nodes.common.errors import Cancelled, DirectorError, EngineUnsupported
 from comfyui_director.nodes.engines.luma.emulator import Fault, LumaEmulator
+from comfyui_director.nodes.engines.luma import engine as engine_module
 from comfyui_director.nodes.engines.luma.engine import LumaEngine
 from comfyui_director.nodes.engines.luma.limits import SessionSpend, slots_for
 from comfyui_director.nodes.engines.luma.keys import SecretKey
@@ -359,12 +360,17 @@ def test_result_that_cannot_be_downloaded_is_kept_for_the_next_run_not_paid_agai
     assert again.video.is_file() and again.job_id == first.job_id and emu.jobs_created == 1
 
 
-def test_job_that_luma_no_longer_knows_is_submitted_anew(emu, tmp_path):
+def test_job_that_luma_no_longer_knows_is_reported_and_only_a_new_queue_pays_again(emu, tmp_path):
     first = render(engine(emu, tmp_path), fast_req(), tmp_path / "out")
     first.video.unlink()
     emu.inject(Fault(route="GET /generations/*", status=404))
     eng = engine(emu, tmp_path)
-    again = render(eng, fast_req(), tmp_path / "second")
+    with pytest.raises(DirectorError, match="no longer knows job") as e:
+        render(eng, fast_req(), tmp_path / "second")
+    assert first.job_id in str(e.value) and "Queue the graph again" in str(e.value)
+    assert emu.jobs_created == 1 and posts(emu) == 1  # nothing paid in the render that met the 404
+    assert [j.state for j in eng.ledger.jobs()] == ["expired"]
+    again = render(eng, fast_req(), tmp_path / "third")  # the user queued it again: a new, deliberate job
     assert again.job_id != first.job_id and emu.jobs_created == 2
     assert [j.state for j in eng.ledger.jobs()] == ["expired", "downloaded"]
 
@@ -464,8 +470,7 @@ async def _hold_slot_while(emu, first, then=None, *, hold_s: float):
 
 
 def test_render_waiting_for_a_job_slot_keeps_its_claim_so_the_shot_is_sent_once(emu, tmp_path, monkeypatch):
-    real_claim = JobLedger.claim
-    monkeypatch.setattr(JobLedger, "claim", lambda self, *a, **kw: real_claim(self, *a, **{**kw, "stale_after_s": 2.0}))
+    monkeypatch.setattr(engine_module, "STALE_S", 2.0)  # a claim silent for 2 s would be taken for dead
     eng = engine(emu, tmp_path, max_concurrent_jobs=1)
 
     def go(name):
