@@ -422,9 +422,9 @@ def test_credits_follow_hdr_and_exr_multipliers(emu, tmp_path):
 
 # --- concurrency ------------------------------------------------------------------------------
 # Wall-time ratios (8 jobs vs 1) are measured in bench/bench_luma.py, not asserted here.
-def test_eight_jobs_of_one_graph_are_in_flight_together(tmp_path):
-    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=1.0) as emu:
-        eng = engine(emu, tmp_path, max_concurrent_jobs=8, poll_interval_s=0.25)
+def test_with_no_setting_eight_jobs_of_one_graph_are_in_flight_together(tmp_path):
+    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=1.0, max_concurrent=8) as emu:
+        eng = engine(emu, tmp_path, poll_interval_s=0.25)  # no max_concurrent_jobs: learn the limit
 
         async def many():
             return await asyncio.gather(*[
@@ -432,7 +432,8 @@ def test_eight_jobs_of_one_graph_are_in_flight_together(tmp_path):
 
         results = asyncio.run(many())
         assert len({r.job_id for r in results}) == 8 and all(r.video.is_file() for r in results)
-        assert slots_for(SecretKey(KEY, "t").account, emu.base_url, 8).peak == 8
+        assert slots_for(SecretKey(KEY, "t").account, emu.base_url).peak == 8
+        assert not [r for r in emu.requests if r.status == 429]
         created = sorted(g["created_at"] for g in emu.generations)
         assert len(created) == 8
         # every job was submitted before the first one could have finished (1 s of processing)
@@ -453,6 +454,39 @@ def test_concurrent_job_limit_makes_jobs_wait_locally_instead_of_collecting_429s
         assert len({r.job_id for r in results}) == 6
         assert not [r for r in emu.requests if r.status == 429]
         assert slots_for(SecretKey(KEY, "t").account, emu.base_url, 2).peak == 2
+
+
+def test_with_no_setting_a_concurrency_429_teaches_the_limit_and_the_rest_wait_without_a_429_storm(tmp_path):
+    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=0.4, max_concurrent=2) as emu:
+        eng = engine(emu, tmp_path, poll_interval_s=0.1)
+        hooks = [Hooks() for _ in range(8)]
+
+        async def many():
+            return await asyncio.gather(*[
+                eng.render(fast_req(f"shot {i}"), RenderTarget(_mk(tmp_path / f"s{i}")), hooks[i]) for i in range(8)])
+
+        results = asyncio.run(many())
+        assert len({r.job_id for r in results}) == 8 and all(r.video.is_file() for r in results)
+        assert emu.jobs_created == 8
+        refused = [r for r in emu.requests if r.status == 429]
+        assert 1 <= len(refused) <= 6  # at most one refusal per job beyond the account's 2, never a storm
+        slots = slots_for(SecretKey(KEY, "t").account, emu.base_url)
+        assert slots.learned == 2 and slots.in_use == 0 and slots.running == 0
+        assert any("runs 2 jobs at once" in line for h in hooks for line in h.lines)
+        assert [j.state for j in eng.ledger.jobs()] == ["downloaded"] * 8
+
+
+def test_a_setting_is_a_ceiling_the_learned_limit_never_passes(tmp_path):
+    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=0.3, max_concurrent=8) as emu:
+        eng = engine(emu, tmp_path, max_concurrent_jobs=3, poll_interval_s=0.1)
+
+        async def many():
+            return await asyncio.gather(*[
+                eng.render(fast_req(f"shot {i}"), RenderTarget(_mk(tmp_path / f"s{i}")), Hooks()) for i in range(6)])
+
+        asyncio.run(many())
+        assert emu.jobs_created == 6 and not [r for r in emu.requests if r.status == 429]
+        assert slots_for(SecretKey(KEY, "t").account, emu.base_url, 3).peak == 3
 
 
 async def _hold_slot_while(emu, first, then=None, *, hold_s: float):

@@ -347,7 +347,7 @@ class LumaEngine(Engine):
 
         async def on_busy() -> bool:
             """A concurrency 429 (no job created): learn the limit, wait for a free slot, send again."""
-            learned = slot.refused()
+            learned = await slot.refused(run.stopped)
             if learned is None:
                 return False
             if ledger.mark_preparing(job.id, owner) is None:

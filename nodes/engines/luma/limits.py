@@ -140,13 +140,16 @@ class JobSlots:
                     self._learned = self._running  # Luma took more at once than we had learned
                     self._grant_locked()
 
-    def _refused(self, slot: "Slot") -> int | None:
+    def _refused(self, slot: "Slot") -> int | None | bool:
         """A concurrency 429 for ``slot``'s job: learn the limit from this process's running jobs and
-        give the slot back. None (slot kept) when none of ours runs: then the limit is not ours to
-        learn (another client of the key, or the requests-per-minute limit)."""
+        give the slot back. None (slot kept) when nothing else of ours is in flight: then the limit
+        is not ours to learn (another client of the key, or the requests-per-minute limit). False
+        while other jobs of ours are still being sent (ask again when their answers are in)."""
         with self._lock:
-            if not slot._held or self._running < 1:
+            if not slot._held:
                 return None
+            if self._running < 1:
+                return False if self._used > 1 else None
             self._learned = self._running if self._learned is None else min(self._learned, self._running)
             slot._held = False
             self._used = max(0, self._used - 1)
@@ -190,10 +193,17 @@ class Slot:
         """Luma created this slot's job: it counts as running until released."""
         self._slots._created(self)
 
-    def refused(self) -> int | None:
+    async def refused(self, cancelled: CancelFn) -> int | None:
         """Luma refused the job at its concurrent-job limit (no job created): the limit learned, with
-        the slot given back; None when nothing can be learned (the slot is kept)."""
-        return self._slots._refused(self)
+        the slot given back; None when nothing can be learned (the slot is kept). Waits while other
+        jobs of this key are being sent, to count the ones Luma took."""
+        while True:
+            learned = self._slots._refused(self)
+            if learned is not False:
+                return learned
+            if cancelled():
+                raise Cancelled("Interrupted by the user.")
+            await asyncio.sleep(0.02)
 
     async def wait_again(self, cancelled: CancelFn, status: Callable[[str], None] = lambda t: None) -> None:
         """After :meth:`refused`: wait in line for a free slot again."""
