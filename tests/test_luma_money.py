@@ -171,20 +171,28 @@ def test_journal_line_is_folded_into_a_ledger_row_another_run_had_given_up(tmp_p
 
 
 # --- durability ------------------------------------------------------------------------------------
-def test_ledger_writes_are_synchronous_full_in_every_thread(tmp_path):
+def test_money_transitions_commit_with_synchronous_full_in_every_thread(tmp_path):
     ledger = JobLedger(tmp_path / "jobs.sqlite3")
-    c = ledger.claim("req", "acct", credits=20, owner=owner_token(), stale_after_s=600)
-    seen = []
+    owner = owner_token()
+    c = ledger.claim("req", "acct", credits=20, owner=owner, stale_after_s=600)
+    seen = {}
+
+    def level():
+        return ledger._connect().execute("PRAGMA synchronous").fetchone()[0]  # 2 = FULL, 1 = NORMAL
 
     def other_thread():
-        ledger.mark_submitting(c.job.id, c.job.owner)
-        seen.append(ledger._connect().execute("PRAGMA synchronous").fetchone()[0])
+        ledger.mark_submitting(c.job.id, owner)
+        seen["submitting"] = level()
 
     t = threading.Thread(target=other_thread)
     t.start()
     t.join()
-    assert ledger._connect().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert seen == [2] and ledger.get(c.job.id).state == "submitting"
+    ledger.heartbeat(owner)
+    seen["heartbeat"] = level()
+    ledger.mark_created(c.job.id, owner, "gen-1", "queued")
+    seen["created"] = level()
+    assert seen == {"submitting": 2, "heartbeat": 1, "created": 2}
+    assert ledger.get(c.job.id).generation_id == "gen-1"
 
 
 # --- guarded transitions ------------------------------------------------------------------------------

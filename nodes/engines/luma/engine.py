@@ -236,8 +236,8 @@ class LumaEngine(Engine):
         summary = (f"{request.mode} {request.resolution} {request.duration}s {request.aspect_ratio}"
                    f"{' hdr' if request.hdr else ''}{' exr' if request.exr else ''}: {request.prompt[:80]}")
         for _ in range(CLAIM_ROUNDS):
-            claim = ledger.claim(request_hash, key.account, credits=credits, owner=owner, stale_after_s=stale,
-                                 summary=summary)
+            claim = await asyncio.to_thread(ledger.claim, request_hash, key.account, credits=credits, owner=owner,
+                                            stale_after_s=stale, summary=summary)
             if claim.action == "wait":
                 await self._wait_for_other(claim.job, hooks, stale)
                 continue
@@ -248,7 +248,7 @@ class LumaEngine(Engine):
                 hooks.status(f"reusing Luma job {claim.job.generation_id} (files on disk, no network)")
                 hooks.progress(STEPS, STEPS, "reused")
                 files = await asyncio.to_thread(link_files, claim.job.files, Path(target.folder), target.stem)
-                return self._result(claim.job, request, files=files, how="reused")
+                return await asyncio.to_thread(self._result, claim.job, request, files=files, how="reused")
             transport = LumaTransport(key, self.base_url, timeout_s=self.timeout_s, retry_base_s=self.retry_base_s,
                                       user_id=self.user_id, on_request=self._on_request)
             async with transport:
@@ -263,7 +263,7 @@ class LumaEngine(Engine):
                         slot = None
                         how = "resumed"
                     job = await self._finish(run, job, key, slot, fresh=claim.action == "submit")
-                    return self._result(job, request, how=how)
+                    return await asyncio.to_thread(self._result, job, request, how=how)
                 except _TakenOver as e:
                     hooks.status(f"{e}; following the other run of the same shot")
                     continue
@@ -340,7 +340,7 @@ class LumaEngine(Engine):
             run.reserved = 0
             slot.release()
 
-        if ledger.mark_submitting(job.id, owner) is None:
+        if await asyncio.to_thread(ledger.mark_submitting, job.id, owner) is None:
             give_back()
             raise _TakenOver("this shot was taken over by another run of the same shot while it waited; "
                              "nothing was sent")
@@ -355,7 +355,7 @@ class LumaEngine(Engine):
             hooks.status(f"Luma runs {learned} job{'s' if learned != 1 else ''} at once for this key; waiting "
                          "for one to finish (no job created yet)")
             await slot.wait_again(run.stopped, hooks.status)
-            if ledger.mark_submitting(job.id, owner) is None:
+            if await asyncio.to_thread(ledger.mark_submitting, job.id, owner) is None:
                 raise _TakenOver("this render's ledger row was taken by another run; nothing was created")
             return True
 
@@ -395,7 +395,7 @@ class LumaEngine(Engine):
             if attempt:
                 await asyncio.sleep(LEDGER_RETRY_S * 2 ** (attempt - 1))
             try:
-                row = ledger.mark_created(job.id, owner, gid, state)
+                row = await asyncio.to_thread(ledger.mark_created, job.id, owner, gid, state)
                 if row is None:  # another run took this row for dead meanwhile: the job still belongs on it
                     row = ledger.record_created(job.id, owner, gid, state,
                                                 "created after another run had given this row up")
@@ -469,7 +469,7 @@ class LumaEngine(Engine):
         if not outputs:
             raise LumaError(f"Luma engine: job {gid} completed without any output; Luma billed it, so report it "
                             "to Luma support with the job id.")
-        job = _held(ledger.mark_completed(job.id, owner, outputs))
+        job = _held(await asyncio.to_thread(ledger.mark_completed, job.id, owner, outputs))
         try:
             _progress(hooks, 4, "downloading")
             files = await self._download_all(run, job, outputs)
@@ -478,7 +478,7 @@ class LumaEngine(Engine):
                    "graph again within the hour to download it from the ledger (no new job).")
             hooks.status(msg)
             raise Cancelled(msg) from None
-        done = ledger.mark_downloaded(job.id, owner, files)
+        done = await asyncio.to_thread(ledger.mark_downloaded, job.id, owner, files)
         job = done if done is not None else dataclasses.replace(job, files=files)  # the files are here anyway
         hooks.progress(STEPS, STEPS, "done")
         hooks.status(f"Luma job {gid} done in {time.monotonic() - run.started:.0f} s")
@@ -505,7 +505,7 @@ class LumaEngine(Engine):
                 continue
             elapsed = time.monotonic() - run.started
             if gen.state != state and gen.state in ("queued", "processing"):
-                _held(ledger.mark_state(job.id, run.owner, gen.state))
+                _held(await asyncio.to_thread(ledger.mark_state, job.id, run.owner, gen.state))
                 state = gen.state
             hooks.status(f"Luma {gen.state} · {elapsed:.0f} s · job {gid}")
             if gen.state == "processing":

@@ -226,13 +226,17 @@ class Claim:
     job: Job
 
 
+_WRITERS_LOCK = threading.Lock()
+_WRITERS: dict[str, threading.Lock] = {}  # one per ledger file: this process's writers take turns
+
+
 class JobLedger:
     """The SQLite ledger at ``path`` (created on first use), with its journal beside it.
 
     Every state change is a guarded transition: it happens only from the states the caller
     expects, and (for rows someone holds) only by the owner that holds the row; a method returns
-    None when the row was not in that state or not theirs, and changes nothing. Writes run with
-    ``synchronous=FULL``: a committed 'submitting' row survives a power cut.
+    None when the row was not in that state or not theirs, and changes nothing. Money transitions
+    (submitting, a job id, uncertain) commit with ``synchronous=FULL``: they survive a power cut.
     """
 
     def __init__(self, path: str | Path):
@@ -240,6 +244,8 @@ class JobLedger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.journal_path = self.path.with_suffix(".journal")
         self._local = threading.local()
+        with _WRITERS_LOCK:
+            self._writers = _WRITERS.setdefault(str(self.path.resolve()), threading.Lock())
         db = self._connect()
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
@@ -254,19 +260,27 @@ class JobLedger:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=30000")
             self._local.db = db
+            self._local.durable = True
         return db
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction (BEGIN IMMEDIATE takes the write lock up front)."""
+    def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One short write transaction (BEGIN IMMEDIATE takes the write lock up front). ``durable``
+        (money transitions: a row that says a job may exist, or which job) commits with
+        ``synchronous=FULL``, so it survives a power cut; the rest can be redone from Luma and commit
+        with NORMAL (WAL keeps them consistent, and the next FULL commit makes them durable too)."""
         db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._writers:  # threads of this process queue here, not in SQLite's sleeping busy handler
+            if self._local.durable != durable:
+                db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._local.durable = durable
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     @staticmethod
     def _job(row: sqlite3.Row) -> Job:
@@ -276,7 +290,7 @@ class JobLedger:
         return Job(**d)
 
     def _transition(self, job_id: int, to: str, *, frm: tuple[str, ...], by: str | None,
-                    extra_where: str = "", **cols: Any) -> Job | None:
+                    extra_where: str = "", durable: bool = False, **cols: Any) -> Job | None:
         """Move row ``job_id`` to state ``to`` (setting ``cols``) only if it is in one of ``frm`` and, when
         ``by`` is given, held by that owner. None (and nothing changed) when it was not."""
         now = time.time()
@@ -290,7 +304,7 @@ class JobLedger:
         if by is not None:
             where += " AND owner = ?"
             args.append(by)
-        with self._write() as db:
+        with self._write(durable) as db:
             cur = db.execute(f"UPDATE jobs SET {sets} WHERE {where}{extra_where}", (*cols.values(), *args))
             if cur.rowcount != 1:
                 return None
@@ -332,7 +346,7 @@ class JobLedger:
         job nobody holds is resumed, and this caller holds it from now on.
         """
         now = time.time()
-        with self._write() as db:
+        with self._write(durable=self.journal_path.exists()) as db:
             self._fold_journal(db)
             row = db.execute(
                 f"SELECT * FROM jobs WHERE request_hash = ? AND account = ? AND state NOT IN "
@@ -355,7 +369,7 @@ class JobLedger:
                     msg = ("a previous run stopped while sending this job to Luma; the job may exist and be "
                            "billed, but Luma has no job list to find it")
                     db.execute("UPDATE jobs SET state = 'uncertain', message = ?, updated_at = ? WHERE id = ? "
-                               "AND state = 'submitting'", (msg, now, job.id))
+                               "AND state = 'submitting'", (msg, now, job.id))  # lost in a power cut: decided again
                     return Claim("uncertain", self._job(db.execute("SELECT * FROM jobs WHERE id = ?",
                                                                    (job.id,)).fetchone()))
                 if job.state == "preparing":
@@ -387,18 +401,20 @@ class JobLedger:
     # --- transitions (each returns None when the row was not in the expected state or not theirs) --
     def mark_submitting(self, job_id: int, owner: str) -> Job | None:
         """'preparing' -> 'submitting', by the owner; None means: do not send."""
-        return self._transition(job_id, "submitting", frm=("preparing",), by=owner, heartbeat=time.time())
+        return self._transition(job_id, "submitting", frm=("preparing",), by=owner, heartbeat=time.time(),
+                                durable=True)
 
     def mark_preparing(self, job_id: int, owner: str) -> Job | None:
         """'submitting' -> 'preparing': Luma refused the request before creating a job (429) and the
         render waits before sending it again."""
-        return self._transition(job_id, "preparing", frm=("submitting",), by=owner, heartbeat=time.time())
+        return self._transition(job_id, "preparing", frm=("submitting",), by=owner, heartbeat=time.time(),
+                                durable=True)
 
     def mark_created(self, job_id: int, owner: str, generation_id: str, state: str) -> Job | None:
         """'submitting' -> 'queued'/'processing' with the job id, by the owner."""
         return self._transition(job_id, state if state in ("queued", "processing") else "queued",
                                 frm=("submitting",), by=owner, generation_id=generation_id,
-                                heartbeat=time.time())
+                                heartbeat=time.time(), durable=True)
 
     def record_created(self, job_id: int, owner: str, generation_id: str, state: str, note: str) -> Job | None:
         """A job Luma created for this row when the row is no longer 'submitting' by ``owner`` (another run
@@ -407,7 +423,7 @@ class JobLedger:
         return self._transition(job_id, state if state in ("queued", "processing") else "queued",
                                 frm=("submitting", "uncertain", "abandoned", "preparing"), by=None,
                                 extra_where=" AND generation_id IS NULL", generation_id=generation_id,
-                                owner=owner, heartbeat=time.time(), message=note)
+                                owner=owner, heartbeat=time.time(), message=note, durable=True)
 
     def mark_state(self, job_id: int, owner: str, state: str) -> Job | None:
         return self._transition(job_id, state, frm=("queued", "processing"), by=owner, heartbeat=time.time())
@@ -434,7 +450,7 @@ class JobLedger:
         return self._transition(job_id, "abandoned", frm=("preparing", "submitting"), by=owner)
 
     def mark_uncertain(self, job_id: int, owner: str, message: str) -> Job | None:
-        return self._transition(job_id, "uncertain", frm=("submitting",), by=owner, message=message)
+        return self._transition(job_id, "uncertain", frm=("submitting",), by=owner, message=message, durable=True)
 
     def mark_expired(self, job_id: int, owner: str, message: str) -> Job | None:
         """Luma no longer knows the job (404): reported; the next run the user queues submits anew."""
