@@ -43,7 +43,7 @@ from ...shot.request import FPS, ShotRequest
 from . import mapping, media
 from .keys import KeySource, SecretKey, base_url_from_env
 from .ledger import LEDGER_FILE, Job, JobLedger, owner_token
-from .limits import SessionSpend, Slot, session_spend, slots_for
+from .limits import JobSlots, SessionSpend, Slot, session_spend, slots_for
 from .placement import claim_dir, link_files, place, safe_suffix, unpack_exr
 from .transport import (LumaError, LumaLinkRefused, LumaNotFound, LumaRejected, LumaTransport, LumaUnavailable,
                         LumaUncertain, sleep_or_cancel, until_cancelled)
@@ -104,6 +104,8 @@ class _Run:
     hooks: RenderHooks
     transport: LumaTransport
     owner: str = ""
+    slots: JobSlots | None = None
+    created: float | None = None  # monotonic time Luma created this render's job (None: resumed)
     reserved: int = 0
     started: float = field(default_factory=time.monotonic)
     abort: bool = False  # the render's task was cancelled: send nothing more
@@ -252,7 +254,7 @@ class LumaEngine(Engine):
             transport = LumaTransport(key, self.base_url, timeout_s=self.timeout_s, retry_base_s=self.retry_base_s,
                                       user_id=self.user_id, on_request=self._on_request)
             async with transport:
-                run = _Run(request, target, hooks, transport, owner=owner)
+                run = _Run(request, target, hooks, transport, owner=owner, slots=self._slots(key))
                 job = claim.job
                 try:
                     if claim.action == "submit":
@@ -379,6 +381,7 @@ class LumaEngine(Engine):
             give_back()
             raise
         slot.job_created()
+        run.created = time.monotonic()
         hooks.status(f"Luma job {gen.id} created ({gen.state})")
         try:
             return await self._record_created(run, job, gen.id, gen.state)
@@ -490,7 +493,7 @@ class LumaEngine(Engine):
         state = job.state
         errors = 0
         if first_wait:
-            await sleep_or_cancel(self.poll_interval_s, hooks.cancelled)
+            await self._nap(run)
         while True:
             try:
                 gen = await until_cancelled(run.transport.get_generation(gid), hooks.cancelled)
@@ -510,6 +513,8 @@ class LumaEngine(Engine):
             hooks.status(f"Luma {gen.state} · {elapsed:.0f} s · job {gid}")
             if gen.state == "processing":
                 _progress(hooks, 3, "processing")
+            if gen.state == "completed" and run.slots is not None and run.created is not None:
+                run.slots.job_took(time.monotonic() - run.created)
             if gen.state == "completed":
                 return gen
             if gen.state == "failed":
@@ -521,7 +526,24 @@ class LumaEngine(Engine):
             if self.max_wait_s and elapsed > self.max_wait_s:
                 raise LumaError(f"Luma engine: job {gid} is still {gen.state} after {elapsed / 60:.0f} min. It keeps "
                                 "running at Luma; queue the same graph again to pick it up from the ledger.")
-            await sleep_or_cancel(self.poll_interval_s, hooks.cancelled)
+            await self._nap(run)
+
+    async def _nap(self, run: _Run) -> None:
+        """Wait for the next status check: one poll interval, or less when the job should be done by
+        then. Jobs of one graph tend to take the same time, so when another job of the key took d
+        seconds, this one is checked d seconds after it was created instead of up to a whole poll
+        interval later (one extra check per job at most)."""
+        slots, start = run.slots, time.monotonic()
+        while True:
+            if run.hooks.cancelled():
+                raise Cancelled("Interrupted by the user.")
+            now = time.monotonic()
+            if now - start >= self.poll_interval_s:
+                return
+            took = slots.took if slots is not None else None
+            if took is not None and run.created is not None and start < run.created + took + NAP_SLACK_S <= now:
+                return
+            await asyncio.sleep(min(0.02, self.poll_interval_s - (now - start)))
 
     async def _download_all(self, run: _Run, job: Job, outputs: list[dict[str, str]]) -> dict[str, Any]:
         """Download every output item into the target folder, branching on what each file is."""
@@ -613,6 +635,7 @@ POLL_ERRORS_MAX = 20
 CLAIM_ROUNDS = 20  # claims per render (waiting for another run of the same shot, then claiming again)
 LEDGER_TRIES = 4  # writes of a new job's id before it goes to the journal
 LEDGER_RETRY_S = 0.25
+NAP_SLACK_S = 0.03  # check this long after another job's duration has passed for this one
 DOWNLOAD_TRIES = 3  # one output: the link from the job, then twice with freshly signed links
 STALE_S = 600.0  # a held row whose heartbeat is this old is taken as dead (live renders beat every STALE_S/4)
 BASE64_MAX_BYTES = 10 * 1024 * 1024

@@ -42,6 +42,11 @@ class JobSlots:
         self._running = 0  # of those, jobs Luma created
         self._waiters: deque[JobSlots._Waiter] = deque()
         self.peak = 0
+        self.took: float | None = None  # how long the latest finished job of this key took
+
+    def job_took(self, seconds: float) -> None:
+        """A job of this key finished ``seconds`` after Luma created it (wakes its siblings' checks)."""
+        self.took = float(seconds)
 
     @property
     def in_use(self) -> int:
