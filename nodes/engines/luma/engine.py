@@ -8,7 +8,9 @@ without any network call.
 
 Limits that protect the account:
 
-* ``max_concurrent_jobs``: jobs beyond the account's concurrent-job limit wait here, not in 429s.
+* ``max_concurrent_jobs`` (0, the default: learn it): jobs go out together; the first concurrency
+  429 (no job created) sets the limit to this process's jobs then running for the key, and the
+  refused job waits here for a free slot, its ledger claim kept alive. A number is a ceiling.
   The limiter is process-wide per key (all engines and prompts of this ComfyUI share it).
 * ``max_credits_per_job`` / ``max_credits_per_session`` (0 = no cap): a shot over either is refused
   with a clear message before any upload. The session is this ComfyUI process: credits of jobs

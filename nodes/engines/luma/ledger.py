@@ -7,7 +7,16 @@ mid-job and restarted finds it again: queuing the same graph resumes the existin
 its downloaded files) instead of paying twice. Rows are keyed by the request hash (the shot's
 fingerprint plus the engine settings that change the result) and by an account tag (a one-way
 hash of the key, never the key). WAL mode and one short transaction per call make it safe for
-several threads and processes.
+several threads and processes (two ComfyUI servers sharing one user folder share one ledger).
+
+Ownership: a render holds the row it works on (``owner``: host, PID with the process start time,
+a per-render nonce) and keeps its ``heartbeat`` fresh through every wait. A row is taken for dead
+only when its owner's process is gone (or its PID now names another process) or its heartbeat is
+older than the stale limit; a live render is never taken over. Every state change is a guarded
+transition: from the state the caller expects, by the owner that holds the row.
+
+Journal: when the ledger cannot take a new job's id (disk full, locked), the id goes to the
+append-only ``luma_jobs.journal`` beside it (fsynced JSON lines); every claim folds it back in.
 
 States::
 
@@ -21,8 +30,9 @@ States::
     abandoned   stopped before anything was sent: no job
     uncertain   the POST may have created a job that Director cannot see; reported to the
                 user, never repeated automatically; the next run submits anew
-    expired     the job's files are gone and Luma no longer knows the job (404); next run submits
-                anew (a failed download of a job Luma still knows keeps it 'completed')
+    expired     the job's files are gone and Luma no longer knows the job (404); reported, and the
+                next run the user queues submits anew (a failed download of a job Luma still knows
+                keeps it 'completed')
 """
 
 from __future__ import annotations
@@ -131,7 +141,14 @@ def _start_windows(pid: int, kernel32=None) -> str | None:
     import ctypes
     from ctypes import wintypes
 
-    k32 = kernel32 if kernel32 is not None else ctypes.WinDLL("kernel32", use_last_error=True)
+    k32 = kernel32
+    if k32 is None:
+        k32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        k32.OpenProcess.restype = wintypes.HANDLE  # a handle is pointer-sized; the default int is not
+        k32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+        k32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+        k32.GetProcessTimes.argtypes = (wintypes.HANDLE,) + (ctypes.POINTER(wintypes.FILETIME),) * 4
+        k32.CloseHandle.argtypes = (wintypes.HANDLE,)
     query_limited, still_active = 0x1000, 259
     error_invalid_parameter = 87
     handle = k32.OpenProcess(query_limited, False, int(pid))
@@ -219,8 +236,9 @@ class Job:
 @dataclass(frozen=True)
 class Claim:
     """What a render should do with its request: ``submit`` a new job (``job`` is the fresh
-    'preparing' row), ``resume`` an existing job, ``reuse`` its files, ``wait`` for another
-    caller that is preparing or sending the same request, or report an ``uncertain`` submission."""
+    'preparing' row), ``resume`` an existing job (now held by this caller), ``reuse`` its files,
+    ``wait`` for another live caller that holds the same request (sending it, or following its
+    job), or report an ``uncertain`` submission."""
 
     action: Literal["submit", "resume", "reuse", "wait", "uncertain"]
     job: Job
@@ -463,7 +481,7 @@ class JobLedger:
         line = json.dumps({"row": job.id, "request_hash": job.request_hash, "account": job.account,
                            "generation_id": generation_id, "state": state, "credits": job.credits,
                            "summary": job.summary, "time": time.time()})
-        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         try:
             os.write(fd, (line + "\n").encode())
             os.fsync(fd)
