@@ -476,6 +476,27 @@ def test_with_no_setting_a_concurrency_429_teaches_the_limit_and_the_rest_wait_w
         assert [j.state for j in eng.ledger.jobs()] == ["downloaded"] * 8
 
 
+def test_job_refused_at_the_concurrency_limit_waits_as_preparing_not_as_sending(tmp_path):
+    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=1.5, max_concurrent=1) as emu:
+        eng = engine(emu, tmp_path, poll_interval_s=0.1)
+        seen: list[list[str]] = []
+
+        async def two():
+            tasks = [asyncio.ensure_future(eng.render(fast_req(f"shot {i}"), RenderTarget(_mk(tmp_path / f"s{i}")),
+                                                      Hooks())) for i in range(2)]
+            while not [r for r in emu.requests if r.status == 429]:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)
+            seen.append(sorted(j.state for j in eng.ledger.jobs()))  # while the refused one waits
+            return await asyncio.gather(*tasks)
+
+        results = asyncio.run(two())
+        # a crash now would leave 'preparing' (nothing sent), never 'submitting' (reported as maybe billed)
+        assert seen == [["preparing", "processing"]]
+        assert len({r.job_id for r in results}) == 2 and emu.jobs_created == 2
+        assert len([r for r in emu.requests if r.status == 429]) == 1
+
+
 def test_a_setting_is_a_ceiling_the_learned_limit_never_passes(tmp_path):
     with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=0.3, max_concurrent=8) as emu:
         eng = engine(emu, tmp_path, max_concurrent_jobs=3, poll_interval_s=0.1)
