@@ -25,6 +25,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from ..common.errors import DirectorError
+from .colour_tags import ColourTags
 
 MAX_SIDE = 8192
 """Largest width or height Director reads (8K DCI). Bigger frames are refused, not decoded."""
@@ -55,6 +56,7 @@ class FootageInfo:
     has_audio: bool
     audio_codec: str | None
     variable_frame_rate: bool
+    colour_tags: ColourTags = ColourTags()
 
 
 @dataclass(frozen=True)
@@ -142,9 +144,11 @@ def _bit_depth(fmt) -> int:
     return max(c.bits for c in fmt.components)
 
 
-def exact_rate(rate: Fraction) -> Fraction:
+def exact_rate(rate: Fraction | float) -> Fraction:
     """The exact rate a nominal one stands for: 29.97 (2997/100, or a float) becomes 30000/1001,
-    23.976 becomes 24000/1001; other rates are kept (denominator at most 1001)."""
+    23.976 and 23.98 become 24000/1001; other rates are kept (denominator at most 1001). The pack's
+    one frame-rate normaliser: probed streams, ComfyUI VIDEOs and the EXR Writer's fps widget."""
+    rate = Fraction(rate)
     for std in _STANDARD_RATES:
         if abs(rate - std) <= std * Fraction(1, 2000):
             return std
@@ -186,6 +190,8 @@ def _probe(path) -> tuple[FootageInfo, _Facts]:
 @functools.lru_cache(maxsize=64)
 def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[FootageInfo, _Facts]:
     import av
+
+    from .colour_tags import read_tags
 
     if _size == 0:
         raise _unreadable(path, "is an empty file.")
@@ -251,7 +257,7 @@ def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[FootageInfo, _
             codec=cc.name, pix_fmt=vs.format.name if vs.format else (cc.pix_fmt or ""),
             bit_depth=_bit_depth(vs.format), has_audio=audio is not None,
             audio_codec=audio.codec_context.name if audio is not None else None,
-            variable_frame_rate=variable,
+            variable_frame_rate=variable, colour_tags=read_tags(vs),
         )
     return info, _Facts(first_pts=first_pts, time_base=time_base, quarter_turns=turns)
 

@@ -17,20 +17,13 @@ from ..common.errors import DirectorError
 from ..common.paths import claim_version_dir, resolve_inside
 from ..keyframes.keyframe import make_keyframe
 from ..shot.engine import Engine, ShotResult
-from ..shot.request import KeyframeSpec, ShotRequest, build_request
+from ..shot.request import DURATION_OPTIONS, KeyframeSpec, ShotRequest, build_request, duration_seconds
 
-DURATION_OPTIONS = {"5 s": 5, "10 s": 10}
 DEFAULT_PREFIX = "director/shots/shot"
 PREVIEW_MAX = 64
 PREVIEW_EDGE = 512
 REUSED_JOBS = ("resumed", "reused")
 """``ShotResult.metadata["luma_job"]`` values of a paid job billed by an earlier run (no new charge)."""
-
-
-def duration_seconds(value: str) -> int:
-    if value not in DURATION_OPTIONS:
-        raise DirectorError(f"duration: '{value}' is not one of {', '.join(DURATION_OPTIONS)}.", field="duration")
-    return DURATION_OPTIONS[value]
 
 
 def shot_keyframes(keyframes: Sequence[KeyframeSpec] | None, start_image: np.ndarray | None = None,

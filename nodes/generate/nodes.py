@@ -96,14 +96,13 @@ class DirectorGenerateVideo(io.ComfyNode):
         """Refuse a shot that breaks a rule when it is queued (linked inputs are checked at run time)."""
         values = dict(prompt=prompt, duration=duration, resolution=resolution, aspect_ratio=aspect_ratio,
                       loop=loop, hdr=hdr, exr=exr)
-        try:
+
+        def check():
             if all(v is not None for v in values.values()):
                 gen.shot_request(max_keyframes=KEYFRAMES_DEFAULT_MAX, **values)
             if filename_prefix is not None:
                 gen.output_target(glue.output_dir(), filename_prefix)
-        except ValueError as e:
-            return str(e)
-        return True
+        return glue.validation(check)
 
     @classmethod
     def fingerprint_inputs(cls, engine=None, **_):
