@@ -23,8 +23,8 @@ values that way, Save Video (Director) writes its SDR like that, and so SDR foot
 Load Video -> Save Video unchanged; choose ``Rec.1886 Rec.709 - Display`` on Load Video's
 ``colourspace`` to read a clip as a BT.1886 display signal instead.
 
-\\* A space is found by its Color Interop ID (``pq_rec2020_display``...), else by its name in the
-built-in ACES config; a config without it (the built-in one has no HLG space) gives a clear error
+\\* A space is found by its name in the built-in ACES config (aliases count), else by its Color
+Interop ID (``pq_rec2020_display``...); a config without it (the built-in one has no HLG space) gives a clear error
 that names the override. No ComfyUI import; OpenColorIO and OpenEXR are imported when used.
 """
 
@@ -87,16 +87,18 @@ class ColourTags:
 
 
 def _find(config, wanted: tuple[str, str]) -> str | None:
-    """The config's space with this interop id, else with the built-in config's name."""
+    """The built-in config's name (or alias) when the config knows it, else the space with this
+    Color Interop ID (a studio config naming its spaces its own way)."""
     interop, name = wanted
+    if config.getColorSpace(name) is not None:
+        return name
     for cs in config.getColorSpaces():
         try:
             if (cs.getInteropID() or "").split(":", 1)[-1] == interop:
                 return cs.getName()
         except AttributeError:  # OpenColorIO < 2.5
             break
-    cs = config.getColorSpace(name)
-    return cs.getName() if cs is not None else None
+    return None
 
 
 def _rule(tags: ColourTags) -> tuple[str, str] | None:

@@ -96,6 +96,18 @@ def new_credits(result: ShotResult, estimate: int) -> int:
     return result.credits or estimate
 
 
+def result_colourspace(result: ShotResult, config=None) -> str:
+    """The colour space of what the engine delivered, read from the files, not assumed: EXR
+    frames by their own header (chromaticities, ACES container flag), else the MP4 by its colour
+    tags (an HDR result is PQ or HLG Rec.2100, an SDR one sRGB; see ``footage.colour_tags``)."""
+    from ..footage.colour_tags import clip_colourspace, space_for_exr
+    from ..footage.stream import exr_files
+
+    if result.exr_frames:
+        return space_for_exr(exr_files(result.exr_frames)[0], config)
+    return clip_colourspace(result.video, config, field="video")
+
+
 def info_line(engine: Engine, result: ShotResult, credits: int, where: PurePosixPath | None) -> str:
     """One line about the finished shot, for the node and for logs."""
     parts = [f"{engine.display_name}: {result.frame_count} frames {result.width}x{result.height} @ {result.fps} fps",

@@ -20,8 +20,6 @@ from ..shot.request import (ASPECT_RATIOS, DEFAULT_ASPECT, DEFAULT_RESOLUTION, K
                             KEYFRAMES_DEFAULT_MAX, RESOLUTIONS)
 from . import generation as gen
 
-ACES = "ACES2065-1"
-SRGB = "sRGB - Texture"
 
 
 def _first_image(images, label: str):
@@ -144,7 +142,7 @@ class DirectorGenerateVideo(io.ComfyNode):
         credits = gen.new_credits(result, estimate)
         video = make_video(FootageRef(
             path=str(result.video), exr_frames=str(result.exr_frames) if result.exr_frames else None,
-            colourspace=ACES if result.exr_frames else SRGB, draft=result.draft, metadata=result.metadata))
+            colourspace=gen.result_colourspace(result), draft=result.draft, metadata=result.metadata))
         where = gen.relative_to_output(result.video, root)
         info = gen.info_line(engine, result, credits, where)
         glue.status_text(node_id, info)
