@@ -83,7 +83,7 @@ def claim_version_dir(parent: Path, stem: str) -> Path:
     """Create and return a new, empty version folder ``stem_vNNN`` (race-safe: mkdir is atomic)."""
     ensure_writable_dir(parent)
     return claim_first_free((next_free_version(parent, stem) for _ in range(1000)), Path.mkdir,
-                            f"a version folder '{stem}' in {parent}")
+                            f"a version folder '{stem}' in {shown_path(parent)}")
 
 
 def next_free_file(folder: Path, stem: str, suffix: str) -> Path:
@@ -98,9 +98,9 @@ def ensure_writable_dir(folder: Path, *, field: str = "output folder") -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DirectorError(f"{field}: cannot create '{folder}': {e.strerror or e}.", field=field) from e
+        raise DirectorError(f"{field}: cannot create '{shown_path(folder)}': {e.strerror or e}.", field=field) from e
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise DirectorError(f"{field}: '{folder}' is not writable (permission denied).", field=field)
+        raise DirectorError(f"{field}: '{shown_path(folder)}' is not writable (permission denied).", field=field)
     return folder
 
 
@@ -155,7 +155,7 @@ def describe_os_error(e: OSError, what: str) -> str:
     if e.errno == errno.ENOSPC:
         return f"{what}: the disk is full; frames written so far are kept whole."
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"{what}: permission denied ({e.filename or ''})."
+        return f"{what}: permission denied ({shown_path(e.filename) if e.filename else ''})."
     return f"{what}: {e.strerror or e}"
 
 
@@ -205,3 +205,12 @@ def shown_path(path: str | os.PathLike | None) -> str:
     if best[0] == ".":
         return rel
     return best[0] if rel == "." else f"{best[0]}/{rel}"
+
+
+def shown_error(e: BaseException) -> str:
+    """An exception's text for a user-facing message without the server path it may carry
+    (OSError and FFmpeg errors put the full file name in ``str(e)``)."""
+    strerror, filename = getattr(e, "strerror", None), getattr(e, "filename", None)
+    if strerror:
+        return f"{strerror} ({shown_path(filename)})" if filename else str(strerror)
+    return str(e) or type(e).__name__

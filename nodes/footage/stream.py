@@ -25,6 +25,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from ..common.errors import DirectorError
+from ..common.paths import shown_error, shown_path
 from .colour_tags import ColourTags
 
 MAX_SIDE = 8192
@@ -135,7 +136,7 @@ class _Facts:
 
 
 def _unreadable(path, why: str) -> DirectorError:
-    return DirectorError(f"video: '{path}' {why}", field="video")
+    return DirectorError(f"video: '{shown_path(path)}' {why}", field="video")
 
 
 def _bit_depth(fmt) -> int:
@@ -198,7 +199,7 @@ def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[FootageInfo, _
     try:
         container = av.open(path, "r")
     except (av.FFmpegError, UnicodeDecodeError) as e:
-        raise _unreadable(path, f"is not a video FFmpeg can read (corrupt or unsupported: {e}).") from None
+        raise _unreadable(path, f"is not a video FFmpeg can read (corrupt or unsupported: {shown_error(e)}).") from None
     with container:
         if not container.streams.video:
             raise _unreadable(path, "has no video stream.")
@@ -228,7 +229,7 @@ def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[FootageInfo, _
                 if not need_count and len(pts) >= _VFR_PACKETS:
                     break
         except av.FFmpegError as e:
-            raise _unreadable(path, f"is corrupt ({e}).") from None
+            raise _unreadable(path, f"is corrupt ({shown_error(e)}).") from None
         frames = int(vs.frames) if vs.frames else counted
         if frames <= 0:
             raise _unreadable(path, "has no video frames.")
@@ -271,7 +272,7 @@ def _first_frame(path: str, fallback_pts: int | None) -> tuple[int | None, int]:
             vs = container.streams.video[0]
             first = next(container.decode(vs), None)
     except av.FFmpegError as e:
-        raise _unreadable(path, f"is corrupt: its first frame does not decode ({e}).") from None
+        raise _unreadable(path, f"is corrupt: its first frame does not decode ({shown_error(e)}).") from None
     if first is None:
         raise _unreadable(path, "has no video frames that decode.")
     turns = int(round((first.rotation or 0) / 90)) % 4
@@ -288,10 +289,10 @@ def exr_files(folder) -> list[Path]:
     """The EXR frames of a folder in frame order (numbers compared as numbers)."""
     d = Path(folder)
     if not d.is_dir():
-        raise DirectorError(f"video: EXR frame folder '{folder}' does not exist.", field="video")
+        raise DirectorError(f"video: EXR frame folder '{shown_path(folder)}' does not exist.", field="video")
     files = [p for p in d.iterdir() if p.suffix.lower() == ".exr" and not p.name.startswith(".")]
     if not files:
-        raise DirectorError(f"video: EXR frame folder '{folder}' has no .exr frames.", field="video")
+        raise DirectorError(f"video: EXR frame folder '{shown_path(folder)}' has no .exr frames.", field="video")
     return sorted(files, key=lambda p: [int(t) if t.isdigit() else t for t in _NUM.split(p.name)])
 
 
@@ -309,7 +310,7 @@ def _read_exr(path: Path) -> np.ndarray:
     try:
         f = OpenEXR.File(str(path))
     except Exception as e:  # OpenEXR raises RuntimeError/ValueError variants
-        raise DirectorError(f"video: EXR frame '{path}' cannot be read ({e}).", field="video") from None
+        raise DirectorError(f"video: EXR frame '{shown_path(path)}' cannot be read ({shown_error(e)}).", field="video") from None
     chans = f.channels()
     if "RGB" in chans:
         rgb = chans["RGB"].pixels
@@ -318,7 +319,7 @@ def _read_exr(path: Path) -> np.ndarray:
     elif all(c in chans for c in "RGB"):
         rgb = np.stack([chans[c].pixels for c in "RGB"], axis=-1)
     else:
-        raise DirectorError(f"video: EXR frame '{path}' has no R, G, B channels ({', '.join(chans)}).", field="video")
+        raise DirectorError(f"video: EXR frame '{shown_path(path)}' has no R, G, B channels ({', '.join(chans)}).", field="video")
     return np.asarray(rgb, dtype=np.float32)
 
 
@@ -516,7 +517,7 @@ def _decode(info: FootageInfo, wanted: range, seek: _Facts | None):
                     return
                 pos += 1
     except av.FFmpegError as e:
-        raise DirectorError(f"video: '{path}' failed to decode ({e}).", field="video") from None
+        raise DirectorError(f"video: '{shown_path(path)}' failed to decode ({shown_error(e)}).", field="video") from None
 
 
 def _iter_exr(ref: FootageRef, chunk: int) -> Iterator[np.ndarray]:
@@ -570,7 +571,7 @@ def standard_layout(layout) -> str:
 def _audio_stream(container, path: str):
     a = next((s for s in container.streams.audio if s.codec_context is not None), None)
     if a is None:
-        raise DirectorError(f"video: '{path}' has no audio FFmpeg can decode.", field="video")
+        raise DirectorError(f"video: '{shown_path(path)}' has no audio FFmpeg can decode.", field="video")
     return a
 
 
@@ -616,7 +617,7 @@ def iter_audio(path: str, start: float, end: float):
                     if pos is not None and pos >= s1:
                         return
         except av.FFmpegError as e:
-            raise DirectorError(f"video: audio of '{path}' failed to decode ({e}).", field="video") from None
+            raise DirectorError(f"video: audio of '{shown_path(path)}' failed to decode ({shown_error(e)}).", field="video") from None
 
     return rate, layout, chunks()
 
