@@ -1,7 +1,7 @@
 """Keyframe nodes inside a real ComfyUI, queued headless (no browser): the timeline JSON in the
 API prompt places the keyframes; malformed JSON is refused when the prompt is queued.
 
-Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see ../shared/comfyui/README.md).
+Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see README.md, 'Tests against a real ComfyUI').
 """
 
 from __future__ import annotations
