@@ -100,3 +100,26 @@ def test_validation_helper_turns_a_refusal_into_the_message_comfyui_shows():
     assert glue.validation(lambda: None) is True
     assert glue.validation(refuse) == "duration: '7 s' is not one of 5 s, 10 s."
     assert glue.validation(FootageRef, "x", colourspace="y") is True
+
+
+def test_director_errors_still_pickle_across_processes():
+    import pickle
+
+    from comfyui_director.nodes.common.errors import Cancelled
+
+    for err in (ShotError("duration: no.", field="duration"), LumaRejected("Luma engine: refused.", status=422), Cancelled("stop")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and back.args == err.args
+        assert getattr(back, "field", None) == getattr(err, "field", None)
+        assert getattr(back, "status", None) == getattr(err, "status", None)
+
+
+def test_luma_engine_status_line_names_the_ledger_inside_the_user_folder(comfy_dirs, monkeypatch):
+    import json
+
+    from comfyui_director.nodes.engines.luma.nodes import DirectorLumaEngine
+
+    monkeypatch.setenv("LUMA_AGENTS_API_KEY", "luma-api-test-key-for-the-status-line")
+    monkeypatch.setenv("LUMA_BASE_URL", "http://127.0.0.1:9/v1")
+    shown = json.dumps(DirectorLumaEngine.execute().ui)
+    assert "user/director/luma_jobs.sqlite3" in shown and str(comfy_dirs) not in shown

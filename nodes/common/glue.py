@@ -12,6 +12,7 @@ from typing import Callable
 from comfy_api.latest import io
 
 from . import paths
+from .paths import shown_path  # noqa: F401  (for nodes.py status lines: glue.shown_path)
 from .inputs import InputRoots
 from .progress import CancelFn, ProgressFn
 
