@@ -220,3 +220,15 @@ def test_generate_video_labels_a_delivered_result_by_its_files(hdr10_clip, comfy
     out = asyncio.run(DirectorGenerateVideo.execute(prompt="x", resolution="720p", hdr=True, exr=exr is not None,
                                                     engine=DeliveringEngine(hdr10_clip, exr)))
     assert out.args[0].director_footage.colourspace == space
+
+
+def test_a_delivered_result_with_tags_director_cannot_place_keeps_the_shot_and_says_so(comfy_dirs, monkeypatch):
+    """An HLG result (no HLG space in the built-in config) is not an error after a possibly paid job."""
+    from comfyui_director.nodes.generate.nodes import DirectorGenerateVideo
+
+    monkeypatch.setattr(DirectorGenerateVideo, "hidden", type("Hidden", (), {"unique_id": "7"})())
+    hlg = tagged_clip(comfy_dirs / "hlg_result.mp4", primaries=9, trc=18)
+    video, _credits, info, _ = asyncio.run(DirectorGenerateVideo.execute(
+        prompt="x", resolution="720p", hdr=True, engine=DeliveringEngine(hlg))).args
+    assert video.director_footage.colourspace == "sRGB - Texture"
+    assert "colour:" in info and "HLG" in info and "Labelled sRGB - Texture" in info

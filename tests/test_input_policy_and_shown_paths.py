@@ -107,7 +107,9 @@ def test_director_errors_still_pickle_across_processes():
 
     from comfyui_director.nodes.common.errors import Cancelled
 
-    for err in (ShotError("duration: no.", field="duration"), LumaRejected("Luma engine: refused.", status=422), Cancelled("stop")):
+    errors = (ShotError("duration: no.", field="duration"), LumaRejected("Luma engine: refused.", status=422),
+              Cancelled("stop"))
+    for err in errors:
         back = pickle.loads(pickle.dumps(err))
         assert type(back) is type(err) and back.args == err.args
         assert getattr(back, "field", None) == getattr(err, "field", None)

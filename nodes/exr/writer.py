@@ -162,7 +162,8 @@ def write_exr_sequence(
     try:
         folder = claim_version_dir(target.parent, target.name)
     except OSError as e:
-        raise DirectorError(describe_os_error(e, f"EXR output folder '{shown_path(target.parent)}'"), field="filename_prefix") from e
+        raise DirectorError(describe_os_error(e, f"EXR output folder '{shown_path(target.parent)}'"),
+                            field="filename_prefix") from e
     job = _Job(folder, target.name, header, transform, int(start_frame))
     try:
         files, (height, width), has_alpha = job.run(chunks, alpha_chunks, threads, progress, cancel, total_frames)
@@ -307,7 +308,8 @@ class _Job:
         if os_err is not None:
             return DirectorError(describe_os_error(os_err, f"EXR sequence '{shown_path(self.folder)}'") + kept,
                                  field="filename_prefix")
-        return DirectorError(f"EXR sequence '{shown_path(self.folder)}': writing failed: {shown_error(e)}.{kept}", field="filename_prefix")
+        return DirectorError(f"EXR sequence '{shown_path(self.folder)}': writing failed: {shown_error(e)}.{kept}",
+                             field="filename_prefix")
 
     def _write(self, frame_no: int, rgb: np.ndarray, alpha: np.ndarray | None, use_cube: bool) -> Path:
         import OpenEXR

@@ -25,10 +25,10 @@ from ..common import glue
 from ..common.errors import Cancelled, DirectorError
 from ..common.inputs import resolve_input_file
 from ..common.paths import atomic_path, next_free_file, safe_relative
-from .encode import SUFFIX, encode_mp4
-from .frames import grab_frames, iter_images, parse_frame_list
 from .colour_tags import AUTO as AUTO_TAGS
 from .colour_tags import clip_colourspace
+from .encode import SUFFIX, encode_mp4
+from .frames import grab_frames, iter_images, parse_frame_list
 from .refs import footage_from_video
 from .stream import (MAX_SIDE, FootageRef, FootageSelection, audio_window, iter_chunks, read_audio, ref_info,
                      source_info)

@@ -310,7 +310,8 @@ def _read_exr(path: Path) -> np.ndarray:
     try:
         f = OpenEXR.File(str(path))
     except Exception as e:  # OpenEXR raises RuntimeError/ValueError variants
-        raise DirectorError(f"video: EXR frame '{shown_path(path)}' cannot be read ({shown_error(e)}).", field="video") from None
+        raise DirectorError(f"video: EXR frame '{shown_path(path)}' cannot be read ({shown_error(e)}).",
+                            field="video") from None
     chans = f.channels()
     if "RGB" in chans:
         rgb = chans["RGB"].pixels
@@ -319,7 +320,8 @@ def _read_exr(path: Path) -> np.ndarray:
     elif all(c in chans for c in "RGB"):
         rgb = np.stack([chans[c].pixels for c in "RGB"], axis=-1)
     else:
-        raise DirectorError(f"video: EXR frame '{shown_path(path)}' has no R, G, B channels ({', '.join(chans)}).", field="video")
+        raise DirectorError(f"video: EXR frame '{shown_path(path)}' has no R, G, B channels ({', '.join(chans)}).",
+                            field="video")
     return np.asarray(rgb, dtype=np.float32)
 
 
@@ -517,7 +519,8 @@ def _decode(info: FootageInfo, wanted: range, seek: _Facts | None):
                     return
                 pos += 1
     except av.FFmpegError as e:
-        raise DirectorError(f"video: '{shown_path(path)}' failed to decode ({shown_error(e)}).", field="video") from None
+        raise DirectorError(f"video: '{shown_path(path)}' failed to decode ({shown_error(e)}).",
+                            field="video") from None
 
 
 def _iter_exr(ref: FootageRef, chunk: int) -> Iterator[np.ndarray]:
@@ -617,7 +620,8 @@ def iter_audio(path: str, start: float, end: float):
                     if pos is not None and pos >= s1:
                         return
         except av.FFmpegError as e:
-            raise DirectorError(f"video: audio of '{shown_path(path)}' failed to decode ({shown_error(e)}).", field="video") from None
+            raise DirectorError(f"video: audio of '{shown_path(path)}' failed to decode ({shown_error(e)}).",
+                                field="video") from None
 
     return rate, layout, chunks()
 

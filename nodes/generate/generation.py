@@ -96,16 +96,30 @@ def new_credits(result: ShotResult, estimate: int) -> int:
     return result.credits or estimate
 
 
-def result_colourspace(result: ShotResult, config=None) -> str:
+RESULT_FALLBACK_SPACES = {"exr": "ACES2065-1", "mp4": "sRGB - Texture"}
+"""Labels for delivered files whose own description Director cannot place (Luma's published EXR
+space; the SDR default), used with a warning rather than failing a shot that may be paid for."""
+
+
+def result_colourspace(result: ShotResult, config=None) -> tuple[str, str | None]:
     """The colour space of what the engine delivered, read from the files, not assumed: EXR
     frames by their own header (chromaticities, ACES container flag), else the MP4 by its colour
-    tags (an HDR result is PQ or HLG Rec.2100, an SDR one sRGB; see ``footage.colour_tags``)."""
+    tags (an HDR result is PQ Rec.2100, an SDR one sRGB; see ``footage.colour_tags``).
+
+    Returns ``(space, warning)``. A file whose header or tags match no space of the config keeps
+    the shot (it may be paid for): it gets :data:`RESULT_FALLBACK_SPACES` and a warning to show.
+    """
     from ..footage.colour_tags import clip_colourspace, space_for_exr
     from ..footage.stream import exr_files
 
-    if result.exr_frames:
-        return space_for_exr(exr_files(result.exr_frames)[0], config)
-    return clip_colourspace(result.video, config, field="video")
+    kind = "exr" if result.exr_frames else "mp4"
+    try:
+        if result.exr_frames:
+            return space_for_exr(exr_files(result.exr_frames)[0], config), None
+        return clip_colourspace(result.video, config, field="video"), None
+    except DirectorError as e:
+        fallback = RESULT_FALLBACK_SPACES[kind]
+        return fallback, f"colour: {e} Labelled {fallback}."
 
 
 def info_line(engine: Engine, result: ShotResult, credits: int, where: PurePosixPath | None) -> str:

@@ -21,7 +21,6 @@ from ..shot.request import (ASPECT_RATIOS, DEFAULT_ASPECT, DEFAULT_RESOLUTION, K
 from . import generation as gen
 
 
-
 def _first_image(images, label: str):
     return None if images is None else batch_to_images(images, label=label)[0]
 
@@ -140,11 +139,12 @@ class DirectorGenerateVideo(io.ComfyNode):
             gen.discard_if_empty(folder)
             raise
         credits = gen.new_credits(result, estimate)
+        colourspace, colour_warning = gen.result_colourspace(result)
         video = make_video(FootageRef(
             path=str(result.video), exr_frames=str(result.exr_frames) if result.exr_frames else None,
-            colourspace=gen.result_colourspace(result), draft=result.draft, metadata=result.metadata))
+            colourspace=colourspace, draft=result.draft, metadata=result.metadata))
         where = gen.relative_to_output(result.video, root)
-        info = gen.info_line(engine, result, credits, where)
+        info = gen.info_line(engine, result, credits, where) + (f" · {colour_warning}" if colour_warning else "")
         glue.status_text(node_id, info)
         shown = {"text": [info]}
         if where is not None:

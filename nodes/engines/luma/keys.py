@@ -89,7 +89,8 @@ class KeySource:
             try:
                 lines = path.read_text(encoding="utf-8").splitlines()
             except OSError as e:
-                raise DirectorError(f"Luma engine: cannot read the key file {self.shown_key_file()}: {e.strerror or e}.",
+                raise DirectorError(f"Luma engine: cannot read the key file {self.shown_key_file()}: "
+                                    f"{e.strerror or e}.",
                                     field="api_key") from None
             value = next((ln.strip() for ln in lines if ln.strip()), "")
             if value:
