@@ -85,7 +85,8 @@ class DirectorEXRWriter(io.ComfyNode):
                              tooltip="Number of the first frame (1001 is the usual VFX start)."),
                 io.Combo.Input("input_colour_space", options=[AUTO_SPACE, *spaces], default=AUTO_SPACE,
                                tooltip="Colour space of the frames coming in. auto: the video's own (Director "
-                                       "footage knows it), sRGB - Texture for images and other videos."),
+                                       "footage knows it; other videos by their colour tags, e.g. HDR10 is "
+                                       "Rec.2100-PQ), sRGB - Texture for images."),
                 io.Combo.Input("output_colour_space", options=spaces, default=default_out,
                                tooltip="Colour space written to the EXRs. ACES2065-1 (AP0) is the interchange "
                                        "space; ACEScg (AP1) is the usual working space."),
