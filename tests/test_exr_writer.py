@@ -459,3 +459,8 @@ colorspaces:
     header, _ = read(seq.files[0])
     assert "chromaticities" not in header and "not written" in seq.colour_note
     assert "not written" in header["comments"]
+
+
+def test_a_nominal_float_rate_is_stored_as_the_exact_rate_a_probe_reports(tmp_path):
+    seq = write_exr_sequence([np.zeros((1, 4, 4, 3), np.uint8)], tmp_path, "r", compression="ZIP", fps=23.976)
+    assert len(seq.files) == 1 and read(seq.files[0])[0]["framesPerSecond"] == Fraction(24000, 1001)

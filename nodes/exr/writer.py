@@ -39,6 +39,7 @@ from ..common.errors import Cancelled, DirectorError
 from ..common.paths import (atomic_path, claim_version_dir, describe_os_error, resolve_inside, safe_relative,
                             shown_error, shown_path)
 from ..common.progress import CancelFn, ProgressFn, check_cancel
+from ..footage.stream import exact_rate
 
 COMPRESSIONS = ("PIZ", "ZIP", "ZIPS", "DWAA", "DWAB", "NONE")
 """Compression choices, default first. PIZ/ZIP/ZIPS/NONE are lossless; DWAA/DWAB are lossy."""
@@ -110,7 +111,8 @@ def sequence_header(output_space: str, compression: str = "PIZ", fps: Fraction |
         header["acesImageContainerFlag"] = 1
         header["adoptedNeutral"] = (GAMUTS["ap0"][6], GAMUTS["ap0"][7])
     if fps is not None:
-        rate = Fraction(fps).limit_denominator(1_000_000)
+        # exact rates are kept; a nominal float (23.976, 29.97) goes through the pack's one normaliser
+        rate = exact_rate(fps) if isinstance(fps, float) else Fraction(fps).limit_denominator(1_000_000)
         if rate <= 0:
             raise DirectorError(f"fps: {fps} must be above 0.", field="fps")
         header["framesPerSecond"] = rate
