@@ -1,4 +1,5 @@
-"""Command line: ``python -m comfyui_director demo`` renders a sample shot without ComfyUI.
+"""Command line: ``python -m comfyui_director demo`` renders a sample shot without ComfyUI;
+``--version`` prints the pack's version. ``pip install`` also installs it as the ``director`` command.
 
 The demo needs no API key and no model weights. From the sample footage that ships with the
 pack it (1) takes four frames as keyframe images and renders a 5 s 720p animatic with the
@@ -13,6 +14,19 @@ import asyncio
 import sys
 import time
 from pathlib import Path
+
+
+def version() -> str:
+    """The installed distribution's version, else the one in the checkout's pyproject.toml."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("comfyui-director")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent / "pyproject.toml"
+        return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
 
 
 def _sample_clip() -> Path:
@@ -55,7 +69,8 @@ def demo(out_root: Path) -> int:
     engine.check(req)
     folder = claim_version_dir(out_root, "animatic")
     result = asyncio.run(engine.render(req, RenderTarget(folder, "animatic"), RenderHooks()))
-    rows.append(("Draft animatic (5 s 720p, 4 keyframes)", result.video, result.frame_count, time.perf_counter() - t0))
+    rows.append(("Draft animatic (5 s 720p, 4 keyframes)", result.video, result.frame_count, result.fps,
+                 time.perf_counter() - t0))
 
     # 2. Footage -> ACES2065-1 EXR sequence.
     t0 = time.perf_counter()
@@ -63,22 +78,24 @@ def demo(out_root: Path) -> int:
     seq = write_exr_sequence(iter_chunks(plate), out_root, "plate", start_frame=1001,
                              input_space="sRGB - Texture", output_space="ACES2065-1",
                              compression="PIZ", fps=info.fps)
-    rows.append(("EXR sequence, ACES2065-1 half PIZ", seq.folder, len(seq.files), time.perf_counter() - t0))
+    rows.append(("EXR sequence, ACES2065-1 half PIZ", seq.folder, len(seq.files), info.fps, time.perf_counter() - t0))
 
     # 3. Footage -> H.264 proxy with the source audio.
     t0 = time.perf_counter()
     proxy_dir = claim_version_dir(out_root, "proxy")
     enc = encode_mp4(iter_chunks(plate), proxy_dir / "proxy.mp4", info.fps, audio_from=str(clip))
-    rows.append(("MP4 proxy, H.264 BT.709 + source audio", enc.path, enc.frames, time.perf_counter() - t0))
+    rows.append(("MP4 proxy, H.264 BT.709 + source audio", enc.path, enc.frames, enc.fps, time.perf_counter() - t0))
 
-    print(f"\n{'output':42} {'frames':>6} {'seconds':>8}  path")
-    for label, path, n, secs in rows:
-        print(f"{label:42} {n:>6} {secs:8.2f}  {path}")
+    print(f"\n{'output':42} {'clip frames':>11} {'clip length s':>13} {'render time s':>13}  path")
+    for label, path, n, fps, secs in rows:
+        print(f"{label:42} {n:>11} {float(n / fps):>13.2f} {secs:>13.2f}  {path}")
+    print("clip length: seconds of footage written; render time: wall-clock seconds this machine took.")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m comfyui_director", description="Director node pack tools")
+    ap.add_argument("--version", action="version", version=f"comfyui-director {version()}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="render the sample shot to MP4 + EXR (no key, no weights)")
     d.add_argument("--out", default="output/demo", help="output folder (default: ./output/demo)")

@@ -17,10 +17,14 @@ import comfy_stub  # noqa: E402
 comfy_stub.install()
 
 
+REAL_COMFYUI_SECTION = "Tests against a real ComfyUI"
+SKIP_REASON = f"set COMFYUI_DIR to run against a real ComfyUI (README.md, section '{REAL_COMFYUI_SECTION}')"
+
+
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("COMFYUI_DIR"):
         return
-    skip = pytest.mark.skip(reason="set COMFYUI_DIR to run against a real ComfyUI (../shared/comfyui/README.md)")
+    skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:
         if "comfyui" in item.keywords:
             item.add_marker(skip)

@@ -1,6 +1,6 @@
 """The pack inside a real ComfyUI: it loads, its nodes are listed, the shipped workflows run.
 
-Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see ../shared/comfyui/README.md).
+Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see README.md, 'Tests against a real ComfyUI').
 """
 
 from __future__ import annotations

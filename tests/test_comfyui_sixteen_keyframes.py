@@ -57,6 +57,7 @@ def test_sixteen_keyframes_land_on_their_frames_in_mp4_and_exr(comfy):
 
     expected = {f: cover_fit(img, SIZE) for f, img in zip(
         default_frames(16, 5), grab_frames(FootageRef(str(SAMPLE)), SOURCE_FRAMES))}
+    assert len(expected) == 16  # zip stops at the shorter list: every keyframe must be checked
     decoded = {}
     with av.open(str(mp4)) as c:
         for i, frame in enumerate(c.decode(video=0)):

@@ -1,6 +1,6 @@
 """The EXR Writer inside a real ComfyUI: core LoadVideo and EmptyImage feed it; headers and names checked.
 
-Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see ../shared/comfyui/README.md).
+Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see README.md, 'Tests against a real ComfyUI').
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ import comfy_stub
 from comfyui_director.nodes.colour import ocio
 from comfyui_director.nodes.common.errors import DirectorError
 from comfyui_director.nodes.exr import nodes as exr_nodes
-from comfyui_director.nodes.exr.nodes import AUTO_SPACE, DirectorEXRWriter, exact_fps
+from comfyui_director.nodes.exr.nodes import AUTO_SPACE, DirectorEXRWriter
+from comfyui_director.nodes.footage.stream import exact_rate
 from media import make_clip
 
 torch = pytest.importorskip("torch")
@@ -80,8 +81,10 @@ def test_mask_is_written_as_one_minus_mask(comfy_dirs):
     images = torch.full((2, 8, 8, 3), 0.5)
     mask = torch.zeros(1, 8, 8)
     mask[0, :, 4:] = 1.0  # right half masked out
-    folder, _ = DirectorEXRWriter.execute(images=images, mask=mask, compression="ZIP").result
-    for p in sorted((comfy_dirs / "output" / folder).iterdir()):
+    folder, count = DirectorEXRWriter.execute(images=images, mask=mask, compression="ZIP").result
+    files = sorted((comfy_dirs / "output" / folder).iterdir())
+    assert count == 2 and len(files) == 2
+    for p in files:
         px = OpenEXR.File(str(p)).channels()["RGBA"].pixels
         assert np.all(px[:, :4, 3] == 1.0) and np.all(px[:, 4:, 3] == 0.0)
         assert np.all(px[:, 4:, :3] == 0.0), "RGB is premultiplied by alpha"
@@ -137,11 +140,14 @@ def test_prefix_outside_the_output_folder_is_refused(comfy_dirs):
     assert e.value.field == "filename_prefix"
 
 
-def test_widget_frame_rates_become_exact_rationals():
-    assert exact_fps(23.976) == Fraction(24000, 1001)
-    assert exact_fps(29.97) == Fraction(30000, 1001)
-    assert exact_fps(25.0) == Fraction(25)
-    assert exact_fps(12.5) == Fraction(25, 2)
+@pytest.mark.parametrize("fps,want", [(23.976, Fraction(24000, 1001)), (23.98, Fraction(24000, 1001)),
+                                      (29.97, Fraction(30000, 1001)), (25.0, Fraction(25)), (12.5, Fraction(25, 2))])
+def test_widget_frame_rates_are_stored_as_the_rate_a_probe_reports(comfy_dirs, fps, want):
+    """One normaliser for the fps widget and probed clips: 23.98 is 24000/1001 in both (not 1199/50)."""
+    assert exact_rate(fps) == want
+    folder, count = DirectorEXRWriter.execute(images=torch.rand(1, 8, 8, 3), fps=fps, compression="ZIP").result
+    files = sorted((comfy_dirs / "output" / folder).iterdir())
+    assert count == 1 and len(files) == 1 and header(files[0])["framesPerSecond"] == want
 
 
 def test_director_video_of_aces_exr_frames_passes_through_unchanged(comfy_dirs):
@@ -159,6 +165,8 @@ def test_director_video_of_aces_exr_frames_passes_through_unchanged(comfy_dirs):
     out = DirectorEXRWriter.execute(video=make_video(ref), compression="ZIP", start_frame=1)
     folder, count = out.result
     assert count == 3 and "ACES2065-1 (from ACES2065-1)" in out.ui.as_dict()["text"][0]
-    for i, p in enumerate(sorted((comfy_dirs / "output" / folder).iterdir())):
+    files = sorted((comfy_dirs / "output" / folder).iterdir())
+    assert len(files) == 3
+    for i, p in enumerate(files):
         got = OpenEXR.File(str(p)).channels()["RGB"].pixels
         assert np.array_equal(got.view(np.uint16), hdr[2 + i].astype(np.float16).view(np.uint16))

@@ -136,6 +136,7 @@ def test_every_compression_round_trips(tmp_path, compression):
         np.float32)
     seq = write_exr_sequence([frames], tmp_path, "c", input_space="ACES2065-1", compression=compression)
     expected = ocio.ColourTransform("ACES2065-1", "ACES2065-1").apply(frames).astype(np.float16)
+    assert len(seq.files) == 2
     for i, path in enumerate(seq.files):
         header, px = read(path)
         assert OpenEXR.checkColorMetadata(header) == OpenEXR.ColorMetadataWarning.OK
@@ -150,6 +151,7 @@ def test_lossless_8bit_output_is_bit_exact_to_the_ocio_half_values(tmp_path):
     clip, chunks = ramp_chunks(3)
     seq = write_exr_sequence(chunks, tmp_path, "x", compression="ZIPS")
     want = ocio.ColourTransform("sRGB - Texture", "ACES2065-1").apply(clip).astype(np.float16)
+    assert len(seq.files) == len(clip)
     for i, path in enumerate(seq.files):
         assert np.array_equal(read(path)[1].view(np.uint16), want[i].view(np.uint16))
 
@@ -160,6 +162,7 @@ def test_long_8bit_sequence_through_the_half_cube_is_bit_identical(tmp_path):
     clip = rng.integers(0, 256, (writer.CUBE_MIN_FRAMES + 2, 6, 8, 3), dtype=np.uint8)
     seq = write_exr_sequence([clip], tmp_path, "long", compression="ZIPS", total_frames=len(clip))
     want = ocio.ColourTransform("sRGB - Texture", "ACES2065-1").apply(clip).astype(np.float16)
+    assert len(seq.files) == len(clip)
     for i, path in enumerate(seq.files):
         assert np.array_equal(read(path)[1].view(np.uint16), want[i].view(np.uint16))
 
@@ -309,7 +312,7 @@ def assert_only_whole_frames(folder: Path, expect_at_least: int):
     names = sorted(p.name for p in folder.iterdir())
     assert no_temp_files(folder), names
     assert len(names) >= expect_at_least
-    for p in folder.iterdir():
+    for p in folder.iterdir():  # counted above
         header, px = read(p)
         assert px.shape == (H, W, 3) and np.all(np.isfinite(px))
 
@@ -323,7 +326,7 @@ def test_disk_full_mid_sequence_leaves_only_whole_readable_frames(tmp_path, monk
     monkeypatch.undo()
     assert "disk is full" in str(e.value)
     folder = tmp_path / "plate_v001"
-    assert "whole frames are kept" in str(e.value) and str(folder) in str(e.value)
+    assert "whole frames are kept in plate_v001" in str(e.value) and str(folder) not in str(e.value)
     assert_only_whole_frames(folder, expect_at_least=1)
     assert len(list(folder.iterdir())) <= 4
 
@@ -456,3 +459,8 @@ colorspaces:
     header, _ = read(seq.files[0])
     assert "chromaticities" not in header and "not written" in seq.colour_note
     assert "not written" in header["comments"]
+
+
+def test_a_nominal_float_rate_is_stored_as_the_exact_rate_a_probe_reports(tmp_path):
+    seq = write_exr_sequence([np.zeros((1, 4, 4, 3), np.uint8)], tmp_path, "r", compression="ZIP", fps=23.976)
+    assert len(seq.files) == 1 and read(seq.files[0])[0]["framesPerSecond"] == Fraction(24000, 1001)

@@ -1,6 +1,6 @@
 """The footage nodes inside a real ComfyUI, chained with core's video nodes.
 
-Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see ../shared/comfyui/README.md).
+Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see README.md, 'Tests against a real ComfyUI').
 """
 
 from __future__ import annotations

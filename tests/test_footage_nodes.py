@@ -205,7 +205,9 @@ def test_samples_are_published_to_the_input_folder_once_and_never_overwritten(co
 
     inp = comfy_dirs / "input"
     made = publish_samples(inp)
-    assert made and all(p.read_bytes() == (SAMPLES_DIR / p.name).read_bytes() for p in made)
+    shipped = sorted(p.name for p in SAMPLES_DIR.iterdir() if p.suffix == ".mp4")
+    assert len(shipped) == 1 and sorted(p.name for p in made) == shipped
+    assert all(p.read_bytes() == (SAMPLES_DIR / p.name).read_bytes() for p in made)
     made[0].write_bytes(b"the user's own file")
     assert publish_samples(inp) == []
     assert made[0].read_bytes() == b"the user's own file"

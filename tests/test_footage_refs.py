@@ -62,3 +62,36 @@ def test_component_video_is_written_losslessly_with_its_audio(tmp_path):
     n = min(got.shape[1], wave.shape[1])
     assert rate == 48000 and n > 9000 and np.abs(got[:, :n] - wave[:, :n]).max() < 1e-6
     assert footage_from_video(video, spill_dir=tmp_path) is ref  # spilled once per VIDEO
+
+
+def test_node_spills_go_to_comfy_temp_and_are_removed_with_their_video(comfy_dirs, tmp_path):
+    """EXR Writer, Save Video and Grab Frames spill in-memory VIDEOs into ComfyUI's temp folder
+    (which ComfyUI empties), never an uncleaned system temp folder, and drop each spill once no
+    VIDEO needs it."""
+    import gc
+    import tempfile
+    from pathlib import Path
+
+    from comfyui_director.nodes.exr.nodes import DirectorEXRWriter
+    from comfyui_director.nodes.footage.nodes import DirectorGrabFrames
+
+    system_spill = Path(tempfile.gettempdir()) / "director-spill"
+    before = set(system_spill.iterdir()) if system_spill.is_dir() else set()
+    clip = make_clip(tmp_path / "c.mp4", 32, 18, frames=3)
+    comfy_spill = comfy_dirs / "temp" / "director-spill"
+
+    video = comfy_stub.VideoFromFile(io.BytesIO(clip.read_bytes()))
+    folder, count = DirectorEXRWriter.execute(video=video, compression="ZIP").result
+    assert count == 3 and len(list((comfy_dirs / "output" / folder).iterdir())) == 3
+    images = DirectorGrabFrames.execute(video=video, frames="0, -1").args[0]
+    assert tuple(images.shape) == (2, 18, 32, 3)
+    assert len(list(comfy_spill.iterdir())) == 1  # one spill, reused by both nodes
+    frames = torch.from_numpy(np.stack([expected_frame(i, 32, 18) for i in range(2)]).astype(np.float32) / 255)
+    tensor_video = VideoFromComponents(frames)
+    assert DirectorEXRWriter.execute(video=tensor_video, compression="ZIP").result[1] == 2
+    assert len(list(comfy_spill.iterdir())) == 2
+    assert (set(system_spill.iterdir()) if system_spill.is_dir() else set()) == before
+
+    del video, tensor_video
+    gc.collect()
+    assert list(comfy_spill.iterdir()) == []  # nothing left once no VIDEO needs it

@@ -1,7 +1,7 @@
 """Keyframe nodes inside a real ComfyUI, queued headless (no browser): the timeline JSON in the
 API prompt places the keyframes; malformed JSON is refused when the prompt is queued.
 
-Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see ../shared/comfyui/README.md).
+Skipped unless COMFYUI_DIR points at a ComfyUI work tree (see README.md, 'Tests against a real ComfyUI').
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def test_headless_prompt_places_keyframes_from_the_timeline_json(comfy):
     assert placed == {"image:0": (0, False), "image:1": (30, False), "image:2": (48, False), "chain:0": (60, False),
                       "image:3": (72, False), "image:4": (96, True), "text:0": (100, False), "image:5": (120, False)}
     thumbs = [k["thumb"] for k in view["keyframes"] if k["source"] == "image"]
-    assert all((comfy.base / "temp" / t["subfolder"] / t["filename"]).is_file() for t in thumbs)
+    assert len(thumbs) == 6 and all((comfy.base / "temp" / t["subfolder"] / t["filename"]).is_file() for t in thumbs)
 
 
 def test_malformed_timeline_json_is_refused_when_queued(comfy):

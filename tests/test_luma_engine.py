@@ -601,9 +601,10 @@ def test_the_key_appears_in_no_file_message_log_or_result(emu, tmp_path, caplog)
     assert any("[redacted]" in t for t in texts)
     for t in texts:
         assert KEY not in t
-    for p in tmp_path.rglob("*"):
-        if p.is_file():
-            assert KEY.encode() not in p.read_bytes(), p
+    scanned = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert res.video in scanned and any(p.suffix == ".sqlite3" for p in scanned)  # the scan saw the outputs
+    for p in scanned:
+        assert KEY.encode() not in p.read_bytes(), p
 
 
 def test_several_single_frame_exr_outputs_become_one_numbered_sequence(tmp_path):

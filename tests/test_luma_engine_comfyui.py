@@ -50,6 +50,7 @@ def test_luma_shot_runs_in_comfyui_keeps_the_key_out_and_survives_a_restart(tmp_
             assert entry["status"]["status_str"] == "success", json.dumps(entry)[:3000]
         assert emu.jobs_created == 1 and len(emu.requests) == seen
         assert (tmp_path / "output" / "director" / "luma" / "shot_v002" / "shot.mp4").is_file()
-        for p in tmp_path.rglob("*"):
-            if p.is_file() and p.stat().st_size < 50_000_000:
-                assert KEY.encode() not in p.read_bytes(), p
+        scanned = [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size < 50_000_000]
+        assert any(p.name == "shot.mp4" for p in scanned) and any(p.suffix == ".sqlite3" for p in scanned)
+        for p in scanned:
+            assert KEY.encode() not in p.read_bytes(), p

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -128,3 +131,30 @@ def test_fingerprint_changes_with_image_content_only_when_pixels_change():
     b = build_request("p", keyframes=[KeyframeSpec(0, "frame", img(0.5))])
     c = build_request("p", keyframes=[KeyframeSpec(0, "frame", img(0.6))])
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+POSITION_TABLE = Path(__file__).parent / "js" / "fixtures" / "position_to_frame.json"
+
+
+def test_position_rule_matches_the_table_the_timeline_widget_is_tested_against():
+    """One position-to-frame rule: this table is read here and by tests/js/timeline_core.test.mjs."""
+    cases = json.loads(POSITION_TABLE.read_text(encoding="utf-8"))["cases"]
+    assert len(cases) == 26 and sum(c["frame"] is None for c in cases) == 7
+    for c in cases:
+        if c["frame"] is None:
+            with pytest.raises(ShotError):
+                position_to_frame(c["position"], c["unit"], c["duration"])
+        else:
+            assert position_to_frame(c["position"], c["unit"], c["duration"]) == c["frame"], c
+
+
+def test_duration_choices_have_one_rule():
+    from comfyui_director.nodes.generate import generation
+    from comfyui_director.nodes.keyframes import nodes as keyframe_nodes
+    from comfyui_director.nodes.shot.request import DURATION_OPTIONS, duration_seconds
+
+    assert generation.duration_seconds is keyframe_nodes.duration_seconds is duration_seconds
+    assert DURATION_OPTIONS == {"5 s": 5, "10 s": 10} and duration_seconds("10 s") == 10
+    with pytest.raises(ShotError) as e:
+        duration_seconds("7 s")
+    assert e.value.field == "duration"

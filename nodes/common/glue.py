@@ -7,9 +7,13 @@ loads lazily through ``comfy_entrypoint``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from comfy_api.latest import io
 
+from . import paths
+from .paths import shown_path  # noqa: F401  (for nodes.py status lines: glue.shown_path)
+from .inputs import InputRoots
 from .progress import CancelFn, ProgressFn
 
 # Custom socket types. Names are global in ComfyUI: every one starts with DIRECTOR_.
@@ -17,6 +21,17 @@ Engine = io.Custom("DIRECTOR_ENGINE")
 Keyframes = io.Custom("DIRECTOR_KEYFRAMES")
 
 CATEGORY = "Director"
+
+
+def validation(check: Callable[..., object], *args, **kwargs) -> bool | str:
+    """What a node's ``validate_inputs`` returns: True when ``check(*args, **kwargs)`` passes,
+    else the message of the DirectorError (any ValueError) it raised, which ComfyUI shows on the
+    node when the prompt is queued."""
+    try:
+        check(*args, **kwargs)
+    except ValueError as e:
+        return str(e)
+    return True
 
 
 def progress_for(node_id: str | None, total: int) -> ProgressFn:
@@ -75,3 +90,27 @@ def user_dir() -> Path:
     import folder_paths
 
     return Path(folder_paths.get_user_directory())
+
+
+def spill_dir() -> Path:
+    """Where Director spills in-memory footage to files: ComfyUI's temp folder, which ComfyUI
+    empties when it starts and exits."""
+    return temp_dir() / "director-spill"
+
+
+def input_roots(samples: Path | None = None, samples_prefix: str = "director-samples/") -> InputRoots:
+    """ComfyUI's folders as the input-path policy (``common.inputs``) takes them."""
+    import folder_paths
+
+    return InputRoots(Path(folder_paths.get_input_directory()), Path(folder_paths.get_output_directory()),
+                      Path(folder_paths.get_temp_directory()), samples, samples_prefix)
+
+
+def _named_roots() -> dict[str, str]:
+    import folder_paths
+
+    return {"input": folder_paths.get_input_directory(), "output": folder_paths.get_output_directory(),
+            "temp": folder_paths.get_temp_directory(), "user": folder_paths.get_user_directory()}
+
+
+paths.set_named_roots(_named_roots)  # errors and status lines name files relative to these

@@ -14,15 +14,15 @@ import os
 import re
 import secrets
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 from .errors import DirectorError
 
 _BAD_CHARS = re.compile(r"[\x00-\x1f<>:\"|?*]")
 
 
-def safe_relative(name: str, *, field: str = "filename_prefix") -> PurePosixPath:
-    """Validate a user-given relative output name ("shots/sh010/plate") and return it.
+def safe_relative(name: str, *, field: str = "filename_prefix", folder: str = "output folder") -> PurePosixPath:
+    """Validate a user-given relative name ("shots/sh010/plate") inside ``folder`` and return it.
 
     Refuses absolute paths, drive letters, ``..`` parts and control characters.
     """
@@ -31,12 +31,12 @@ def safe_relative(name: str, *, field: str = "filename_prefix") -> PurePosixPath
         raise DirectorError(f"{field}: the name is empty.", field=field)
     if raw.startswith("/") or re.match(r"^[A-Za-z]:", raw):
         raise DirectorError(
-            f"{field}: '{name}' is an absolute path; give a name relative to the output folder.",
+            f"{field}: '{name}' is an absolute path; give a name relative to the {folder}.",
             field=field,
         )
     parts = [p for p in raw.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
-        raise DirectorError(f"{field}: '{name}' climbs out of the output folder with '..'.", field=field)
+        raise DirectorError(f"{field}: '{name}' climbs out of the {folder} with '..'.", field=field)
     if any(_BAD_CHARS.search(p) for p in parts):
         raise DirectorError(f"{field}: '{name}' contains characters a file name cannot hold.", field=field)
     if not parts:
@@ -44,12 +44,13 @@ def safe_relative(name: str, *, field: str = "filename_prefix") -> PurePosixPath
     return PurePosixPath(*parts)
 
 
-def resolve_inside(root: str | os.PathLike, name: str, *, field: str = "filename_prefix") -> Path:
+def resolve_inside(root: str | os.PathLike, name: str, *, field: str = "filename_prefix",
+                   folder: str = "output folder") -> Path:
     """Join ``name`` onto ``root`` and prove the result (symlinks resolved) stays inside it."""
     root_p = Path(root).resolve()
-    target = (root_p / safe_relative(name, field=field)).resolve()
+    target = (root_p / safe_relative(name, field=field, folder=folder)).resolve()
     if os.path.commonpath([root_p, target]) != str(root_p):
-        raise DirectorError(f"{field}: '{name}' resolves outside the output folder.", field=field)
+        raise DirectorError(f"{field}: '{name}' resolves outside the {folder}.", field=field)
     return target
 
 
@@ -82,7 +83,7 @@ def claim_version_dir(parent: Path, stem: str) -> Path:
     """Create and return a new, empty version folder ``stem_vNNN`` (race-safe: mkdir is atomic)."""
     ensure_writable_dir(parent)
     return claim_first_free((next_free_version(parent, stem) for _ in range(1000)), Path.mkdir,
-                            f"a version folder '{stem}' in {parent}")
+                            f"a version folder '{stem}' in {shown_path(parent)}")
 
 
 def next_free_file(folder: Path, stem: str, suffix: str) -> Path:
@@ -97,9 +98,9 @@ def ensure_writable_dir(folder: Path, *, field: str = "output folder") -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DirectorError(f"{field}: cannot create '{folder}': {e.strerror or e}.", field=field) from e
+        raise DirectorError(f"{field}: cannot create '{shown_path(folder)}': {e.strerror or e}.", field=field) from e
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise DirectorError(f"{field}: '{folder}' is not writable (permission denied).", field=field)
+        raise DirectorError(f"{field}: '{shown_path(folder)}' is not writable (permission denied).", field=field)
     return folder
 
 
@@ -154,5 +155,62 @@ def describe_os_error(e: OSError, what: str) -> str:
     if e.errno == errno.ENOSPC:
         return f"{what}: the disk is full; frames written so far are kept whole."
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"{what}: permission denied ({e.filename or ''})."
+        return f"{what}: permission denied ({shown_path(e.filename) if e.filename else ''})."
     return f"{what}: {e.strerror or e}"
+
+
+# ---------------------------------------------------------------------------------------------
+# paths as users see them
+
+_named_roots: Callable[[], Mapping[str, str | os.PathLike]] | None = None
+
+
+def set_named_roots(provider: Callable[[], Mapping[str, str | os.PathLike]] | None) -> None:
+    """Tell :func:`shown_path` which folders it may name ({"output": ..., "input": ...}); the
+    ComfyUI glue registers ComfyUI's input, output, temp and user folders."""
+    global _named_roots
+    _named_roots = provider
+
+
+def shown_path(path: str | os.PathLike | None) -> str:
+    """``path`` as an error or status line shows it, never revealing the server's layout:
+    relative to the innermost named folder that holds it ("output/director/shot_00001.mp4"),
+    else the bare file name. With no folders registered (the command line, tests) a path inside
+    the working folder is shown relative to it."""
+    if path is None:
+        return ""
+    p = Path(path)
+    try:
+        real = p.resolve()
+    except (OSError, RuntimeError):
+        real = p
+    named = []
+    if _named_roots is not None:
+        try:
+            named = [(name, Path(root).resolve()) for name, root in _named_roots().items() if root]
+        except Exception:  # a half-started ComfyUI: fall back to the name
+            named = []
+    else:
+        cwd = Path.cwd().resolve()
+        if len(cwd.parts) > 1:
+            named.append((".", cwd))
+    best = None
+    for name, root in named:
+        if real == root or root in real.parents:
+            if best is None or len(root.parts) > len(best[1].parts):
+                best = (name, root)
+    if best is None:
+        return p.name
+    rel = real.relative_to(best[1]).as_posix()
+    if best[0] == ".":
+        return rel
+    return best[0] if rel == "." else f"{best[0]}/{rel}"
+
+
+def shown_error(e: BaseException) -> str:
+    """An exception's text for a user-facing message without the server path it may carry
+    (OSError and FFmpeg errors put the full file name in ``str(e)``)."""
+    strerror, filename = getattr(e, "strerror", None), getattr(e, "filename", None)
+    if strerror:
+        return f"{strerror} ({shown_path(filename)})" if filename else str(strerror)
+    return str(e) or type(e).__name__

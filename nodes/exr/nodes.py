@@ -8,7 +8,6 @@ image's own alpha. One mask for a whole batch applies to every frame.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +16,12 @@ from comfy_api.latest import io, ui
 from ..colour import ocio
 from ..common import glue
 from ..common.errors import Cancelled, DirectorError
+from ..footage.stream import exact_rate
 from .writer import COMPRESSIONS, write_exr_sequence
 
 CATEGORY = "Director/Finishing"
 AUTO_SPACE = "auto (from footage)"
 CHUNK = 16
-_NTSC_BASES = (24, 30, 48, 60, 120)
-
-
-def exact_fps(fps: float) -> Fraction:
-    """A widget frame rate as an exact rational: 23.976 -> 24000/1001, 25 -> 25."""
-    for base in _NTSC_BASES:
-        if abs(fps - base * 1000 / 1001) < 5e-4:
-            return Fraction(base * 1000, 1001)
-    return Fraction(fps).limit_denominator(1000)
 
 
 def image_chunks(images, chunk: int = CHUNK):
@@ -94,7 +85,8 @@ class DirectorEXRWriter(io.ComfyNode):
                              tooltip="Number of the first frame (1001 is the usual VFX start)."),
                 io.Combo.Input("input_colour_space", options=[AUTO_SPACE, *spaces], default=AUTO_SPACE,
                                tooltip="Colour space of the frames coming in. auto: the video's own (Director "
-                                       "footage knows it), sRGB - Texture for images and other videos."),
+                                       "footage knows it; other videos by their colour tags, e.g. HDR10 is "
+                                       "Rec.2100-PQ), sRGB - Texture for images."),
                 io.Combo.Input("output_colour_space", options=spaces, default=default_out,
                                tooltip="Colour space written to the EXRs. ACES2065-1 (AP0) is the interchange "
                                        "space; ACEScg (AP1) is the usual working space."),
@@ -121,11 +113,7 @@ class DirectorEXRWriter(io.ComfyNode):
     def validate_inputs(cls, input_colour_space: str = AUTO_SPACE, output_colour_space: str = ocio.DEFAULT_EXR_SPACE,
                         ocio_config: str = "") -> bool | str:
         """Colour-space names are checked against the chosen config (a studio config has its own names)."""
-        try:
-            _check_names(input_colour_space, output_colour_space, ocio_config)
-        except DirectorError as e:
-            return str(e)
-        return True
+        return glue.validation(_check_names, input_colour_space, output_colour_space, ocio_config)
 
     @classmethod
     def execute(cls, filename_prefix: str = "director/exr/shot", start_frame: int = 1001,
@@ -141,7 +129,8 @@ class DirectorEXRWriter(io.ComfyNode):
             from ..footage.refs import footage_from_video
             from ..footage.stream import iter_chunks, ref_info
 
-            ref = footage_from_video(video)
+            ref = footage_from_video(video, spill_dir=glue.spill_dir(),
+                                     colourspace=None if input_colour_space == AUTO_SPACE else input_colour_space)
             info = ref_info(ref)
             total, rate = info.frame_count, info.fps
             source_space = ref.colourspace
@@ -150,7 +139,7 @@ class DirectorEXRWriter(io.ComfyNode):
             if images.ndim != 4 or images.shape[-1] < 3:
                 raise DirectorError(f"images: expected an IMAGE batch (frames, height, width, 3), got "
                                     f"{tuple(images.shape)}.", field="images")
-            total, rate = int(images.shape[0]), exact_fps(fps)
+            total, rate = int(images.shape[0]), exact_rate(fps)
             source_space = ocio.DEFAULT_INPUT_SPACE
             chunks = image_chunks(images)
         in_space = source_space if input_colour_space == AUTO_SPACE else input_colour_space

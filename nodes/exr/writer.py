@@ -36,8 +36,10 @@ import numpy as np
 from ..colour.chromaticities import GAMUTS, SpaceChromaticities, space_chromaticities
 from ..colour.ocio import DEFAULT_EXR_SPACE, DEFAULT_INPUT_SPACE, ColourTransform, as_config, clip_to_half_range
 from ..common.errors import Cancelled, DirectorError
-from ..common.paths import atomic_path, claim_version_dir, describe_os_error, resolve_inside, safe_relative
+from ..common.paths import (atomic_path, claim_version_dir, describe_os_error, resolve_inside, safe_relative,
+                            shown_error, shown_path)
 from ..common.progress import CancelFn, ProgressFn, check_cancel
+from ..footage.stream import exact_rate
 
 COMPRESSIONS = ("PIZ", "ZIP", "ZIPS", "DWAA", "DWAB", "NONE")
 """Compression choices, default first. PIZ/ZIP/ZIPS/NONE are lossless; DWAA/DWAB are lossy."""
@@ -109,7 +111,8 @@ def sequence_header(output_space: str, compression: str = "PIZ", fps: Fraction |
         header["acesImageContainerFlag"] = 1
         header["adoptedNeutral"] = (GAMUTS["ap0"][6], GAMUTS["ap0"][7])
     if fps is not None:
-        rate = Fraction(fps).limit_denominator(1_000_000)
+        # exact rates are kept; a nominal float (23.976, 29.97) goes through the pack's one normaliser
+        rate = exact_rate(fps) if isinstance(fps, float) else Fraction(fps).limit_denominator(1_000_000)
         if rate <= 0:
             raise DirectorError(f"fps: {fps} must be above 0.", field="fps")
         header["framesPerSecond"] = rate
@@ -161,7 +164,8 @@ def write_exr_sequence(
     try:
         folder = claim_version_dir(target.parent, target.name)
     except OSError as e:
-        raise DirectorError(describe_os_error(e, f"EXR output folder '{target.parent}'"), field="filename_prefix") from e
+        raise DirectorError(describe_os_error(e, f"EXR output folder '{shown_path(target.parent)}'"),
+                            field="filename_prefix") from e
     job = _Job(folder, target.name, header, transform, int(start_frame))
     try:
         files, (height, width), has_alpha = job.run(chunks, alpha_chunks, threads, progress, cancel, total_frames)
@@ -263,7 +267,7 @@ class _Job:
                 if extra:
                     images = len(self.done)
                     raise DirectorError(f"mask: it has {images + extra} frames but the images have {images}; the "
-                                        f"{images} frames written are kept in {self.folder}.", field="mask")
+                                        f"{images} frames written are kept in {shown_path(self.folder)}.", field="mask")
         except BaseException as e:
             # A failed write or a cancel stops what has not started; when the source fails, the
             # frames already queued are good pictures and are finished.
@@ -301,12 +305,13 @@ class _Job:
             e = e.cause
         if isinstance(e, (DirectorError, Cancelled)) or not isinstance(e, Exception):
             return e
-        kept = f" {len(self.done)} whole frames are kept in {self.folder}." if self.done else ""
+        kept = f" {len(self.done)} whole frames are kept in {shown_path(self.folder)}." if self.done else ""
         os_err = _os_error(e, self.folder)
         if os_err is not None:
-            return DirectorError(describe_os_error(os_err, f"EXR sequence '{self.folder}'") + kept,
+            return DirectorError(describe_os_error(os_err, f"EXR sequence '{shown_path(self.folder)}'") + kept,
                                  field="filename_prefix")
-        return DirectorError(f"EXR sequence '{self.folder}': writing failed: {e}.{kept}", field="filename_prefix")
+        return DirectorError(f"EXR sequence '{shown_path(self.folder)}': writing failed: {shown_error(e)}.{kept}",
+                             field="filename_prefix")
 
     def _write(self, frame_no: int, rgb: np.ndarray, alpha: np.ndarray | None, use_cube: bool) -> Path:
         import OpenEXR

@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from ..common.errors import DirectorError
+from ..common.paths import shown_path
 from .stream import FootageRef, iter_chunks, ref_info
 
 IMAGE_SPACE = "sRGB - Texture"
@@ -93,7 +94,8 @@ def grab_frames(ref: FootageRef, numbers: list[int], config=None) -> np.ndarray:
         one = ref.with_selection(start=sel.start + n * sel.stride, count=1, stride=1)
         frame = next(iter_chunks(one, 1), None)
         if frame is None:
-            raise DirectorError(f"frames: frame {n} could not be decoded from '{ref.path}'.", field="frames")
+            raise DirectorError(f"frames: frame {n} could not be decoded from '{shown_path(ref.path)}'.",
+                                field="frames")
         out[i] = convert(frame)[0]
         done[n] = i
     return out

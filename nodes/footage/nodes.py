@@ -23,7 +23,10 @@ from comfy_execution.graph_utils import ExecutionBlocker
 from ..colour import ocio
 from ..common import glue
 from ..common.errors import Cancelled, DirectorError
+from ..common.inputs import resolve_input_file
 from ..common.paths import atomic_path, next_free_file, safe_relative
+from .colour_tags import AUTO as AUTO_TAGS
+from .colour_tags import clip_colourspace
 from .encode import SUFFIX, encode_mp4
 from .frames import grab_frames, iter_images, parse_frame_list
 from .refs import footage_from_video
@@ -191,47 +194,19 @@ def _input_videos() -> list[str]:
     return sorted(folder_paths.filter_files_content_types(files, ["video"]))
 
 
-def _allowed_roots() -> list[Path]:
-    return [Path(p).resolve() for p in (folder_paths.get_input_directory(), folder_paths.get_output_directory(),
-                                        folder_paths.get_temp_directory())] + [SAMPLES_DIR]
-
-
-def _inside(path: Path, roots: list[Path]) -> bool:
-    return any(os.path.commonpath([str(r), str(path)]) == str(r) for r in roots)
-
-
 def resolve_source(video: str, path: str = "") -> Path:
-    """The file a Load Video node reads: ``path`` when given, else the ``video`` choice.
+    """The file a Load Video node reads: ``path`` when given, else the ``video`` choice, by the
+    pack's input-path policy (``common.inputs``: inside ComfyUI's input/output/temp folders or
+    the pack's samples; ``..``, absolute names and symlinks out of them are refused)."""
+    return resolve_input_file(video, path, glue.input_roots(SAMPLES_DIR, SAMPLES_PREFIX))
 
-    ``path`` may be absolute or relative (to the input folder, then output, then temp) and must
-    lie inside ComfyUI's input/output/temp folders or the pack's samples.
-    """
-    roots = _allowed_roots()
-    if (path or "").strip():
-        raw = Path(os.path.expanduser(path.strip()))
-        candidates = [raw] if raw.is_absolute() else [r / raw for r in roots[:3]]
-        for cand in candidates:
-            real = cand.resolve()
-            if not _inside(real, roots):
-                raise DirectorError(
-                    f"path: '{path}' is outside ComfyUI's input, output and temp folders; Director reads "
-                    f"footage only from those (or its samples). Copy the file into {roots[0]}.", field="path")
-            if real.is_file():
-                return real
-        raise DirectorError(f"path: '{path}' does not exist in ComfyUI's input, output or temp folder.", field="path")
-    name = video or ""
-    if name.startswith(SAMPLES_PREFIX):
-        real = (SAMPLES_DIR / name[len(SAMPLES_PREFIX):]).resolve()
-        if not _inside(real, [SAMPLES_DIR]) or not real.is_file():
-            raise DirectorError(f"video: sample '{name}' does not exist.", field="video")
-        return real
-    try:
-        real = Path(folder_paths.get_annotated_filepath(name)).resolve()
-    except Exception as e:  # core raises plain exceptions for paths outside its folders
-        raise DirectorError(f"video: '{name}' is not a file in ComfyUI's folders ({e}).", field="video") from None
-    if not real.is_file():
-        raise DirectorError(f"video: '{name}' does not exist in the input folder.", field="video")
-    return real
+
+def source_colourspace(source: Path, colourspace: str = AUTO_TAGS) -> str:
+    """Load Video's colour space: the clip's tags read by the rule in ``colour_tags`` ("auto"),
+    else the named space of the active OpenColorIO config."""
+    if colourspace == AUTO_TAGS:
+        return clip_colourspace(source)
+    return ocio.resolve_space(colourspace, None, field="colourspace")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +234,11 @@ class DirectorLoadVideo(io.ComfyNode):
                 io.Int.Input("stride", default=1, min=1, max=1000, tooltip="Take every n-th frame."),
                 io.Int.Input("max_size", default=0, min=0, max=MAX_SIDE, step=2,
                              tooltip="Cap the long edge in pixels (0 = source size); resized while decoding."),
+                io.Combo.Input("colourspace", options=[AUTO_TAGS, *ocio.colour_space_choices()], default=AUTO_TAGS,
+                               optional=True,
+                               tooltip="The clip's colour space. auto: from its colour tags (HDR10 PQ and HLG "
+                                       "Rec.2100, Rec.709/sRGB, Display P3; untagged clips are sRGB). Choose a "
+                                       "space of the OpenColorIO config to override the tags."),
             ],
             outputs=[
                 io.Video.Output(display_name="video"),
@@ -275,30 +255,32 @@ class DirectorLoadVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, video: str, start_frame: int = 0, frame_count: int = 0, stride: int = 1, max_size: int = 0,
-                path: str = "") -> io.NodeOutput:
+                path: str = "", colourspace: str = AUTO_TAGS) -> io.NodeOutput:
         source = resolve_source(video, path)
         ref = FootageRef(str(source), FootageSelection(start=start_frame, count=frame_count, stride=stride,
-                                                       max_size=max_size))
+                                                       max_size=max_size),
+                         colourspace=source_colourspace(source, colourspace))
         info = ref_info(ref)
         return io.NodeOutput(make_video(ref), float(info.fps), info.frame_count, info.duration, _audio_output(ref))
 
     @classmethod
     def fingerprint_inputs(cls, video: str = "", start_frame: int = 0, frame_count: int = 0, stride: int = 1,
-                           max_size: int = 0, path: str = ""):
+                           max_size: int = 0, path: str = "", colourspace: str = AUTO_TAGS):
         try:
             source = resolve_source(video, path)
             stamp = source.stat().st_mtime_ns
         except (DirectorError, OSError):
             return float("nan")  # unresolvable: always rerun so the error shows
-        return f"{source}|{stamp}|{start_frame}|{frame_count}|{stride}|{max_size}"
+        return f"{source}|{stamp}|{start_frame}|{frame_count}|{stride}|{max_size}|{colourspace}"
 
     @classmethod
-    def validate_inputs(cls, video: str, path: str = ""):
-        try:
+    def validate_inputs(cls, video: str, path: str = "", colourspace: str = AUTO_TAGS):
+        """The file by the pack's own input-path policy; a named colour space against the config."""
+        def check():
             resolve_source(video, path)
-        except DirectorError as e:
-            return str(e)
-        return True
+            if colourspace != AUTO_TAGS:
+                ocio.resolve_space(colourspace, None, field="colourspace")
+        return glue.validation(check)
 
 
 class DirectorSaveVideo(io.ComfyNode):
@@ -336,13 +318,11 @@ class DirectorSaveVideo(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, input_colour_space: str = FROM_FOOTAGE, ocio_config: str = "") -> bool | str:
         """The colour-space name is checked against the chosen config (a studio config has its own names)."""
-        try:
+        def check():
             config = ocio.load_config(ocio_config or None)
             if input_colour_space != FROM_FOOTAGE:
                 ocio.resolve_space(input_colour_space, config, field="input_colour_space")
-        except DirectorError as e:
-            return str(e)
-        return True
+        return glue.validation(check)
 
     @classmethod
     def execute(cls, video, filename_prefix: str = "director/video", format: str = next(iter(FORMATS)),
@@ -351,9 +331,10 @@ class DirectorSaveVideo(io.ComfyNode):
             raise DirectorError(f"format: '{format}' is not one of {', '.join(FORMATS)}.", field="format")
         mode = FORMATS[format]
         config = ocio.load_config(ocio_config or None)
-        ref = footage_from_video(video, spill_dir=glue.temp_dir() / "director-spill")
+        override = None if input_colour_space == FROM_FOOTAGE else input_colour_space
+        ref = footage_from_video(video, spill_dir=glue.spill_dir(), colourspace=override)
         info = ref_info(ref)
-        space = ref.colourspace if input_colour_space == FROM_FOOTAGE else input_colour_space
+        space = override or ref.colourspace
         safe_relative(filename_prefix, field="filename_prefix")
         folder, stem, _counter, subfolder, _ = folder_paths.get_save_image_path(
             filename_prefix, folder_paths.get_output_directory(), info.width, info.height)
@@ -412,7 +393,7 @@ class DirectorGrabFrames(io.ComfyNode):
 
     @classmethod
     def execute(cls, video, frames: str = "0", max_size: int = 0) -> io.NodeOutput:
-        ref = footage_from_video(video, spill_dir=glue.temp_dir() / "director-spill")
+        ref = footage_from_video(video, spill_dir=glue.spill_dir())
         if max_size:
             ref = ref.with_selection(max_size=max_size)
         numbers = parse_frame_list(frames, ref_info(ref).frame_count)

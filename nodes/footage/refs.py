@@ -5,6 +5,10 @@
   turned into a frame selection.
 - A VIDEO whose source is in memory (``VideoFromFile`` on a BytesIO): the bytes are spilled
   once to a file in ``spill_dir`` (named by their hash, so a rerun reuses it).
+
+Spill files live in the folder the caller names: the glue passes ComfyUI's temp folder
+(``glue.spill_dir()``), which ComfyUI empties when it starts and stops. Each spill is also removed
+as soon as no VIDEO that made it is alive any more (ComfyUI drops a node's outputs from its cache).
 - A VIDEO made of tensors (core ``VideoFromComponents``, e.g. from Create Video): its frames
   are already decoded in memory; they are written once, losslessly, to a spill file (8-bit:
   H.264 RGB lossless; deeper: FFV1 16-bit) with the audio as float PCM, so the rest of
@@ -14,11 +18,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import tempfile
+import threading
 import weakref
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,23 +33,59 @@ import numpy as np
 
 from ..common.errors import DirectorError
 from ..common.paths import atomic_path
+from .colour_tags import clip_colourspace
 from .stream import FootageRef, FootageSelection, exact_rate, probe
 
 _component_spills: "weakref.WeakKeyDictionary[object, FootageRef]" = weakref.WeakKeyDictionary()
 
 
-def default_spill_dir() -> Path:
-    return Path(tempfile.gettempdir()) / "director-spill"
+_spill_holders: dict[str, int] = {}
+_spill_lock = threading.Lock()
 
 
-def footage_from_video(video, *, spill_dir: str | os.PathLike | None = None) -> FootageRef:
-    """The :class:`FootageRef` to read ``video`` through (see the module docstring)."""
+def _hold_spill(video, path: Path) -> None:
+    """Remove ``path`` once every VIDEO holding it is gone (objects that take no weak reference
+    leave it to ComfyUI's temp-folder cleanup)."""
+    key = str(path)
+    try:
+        weakref.finalize(video, _release_spill, key)
+    except TypeError:
+        return
+    with _spill_lock:
+        _spill_holders[key] = _spill_holders.get(key, 0) + 1
+
+
+def _release_spill(key: str) -> None:
+    with _spill_lock:
+        left = _spill_holders.get(key, 1) - 1
+        if left > 0:
+            _spill_holders[key] = left
+            return
+        _spill_holders.pop(key, None)
+    with contextlib.suppress(OSError):
+        os.unlink(key)
+
+
+def footage_from_video(video, *, spill_dir: str | os.PathLike | None = None,
+                       colourspace: str | None = None) -> FootageRef:
+    """The :class:`FootageRef` to read ``video`` through (see the module docstring).
+
+    A file-backed VIDEO gets the colour space its tags say (``colour_tags.clip_colourspace``)
+    unless the caller names one in ``colourspace`` (a node's override: no tags are read then).
+    A Director VIDEO keeps its own; tensor-backed ones hold ComfyUI images (sRGB).
+    """
     ref = getattr(video, "director_footage", None)
     if isinstance(ref, FootageRef):
         return ref
-    spill = Path(spill_dir) if spill_dir else default_spill_dir()
+    spill = Path(spill_dir) if spill_dir else None
     if _is_component_video(video):
         return _spill_components(video, spill)
+    ref = _file_footage(video, spill)
+    space = colourspace or clip_colourspace(ref.path, field="input_colour_space")
+    return replace(ref, colourspace=space)
+
+
+def _file_footage(video, spill: Path) -> FootageRef:
     get_source = getattr(video, "get_stream_source", None)
     if get_source is None:
         raise DirectorError(f"video: a {type(video).__name__} is not a ComfyUI VIDEO.", field="video")
@@ -50,7 +93,7 @@ def footage_from_video(video, *, spill_dir: str | os.PathLike | None = None) -> 
     if isinstance(source, (str, os.PathLike)):
         path = str(source)
     elif isinstance(source, io.BytesIO):
-        path = str(_spill_bytes(source, spill))
+        path = str(_spill_bytes(video, source, _need_spill_dir(spill)))
     else:
         raise DirectorError(f"video: cannot read a VIDEO whose source is a {type(source).__name__}.", field="video")
     start_s, duration_s = _trim_window(video)
@@ -75,10 +118,21 @@ def _is_component_video(video) -> bool:
     return any(c.__name__ == "VideoFromComponents" for c in type(video).__mro__)
 
 
-def _spill_bytes(buf: io.BytesIO, spill: Path) -> Path:
+def _need_spill_dir(spill: Path | None) -> Path:
+    if spill is None:
+        raise DirectorError("video: this VIDEO is held in memory and needs a spill folder to be read "
+                            "(the node passes ComfyUI's temp folder).", field="video")
+    return spill
+
+
+def _spill_bytes(video, buf: io.BytesIO, spill: Path) -> Path:
     data = buf.getbuffer()
     digest = hashlib.sha256(data).hexdigest()[:24]
     target = spill / f"bytes-{digest}.video"
+    if not getattr(video, "_director_spill_held", False):
+        _hold_spill(video, target)
+        with contextlib.suppress(AttributeError):
+            video._director_spill_held = True
     if not target.exists():
         spill.mkdir(parents=True, exist_ok=True)
         try:
@@ -89,13 +143,14 @@ def _spill_bytes(buf: io.BytesIO, spill: Path) -> Path:
     return target
 
 
-def _spill_components(video, spill: Path) -> FootageRef:
+def _spill_components(video, spill: Path | None) -> FootageRef:
     try:
         cached = _component_spills.get(video)
     except TypeError:
         cached = None
     if cached is not None and Path(cached.path).exists():
         return cached
+    spill = _need_spill_dir(spill)
     comps = video.get_components()
     images = comps.images
     if images is None or len(images) == 0:
@@ -114,6 +169,7 @@ def _spill_components(video, spill: Path) -> FootageRef:
         _component_spills[video] = ref
     except TypeError:
         pass
+    _hold_spill(video, target)
     return ref
 
 

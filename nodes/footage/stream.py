@@ -25,6 +25,8 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from ..common.errors import DirectorError
+from ..common.paths import shown_error, shown_path
+from .colour_tags import ColourTags
 
 MAX_SIDE = 8192
 """Largest width or height Director reads (8K DCI). Bigger frames are refused, not decoded."""
@@ -55,6 +57,7 @@ class FootageInfo:
     has_audio: bool
     audio_codec: str | None
     variable_frame_rate: bool
+    colour_tags: ColourTags = ColourTags()
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class _Facts:
 
 
 def _unreadable(path, why: str) -> DirectorError:
-    return DirectorError(f"video: '{path}' {why}", field="video")
+    return DirectorError(f"video: '{shown_path(path)}' {why}", field="video")
 
 
 def _bit_depth(fmt) -> int:
@@ -142,9 +145,11 @@ def _bit_depth(fmt) -> int:
     return max(c.bits for c in fmt.components)
 
 
-def exact_rate(rate: Fraction) -> Fraction:
+def exact_rate(rate: Fraction | float) -> Fraction:
     """The exact rate a nominal one stands for: 29.97 (2997/100, or a float) becomes 30000/1001,
-    23.976 becomes 24000/1001; other rates are kept (denominator at most 1001)."""
+    23.976 and 23.98 become 24000/1001; other rates are kept (denominator at most 1001). The pack's
+    one frame-rate normaliser: probed streams, ComfyUI VIDEOs and the EXR Writer's fps widget."""
+    rate = Fraction(rate)
     for std in _STANDARD_RATES:
         if abs(rate - std) <= std * Fraction(1, 2000):
             return std
@@ -187,12 +192,14 @@ def _probe(path) -> tuple[FootageInfo, _Facts]:
 def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[FootageInfo, _Facts]:
     import av
 
+    from .colour_tags import read_tags
+
     if _size == 0:
         raise _unreadable(path, "is an empty file.")
     try:
         container = av.open(path, "r")
     except (av.FFmpegError, UnicodeDecodeError) as e:
-        raise _unreadable(path, f"is not a video FFmpeg can read (corrupt or unsupported: {e}).") from None
+        raise _unreadable(path, f"is not a video FFmpeg can read (corrupt or unsupported: {shown_error(e)}).") from None
     with container:
         if not container.streams.video:
             raise _unreadable(path, "has no video stream.")
@@ -222,7 +229,7 @@ def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[FootageInfo, _
                 if not need_count and len(pts) >= _VFR_PACKETS:
                     break
         except av.FFmpegError as e:
-            raise _unreadable(path, f"is corrupt ({e}).") from None
+            raise _unreadable(path, f"is corrupt ({shown_error(e)}).") from None
         frames = int(vs.frames) if vs.frames else counted
         if frames <= 0:
             raise _unreadable(path, "has no video frames.")
@@ -251,7 +258,7 @@ def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[FootageInfo, _
             codec=cc.name, pix_fmt=vs.format.name if vs.format else (cc.pix_fmt or ""),
             bit_depth=_bit_depth(vs.format), has_audio=audio is not None,
             audio_codec=audio.codec_context.name if audio is not None else None,
-            variable_frame_rate=variable,
+            variable_frame_rate=variable, colour_tags=read_tags(vs),
         )
     return info, _Facts(first_pts=first_pts, time_base=time_base, quarter_turns=turns)
 
@@ -265,7 +272,7 @@ def _first_frame(path: str, fallback_pts: int | None) -> tuple[int | None, int]:
             vs = container.streams.video[0]
             first = next(container.decode(vs), None)
     except av.FFmpegError as e:
-        raise _unreadable(path, f"is corrupt: its first frame does not decode ({e}).") from None
+        raise _unreadable(path, f"is corrupt: its first frame does not decode ({shown_error(e)}).") from None
     if first is None:
         raise _unreadable(path, "has no video frames that decode.")
     turns = int(round((first.rotation or 0) / 90)) % 4
@@ -282,10 +289,10 @@ def exr_files(folder) -> list[Path]:
     """The EXR frames of a folder in frame order (numbers compared as numbers)."""
     d = Path(folder)
     if not d.is_dir():
-        raise DirectorError(f"video: EXR frame folder '{folder}' does not exist.", field="video")
+        raise DirectorError(f"video: EXR frame folder '{shown_path(folder)}' does not exist.", field="video")
     files = [p for p in d.iterdir() if p.suffix.lower() == ".exr" and not p.name.startswith(".")]
     if not files:
-        raise DirectorError(f"video: EXR frame folder '{folder}' has no .exr frames.", field="video")
+        raise DirectorError(f"video: EXR frame folder '{shown_path(folder)}' has no .exr frames.", field="video")
     return sorted(files, key=lambda p: [int(t) if t.isdigit() else t for t in _NUM.split(p.name)])
 
 
@@ -303,7 +310,8 @@ def _read_exr(path: Path) -> np.ndarray:
     try:
         f = OpenEXR.File(str(path))
     except Exception as e:  # OpenEXR raises RuntimeError/ValueError variants
-        raise DirectorError(f"video: EXR frame '{path}' cannot be read ({e}).", field="video") from None
+        raise DirectorError(f"video: EXR frame '{shown_path(path)}' cannot be read ({shown_error(e)}).",
+                            field="video") from None
     chans = f.channels()
     if "RGB" in chans:
         rgb = chans["RGB"].pixels
@@ -312,7 +320,8 @@ def _read_exr(path: Path) -> np.ndarray:
     elif all(c in chans for c in "RGB"):
         rgb = np.stack([chans[c].pixels for c in "RGB"], axis=-1)
     else:
-        raise DirectorError(f"video: EXR frame '{path}' has no R, G, B channels ({', '.join(chans)}).", field="video")
+        raise DirectorError(f"video: EXR frame '{shown_path(path)}' has no R, G, B channels ({', '.join(chans)}).",
+                            field="video")
     return np.asarray(rgb, dtype=np.float32)
 
 
@@ -510,7 +519,8 @@ def _decode(info: FootageInfo, wanted: range, seek: _Facts | None):
                     return
                 pos += 1
     except av.FFmpegError as e:
-        raise DirectorError(f"video: '{path}' failed to decode ({e}).", field="video") from None
+        raise DirectorError(f"video: '{shown_path(path)}' failed to decode ({shown_error(e)}).",
+                            field="video") from None
 
 
 def _iter_exr(ref: FootageRef, chunk: int) -> Iterator[np.ndarray]:
@@ -564,7 +574,7 @@ def standard_layout(layout) -> str:
 def _audio_stream(container, path: str):
     a = next((s for s in container.streams.audio if s.codec_context is not None), None)
     if a is None:
-        raise DirectorError(f"video: '{path}' has no audio FFmpeg can decode.", field="video")
+        raise DirectorError(f"video: '{shown_path(path)}' has no audio FFmpeg can decode.", field="video")
     return a
 
 
@@ -610,7 +620,8 @@ def iter_audio(path: str, start: float, end: float):
                     if pos is not None and pos >= s1:
                         return
         except av.FFmpegError as e:
-            raise DirectorError(f"video: audio of '{path}' failed to decode ({e}).", field="video") from None
+            raise DirectorError(f"video: audio of '{shown_path(path)}' failed to decode ({shown_error(e)}).",
+                                field="video") from None
 
     return rate, layout, chunks()
 

@@ -17,20 +17,13 @@ from ..common.errors import DirectorError
 from ..common.paths import claim_version_dir, resolve_inside
 from ..keyframes.keyframe import make_keyframe
 from ..shot.engine import Engine, ShotResult
-from ..shot.request import KeyframeSpec, ShotRequest, build_request
+from ..shot.request import DURATION_OPTIONS, KeyframeSpec, ShotRequest, build_request, duration_seconds
 
-DURATION_OPTIONS = {"5 s": 5, "10 s": 10}
 DEFAULT_PREFIX = "director/shots/shot"
 PREVIEW_MAX = 64
 PREVIEW_EDGE = 512
 REUSED_JOBS = ("resumed", "reused")
 """``ShotResult.metadata["luma_job"]`` values of a paid job billed by an earlier run (no new charge)."""
-
-
-def duration_seconds(value: str) -> int:
-    if value not in DURATION_OPTIONS:
-        raise DirectorError(f"duration: '{value}' is not one of {', '.join(DURATION_OPTIONS)}.", field="duration")
-    return DURATION_OPTIONS[value]
 
 
 def shot_keyframes(keyframes: Sequence[KeyframeSpec] | None, start_image: np.ndarray | None = None,
@@ -101,6 +94,32 @@ def new_credits(result: ShotResult, estimate: int) -> int:
     if result.metadata.get("luma_job") in REUSED_JOBS:
         return 0
     return result.credits or estimate
+
+
+RESULT_FALLBACK_SPACES = {"exr": "ACES2065-1", "mp4": "sRGB - Texture"}
+"""Labels for delivered files whose own description Director cannot place (Luma's published EXR
+space; the SDR default), used with a warning rather than failing a shot that may be paid for."""
+
+
+def result_colourspace(result: ShotResult, config=None) -> tuple[str, str | None]:
+    """The colour space of what the engine delivered, read from the files, not assumed: EXR
+    frames by their own header (chromaticities, ACES container flag), else the MP4 by its colour
+    tags (an HDR result is PQ Rec.2100, an SDR one sRGB; see ``footage.colour_tags``).
+
+    Returns ``(space, warning)``. A file whose header or tags match no space of the config keeps
+    the shot (it may be paid for): it gets :data:`RESULT_FALLBACK_SPACES` and a warning to show.
+    """
+    from ..footage.colour_tags import clip_colourspace, space_for_exr
+    from ..footage.stream import exr_files
+
+    kind = "exr" if result.exr_frames else "mp4"
+    try:
+        if result.exr_frames:
+            return space_for_exr(exr_files(result.exr_frames)[0], config), None
+        return clip_colourspace(result.video, config, field="video"), None
+    except DirectorError as e:
+        fallback = RESULT_FALLBACK_SPACES[kind]
+        return fallback, f"colour: {e} Labelled {fallback}."
 
 
 def info_line(engine: Engine, result: ShotResult, credits: int, where: PurePosixPath | None) -> str:

@@ -20,9 +20,6 @@ from ..shot.request import (ASPECT_RATIOS, DEFAULT_ASPECT, DEFAULT_RESOLUTION, K
                             KEYFRAMES_DEFAULT_MAX, RESOLUTIONS)
 from . import generation as gen
 
-ACES = "ACES2065-1"
-SRGB = "sRGB - Texture"
-
 
 def _first_image(images, label: str):
     return None if images is None else batch_to_images(images, label=label)[0]
@@ -96,14 +93,13 @@ class DirectorGenerateVideo(io.ComfyNode):
         """Refuse a shot that breaks a rule when it is queued (linked inputs are checked at run time)."""
         values = dict(prompt=prompt, duration=duration, resolution=resolution, aspect_ratio=aspect_ratio,
                       loop=loop, hdr=hdr, exr=exr)
-        try:
+
+        def check():
             if all(v is not None for v in values.values()):
                 gen.shot_request(max_keyframes=KEYFRAMES_DEFAULT_MAX, **values)
             if filename_prefix is not None:
                 gen.output_target(glue.output_dir(), filename_prefix)
-        except ValueError as e:
-            return str(e)
-        return True
+        return glue.validation(check)
 
     @classmethod
     def fingerprint_inputs(cls, engine=None, **_):
@@ -143,11 +139,12 @@ class DirectorGenerateVideo(io.ComfyNode):
             gen.discard_if_empty(folder)
             raise
         credits = gen.new_credits(result, estimate)
+        colourspace, colour_warning = gen.result_colourspace(result)
         video = make_video(FootageRef(
             path=str(result.video), exr_frames=str(result.exr_frames) if result.exr_frames else None,
-            colourspace=ACES if result.exr_frames else SRGB, draft=result.draft, metadata=result.metadata))
+            colourspace=colourspace, draft=result.draft, metadata=result.metadata))
         where = gen.relative_to_output(result.video, root)
-        info = gen.info_line(engine, result, credits, where)
+        info = gen.info_line(engine, result, credits, where) + (f" · {colour_warning}" if colour_warning else "")
         glue.status_text(node_id, info)
         shown = {"text": [info]}
         if where is not None:

@@ -12,7 +12,8 @@ from comfy_api.latest import io
 
 from ..common import glue
 from ..common.errors import DirectorError
-from ..shot.request import KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, POSITION_UNITS
+from ..shot.request import (DURATION_OPTIONS, KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, POSITION_UNITS,
+                             duration_seconds)
 from .keyframe import append_keyframe, as_rgb_image, make_keyframe
 from .timeline import (
     SCHEMA_VERSION,
@@ -24,7 +25,6 @@ from .timeline import (
 )
 
 CATEGORY = "Director/Direction"
-DURATION_OPTIONS = {"5 s": 5, "10 s": 10}
 EMPTY_TIMELINE = f'{{"v": {SCHEMA_VERSION}, "keyframes": []}}'
 THUMB_SUBFOLDER = "director_timeline"
 UI_KEY = "director_timeline"
@@ -39,11 +39,6 @@ def batch_to_images(images, *, label: str) -> list[np.ndarray]:
         raise DirectorError(f"{label}: expected a batch of images (B, H, W, 3), got shape {tuple(arr.shape)}.", field=label)
     return [as_rgb_image(arr[i], label=label) for i in range(arr.shape[0])]
 
-
-def duration_seconds(value: str) -> int:
-    if value not in DURATION_OPTIONS:
-        raise DirectorError(f"duration: '{value}' is not one of {', '.join(DURATION_OPTIONS)}.", field="duration")
-    return DURATION_OPTIONS[value]
 
 
 class DirectorKeyframe(io.ComfyNode):
@@ -124,11 +119,7 @@ class DirectorKeyframeTimeline(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, timeline=EMPTY_TIMELINE) -> bool | str:
         """Reject malformed timeline JSON when the prompt is queued, before anything runs."""
-        try:
-            parse_timeline(timeline)
-        except DirectorError as e:
-            return str(e)
-        return True
+        return glue.validation(parse_timeline, timeline)
 
     @classmethod
     def execute(cls, duration, timeline=EMPTY_TIMELINE, max_keyframes=KEYFRAMES_DEFAULT_MAX, keyframes=None,

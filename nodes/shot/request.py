@@ -52,6 +52,17 @@ def frame_count(duration_s: int) -> int:
     return last_frame(duration_s) + 1
 
 
+DURATION_OPTIONS = {f"{d} s": d for d in DURATIONS}
+"""The duration widget's choices ("5 s") and their seconds."""
+
+
+def duration_seconds(value: str) -> int:
+    """A duration widget's choice ("5 s") in whole seconds; ShotError naming ``duration`` otherwise."""
+    if value not in DURATION_OPTIONS:
+        raise ShotError(f"duration: '{value}' is not one of {', '.join(DURATION_OPTIONS)}.", field="duration")
+    return DURATION_OPTIONS[value]
+
+
 def position_to_frame(position: float, unit: str, duration_s: int, *, label: str = "keyframe") -> int:
     """Convert a keyframe position to a frame on the 24 fps grid (module docstring: the rule).
 

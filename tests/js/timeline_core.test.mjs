@@ -77,6 +77,16 @@ test("x maps to the nearest whole frame, halves up, clamped to the clip", () => 
   for (let f = 0; f <= 120; f++) assert.equal(s.xToFrame(s.frameToX(f)), f);
 });
 
+const positions = JSON.parse(readFileSync(new URL("./fixtures/position_to_frame.json", import.meta.url), "utf8"));
+
+test("positions land where the Python rule puts them (the shared table)", () => {
+  assert.equal(positions.cases.length, 26);
+  for (const c of positions.cases) {
+    const want = c.frame === null ? c.drawn_at : c.frame; // refused by Python: drawn clamped
+    assert.equal(positionToFrame(c.position, c.unit, c.duration), want, JSON.stringify(c));
+  }
+});
+
 test("positions follow the one rounding rule of the shot request", () => {
   assert.equal(positionToFrame(2, "seconds", 5), 48);
   assert.equal(positionToFrame(1 / 48, "seconds", 5), 1); // 0.5 frame rounds up

@@ -72,6 +72,11 @@ class KeySource:
     def key_file(self) -> Path | None:
         return (Path(self.user_dir) / KEY_FILE) if self.user_dir is not None else None
 
+    @staticmethod
+    def shown_key_file() -> str:
+        """The key file as messages name it: inside the user folder, never its server path."""
+        return f"{Path(KEY_FILE).as_posix()} in ComfyUI's user folder"
+
     def resolve(self) -> SecretKey:
         """Return the key, or raise one DirectorError that says where to put it."""
         if self.explicit is not None:
@@ -84,12 +89,13 @@ class KeySource:
             try:
                 lines = path.read_text(encoding="utf-8").splitlines()
             except OSError as e:
-                raise DirectorError(f"Luma engine: cannot read the key file {path}: {e.strerror or e}.",
+                raise DirectorError(f"Luma engine: cannot read the key file {self.shown_key_file()}: "
+                                    f"{e.strerror or e}.",
                                     field="api_key") from None
             value = next((ln.strip() for ln in lines if ln.strip()), "")
             if value:
-                return SecretKey(value, f"key file {path}")
-        where = f" or write it into {path}" if path is not None else ""
+                return SecretKey(value, f"key file {self.shown_key_file()}")
+        where = f" or write it into the file {self.shown_key_file()}" if path is not None else ""
         raise DirectorError(
             f"Luma engine: no API key. Set the environment variable {ENV_VAR}{where} "
             "(keys come from platform.lumalabs.ai; Director never takes a key from a widget).",

@@ -55,7 +55,7 @@ class DirectorLumaEngine(io.ComfyNode):
                             max_concurrent_jobs=max_concurrent_jobs, max_credits_per_job=max_credits_per_job,
                             max_credits_per_session=max_credits_per_session, user_id=user_id or "")
         source = engine.key_source()  # a missing key is reported here, at the engine node
-        line = f"Luma {model}: key from {source}; jobs remembered in {engine.ledger_path}"
+        line = f"Luma {model}: key from {source}; jobs remembered in {glue.shown_path(engine.ledger_path)}"
         glue.status_text(cls.hidden.unique_id, line)
         return io.NodeOutput(engine, ui={"text": [line]})
 
