@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..common.errors import DirectorError
+from ..common.paths import shown_path
 
 BUILTIN_CONFIG = "ocio://default"
 DEFAULT_INPUT_SPACE = "sRGB - Texture"
@@ -83,8 +84,10 @@ def load_config(path: str | None = None):
         cfg.validate()
     except Exception as e:  # OCIO raises its own Exception type for every config problem
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = msg.replace(str(src), shown_path(src)) if os.path.sep in str(src) else msg
         raise DirectorError(
-            f"ocio_config: the OpenColorIO config '{src}'{origin} does not load: {msg}", field="ocio_config"
+            f"ocio_config: the OpenColorIO config '{shown_path(src) if os.path.sep in str(src) else src}'{origin} "
+            f"does not load: {msg}", field="ocio_config"
         ) from e
     with _configs_lock:
         _configs[key] = cfg

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ...common.errors import Cancelled, DirectorError, EngineUnsupported
-from ...common.paths import ensure_writable_dir
+from ...common.paths import ensure_writable_dir, shown_path
 from ...footage.stream import probe
 from ...shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
 from ...shot.request import FPS, ShotRequest
@@ -576,7 +576,7 @@ class LumaEngine(Engine):
         if video is None:
             kinds = ", ".join(o["type"] for o in outputs)
             raise LumaError(f"Luma engine: job {job.generation_id} returned no MP4 ({kinds}); the files that came "
-                            f"back are in {folder}.")
+                            f"back are in {shown_path(folder)}.")
         return {"video": str(video), "exr_frames": str(exr_dir) if exr_dir else None, "exr_count": exr_count,
                 "extra": extra}
 

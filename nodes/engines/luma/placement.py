@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ...common.paths import claim_first_free, numbered_names
+from ...common.paths import claim_first_free, numbered_names, shown_path
 from . import media
 
 
@@ -60,11 +60,11 @@ def place_link(src: Path, folder: Path, stem: str, suffix: str) -> Path:
     """A hard link to ``src`` named ``stem.suffix`` (or ``stem_2.suffix``...) in ``folder``; the
     link fails rather than replace an existing name, so nothing is ever written over."""
     return claim_first_free(numbered_names(folder, stem, suffix), lambda p: os.link(src, p),
-                            f"'{stem}{suffix}' in {folder}")
+                            f"'{stem}{suffix}' in {shown_path(folder)}")
 
 
 def claim_dir(folder: Path, name: str) -> Path:
-    return claim_first_free(numbered_names(folder, name), Path.mkdir, f"folder '{name}' in {folder}")
+    return claim_first_free(numbered_names(folder, name), Path.mkdir, f"folder '{name}' in {shown_path(folder)}")
 
 
 def unpack_exr(path: Path, kind: str, folder: Path, first: int) -> int:
