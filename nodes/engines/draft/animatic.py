@@ -16,10 +16,12 @@ Holds
     Before the first and after the last image keyframe, that image is held.
 Transitions
     Between two holds the frames move from one image to the next, eased with smoothstep.
-    ``"flow"`` (default): DIS optical flow, computed once per pair at <= 640 px and upscaled,
-    warps both images toward each other while they cross-fade; flow that the reverse flow does
-    not confirm is faded out, so unrelated images degrade to a plain cross-fade instead of
-    smearing. ``"crossfade"``: a plain cross-fade. ``"cut"``: a cut half-way through the gap.
+    ``"flow"`` (default): a motion-layered flow, computed once per pair at <= 640 px (matched
+    ORB features sorted into motion layers by RANSAC, then refined by DIS optical flow), carries
+    both images forward to the in-between time while they cross-fade (:class:`_FlowMorph`): an
+    object that moves between keyframes travels along its path, and unrelated images degrade
+    to a plain cross-fade instead of smearing. ``"crossfade"``: a plain cross-fade. ``"cut"``:
+    a cut half-way through the gap.
 Text-only shots
     No image keyframe: a slate card with the prompt, the shot facts, a frame counter and a
     progress bar (direction keyframes are ticks on the bar).
@@ -47,8 +49,19 @@ from .overlays import CaptionBand, Label, Slate
 
 TRANSITIONS = ("flow", "crossfade", "cut")
 CHUNK = 16
-FLOW_EDGE = 640  # long edge, in pixels, at which optical flow is computed
+FLOW_EDGE = 640  # long edge, in pixels, at which features are matched and flow is computed
+SPLAT_EDGE = 480  # long edge at which each in-between's motion is splatted forward
 LOOP_TAIL = 12
+ORB_FEATURES = 1500
+RATIO = 0.8  # Lowe's ratio test on feature matches
+RANSAC_PX = 3.0  # how far (flow pixels) a match may sit from its layer's motion
+MAX_LAYERS = 4  # motion layers per pair: the dominant one (camera) and up to three moving objects
+MIN_INLIERS = 8  # matches that must agree on a motion for it to be a layer
+LAYER_BIAS = 3.0  # colour difference (0..255) a non-dominant layer must win by
+LAYER_REACH = 0.02  # how far (fraction of the long edge) a layer reaches beyond its matches' hull for free
+REFINE_REACH = 0.01  # the largest correction (fraction of the long edge) DIS may make to the layered flow
+OUT_COST = 20.0  # the colour cost of a pixel that a layer moves out of the frame
+Z_CAP, Z_GAIN = 30.0, 0.5  # occlusion softmax: motion (px) against the dominant layer, and its weight
 
 
 def cover_fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -96,34 +109,137 @@ def smoothstep(u: float) -> float:
 
 
 class _FlowMorph:
-    """Both images of a pair warped toward each other along optical flow, cross-faded."""
+    """Both images of a pair carried along their motion to the in-between time, then cross-faded.
+
+    Dense optical flow alone finds almost none of a large move (a ball crossing the frame), and
+    warping backward along it leaves the ball where it was. So the motion is seeded by matched
+    ORB features: RANSAC sorts the matches into motion layers (the dominant one, usually the
+    camera, then moving objects), each pixel takes the layer that explains it best near that
+    layer's matches, and DIS flow started from that field refines it where the refined flow and
+    the reverse one agree. Each in-between then warps both images FORWARD (:class:`_Splat`), so
+    an object travels instead of showing at both ends; what one image lacks there (background an
+    object uncovers) comes from the other. Unrelated images find no layer and no confirmed flow:
+    a plain cross-fade.
+    """
 
     def __init__(self, a: np.ndarray, b: np.ndarray, grid: np.ndarray):
         import cv2
 
         self.a, self.b, self.grid = a, b, grid
         height, width = a.shape[:2]
-        s = min(1.0, FLOW_EDGE / max(width, height))
-        w, h = max(16, round(width * s)), max(16, round(height * s))
-        ga = cv2.cvtColor(cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-        gb = cv2.cvtColor(cv2.resize(b, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        fab, fba = dis.calc(ga, gb, None), dis.calc(gb, ga, None)
+        w, h = _scaled(width, height, FLOW_EDGE)
+        sa = cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
+        sb = cv2.resize(b, (w, h), interpolation=cv2.INTER_AREA)
+        ga, gb = cv2.cvtColor(sa, cv2.COLOR_RGB2GRAY), cv2.cvtColor(sb, cv2.COLOR_RGB2GRAY)
         small = _grid(w, h)
-        fab, fba = _confirmed(fab, fba, small), _confirmed(fba, fab, small)
-        up = np.array([width / w, height / h], np.float32)
-        self.fab = cv2.resize(fab, (width, height), interpolation=cv2.INTER_LINEAR) * up
-        self.fba = cv2.resize(fba, (width, height), interpolation=cv2.INTER_LINEAR) * up
+        self.layers = motion_layers(ga, gb)
+        back = [(cv2.invertAffineTransform(m), pb, pa) for m, pa, pb in self.layers]
+        lab, lba = _layered_flow(sa, sb, self.layers, small), _layered_flow(sb, sa, back, small)
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        fab, fba = dis.calc(ga, gb, lab.copy()), dis.calc(gb, ga, lba.copy())
+        reach = REFINE_REACH * max(w, h) if self.layers else None  # no layer: DIS has it all to find
+        self.fab = _refined(fab, fba, lab, sa, sb, small, reach)
+        self.fba = _refined(fba, fab, lba, sb, sa, small, reach)
+        # occlusion order: what moves more against the dominant layer (the camera) is in front
+        base_ab = _affine_flow(self.layers[0][0], small) if self.layers else np.zeros_like(small)
+        base_ba = _affine_flow(back[0][0], small) if self.layers else np.zeros_like(small)
+        size = _scaled(width, height, SPLAT_EDGE)
+        self.side_a, self.side_b = _Splat(self.fab, base_ab, size), _Splat(self.fba, base_ba, size)
+        self.up = np.array([width / size[0], height / size[1]], np.float32)
 
     def into(self, alpha: float, dst: np.ndarray) -> None:
         import cv2
 
-        # A(x) ~ B(x + fab(x)): at time alpha, A's content has moved by alpha * fab.
-        wa = cv2.remap(self.a, cv2.scaleAdd(self.fab, -alpha, self.grid), None, cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
-        wb = cv2.remap(self.b, cv2.scaleAdd(self.fba, -(1.0 - alpha), self.grid), None, cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
-        cv2.addWeighted(wa, 1.0 - alpha, wb, alpha, 0.0, dst=dst)
+        height, width = self.a.shape[:2]
+        da, ca = self.side_a.backward(alpha)  # where each in-between pixel is in A, and whether A has it
+        db, cb = self.side_b.backward(1.0 - alpha)
+        wa, wb = (1.0 - alpha) * ca, alpha * cb
+        total = wa + wb
+        wa = np.where(total < 1e-3, 1.0 - alpha, wa / np.maximum(total, 1e-3)).astype(np.float32)
+        map_a, map_b = self._full_map(da), self._full_map(db)
+        weight_a = cv2.resize(wa, (width, height), interpolation=cv2.INTER_LINEAR)
+        warped_a = cv2.remap(self.a, map_a, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped_b = cv2.remap(self.b, map_b, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cv2.blendLinear(warped_a, warped_b, weight_a, 1.0 - weight_a, dst=dst)
+
+    def _full_map(self, disp: np.ndarray) -> np.ndarray:
+        """The full-size remap grid for a splat-size backward displacement. Interpolating across a
+        layer's edge would point half-way, into whatever lies there: the nearest value is taken
+        where the motion jumps."""
+        import cv2
+
+        height, width = self.a.shape[:2]
+        disp = disp * self.up
+        full = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR)
+        kernel = np.ones((3, 3), np.uint8)
+        jump = (cv2.dilate(disp, kernel) - cv2.erode(disp, kernel)).max(axis=2) > 2.0
+        if jump.any():
+            mask = cv2.resize(jump.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+            cv2.copyTo(cv2.resize(disp, (width, height), interpolation=cv2.INTER_NEAREST), mask, full)
+        return cv2.add(full, self.grid)
+
+
+class _Splat:
+    """One image's motion, splatted forward to an in-between time (at ``size``, a few hundred px).
+
+    ``backward(t)`` gives, for each pixel of the in-between, the displacement back to where it
+    was in the image, and its coverage (0 where nothing of the image lands: uncovered background,
+    or content that entered the frame). Where several pixels land on one, the one moving most
+    against ``base`` (the dominant layer's motion) wins: a softmax over that motion, in pixels.
+    """
+
+    def __init__(self, flow: np.ndarray, base: np.ndarray, size: tuple[int, int]):
+        import cv2
+
+        h, w = flow.shape[:2]
+        self.w, self.h = size
+        scale = np.array([self.w / w, self.h / h], np.float32)
+        # nearest, not linear: a blend of two layers' motions would carry pixels half-way
+        f = cv2.resize(flow, size, interpolation=cv2.INTER_NEAREST) * scale
+        z = np.linalg.norm(f - cv2.resize(base, size, interpolation=cv2.INTER_NEAREST) * scale, axis=2)
+        # per pixel, four times (one per bilinear corner): its weight and its motion
+        weight = np.exp(np.minimum(z, Z_CAP) * Z_GAIN).astype(np.float32).ravel()
+        self.fx, self.fy = np.ascontiguousarray(f[..., 0]).ravel(), np.ascontiguousarray(f[..., 1]).ravel()
+        self.weight4 = np.tile(weight, 4)
+        self.wfx4, self.wfy4 = np.tile(weight * self.fx, 4), np.tile(weight * self.fy, 4)
+        g = _grid(self.w, self.h)
+        self.gx, self.gy = g[..., 0].ravel(), g[..., 1].ravel()
+        self.pw = self.w + 4  # a 2-pixel margin all round catches whatever lands outside
+        self.corners = np.array([0, 1, self.pw, self.pw + 1], np.int32)[:, None]
+
+    def backward(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        import cv2
+
+        w, h, pw = self.w, self.h, self.pw
+        n = pw * (h + 4)
+        tx, ty = self.gx + np.float32(t) * self.fx, self.gy + np.float32(t) * self.fy
+        x0, y0 = np.floor(tx), np.floor(ty)
+        ax, ay = tx - x0, ty - y0
+        at = (np.clip(y0, -2, h).astype(np.int32) + 2) * pw + np.clip(x0, -2, w).astype(np.int32) + 2
+        idx = (at[None, :] + self.corners).ravel()
+        bx, by = 1.0 - ax, 1.0 - ay
+        share = np.concatenate([bx * by, ax * by, bx * ay, ax * ay])
+        density = np.bincount(idx, share, n)
+        den = np.bincount(idx, share * self.weight4, n)
+        fx = np.bincount(idx, share * self.wfx4, n)
+        fy = np.bincount(idx, share * self.wfy4, n)
+        inner = (slice(2, h + 2), slice(2, w + 2))
+        hit = density.reshape(h + 4, pw)[inner] > 0.3
+        den = np.maximum(den, 1e-30).reshape(h + 4, pw)[inner]
+        scale = np.float32(-t)
+        disp = np.dstack([fx.reshape(h + 4, pw)[inner] / den, fy.reshape(h + 4, pw)[inner] / den]).astype(np.float32)
+        disp *= scale
+        disp[~hit] = 0.0
+        # no weight up to a hole (uncovered background): what the image has there is stale; a soft
+        # edge, so that where the keyframes differ in colour (the light changes) no seam shows
+        cover = cv2.erode(hit.astype(np.float32), np.ones((5, 5), np.uint8), borderType=cv2.BORDER_REPLICATE)
+        cover = cv2.GaussianBlur(cover, (0, 0), 1.5, borderType=cv2.BORDER_REPLICATE)
+        return disp, cover
+
+
+def _scaled(width: int, height: int, edge: int) -> tuple[int, int]:
+    s = min(1.0, edge / max(width, height))
+    return max(16, round(width * s)), max(16, round(height * s))
 
 
 def _grid(width: int, height: int) -> np.ndarray:
@@ -131,16 +247,94 @@ def _grid(width: int, height: int) -> np.ndarray:
     return np.dstack([gx, gy])
 
 
-def _confirmed(f: np.ndarray, g: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """``f`` scaled down where the reverse flow ``g`` does not lead back (occlusion, no match)."""
+def motion_layers(ga: np.ndarray, gb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Motions between two grey images found from matched ORB features, largest first.
+
+    Each layer is (2x3 similarity A->B, its matched points in A, the same points in B): RANSAC
+    takes the motion most matches agree on, then the next among the rest, up to ``MAX_LAYERS``
+    while at least ``MIN_INLIERS`` agree. Empty when the images share too little.
+    """
     import cv2
+
+    orb = cv2.ORB_create(ORB_FEATURES, edgeThreshold=15, patchSize=15, fastThreshold=5)
+    ka, da = orb.detectAndCompute(ga, None)
+    kb, db = orb.detectAndCompute(gb, None)
+    if da is None or db is None or len(ka) < MIN_INLIERS or len(kb) < 2:
+        return []
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    pa = np.float32([ka[m.queryIdx].pt for m in good]).reshape(-1, 2)
+    pb = np.float32([kb[m.trainIdx].pt for m in good]).reshape(-1, 2)
+    layers = []
+    while len(layers) < MAX_LAYERS and len(pa) >= MIN_INLIERS:
+        m, inl = cv2.estimateAffinePartial2D(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX,
+                                             maxIters=2000, confidence=0.995)
+        if m is None:
+            break
+        inl = inl.ravel().astype(bool)
+        if inl.sum() < MIN_INLIERS:
+            break
+        layers.append((m.astype(np.float32), pa[inl], pb[inl]))
+        pa, pb = pa[~inl], pb[~inl]
+    return layers
+
+
+def _affine_flow(m: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The displacement a 2x3 affine map gives every pixel of ``grid``."""
+    return (grid @ m[:, :2].T + m[:, 2] - grid).astype(np.float32)
+
+
+def _layered_flow(sa: np.ndarray, sb: np.ndarray, layers, grid: np.ndarray) -> np.ndarray:
+    """A dense flow A->B: each pixel takes the layer whose motion lands it on matching colour in
+    B (7x7 mean difference); a layer other than the dominant one only in or near the convex hull
+    of its own matches (a flat sky would otherwise fit any sideways motion)."""
+    import cv2
+
+    h, w = sa.shape[:2]
+    if not layers:
+        return np.zeros((h, w, 2), np.float32)
+    flows, costs = [], np.empty((len(layers), h, w), np.float32)
+    for k, (m, pts, _) in enumerate(layers):
+        flow = _affine_flow(m, grid)
+        seen = cv2.warpAffine(sb, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+        cost = cv2.blur(cv2.absdiff(sa, seen).astype(np.float32).sum(axis=2), (7, 7)) / 3.0
+        dx, dy = grid[..., 0] + flow[..., 0], grid[..., 1] + flow[..., 1]
+        cost[(dx < 0) | (dx > w - 1) | (dy < 0) | (dy > h - 1)] = OUT_COST
+        if k:
+            far = np.full((h, w), 255, np.uint8)  # 0 on the hull of the layer's matches
+            cv2.fillConvexPoly(far, cv2.convexHull(np.rint(pts).astype(np.int32)), 0)
+            dist = cv2.distanceTransform(far, cv2.DIST_L2, 3)
+            cost += LAYER_BIAS + np.maximum(dist - LAYER_REACH * max(w, h), 0.0)
+        flows.append(flow)
+        costs[k] = cost
+    label = cv2.medianBlur(costs.argmin(axis=0).astype(np.uint8), 5)
+    out = flows[0]
+    for k in range(1, len(layers)):
+        out[label == k] = flows[k][label == k]
+    return out
+
+
+def _refined(f: np.ndarray, g: np.ndarray, layered: np.ndarray, sa: np.ndarray, sb: np.ndarray,
+             grid: np.ndarray, reach: float | None) -> np.ndarray:
+    """The refined flow ``f`` where it matches colour better than the ``layered`` flow it started
+    from, differs from it by at most ``reach`` px (a correction: DIS gets large moves wrong) and
+    the reverse flow ``g`` leads back to the start; the layered flow elsewhere."""
+    import cv2
+
+    def mismatch(flow):
+        seen = cv2.remap(sb, grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.blur(cv2.absdiff(sa, seen).astype(np.float32).sum(axis=2), (7, 7)) / 3.0
 
     back = cv2.remap(g, grid + f, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     err = np.linalg.norm(f + back, axis=2)
     tol = 1.0 + 0.05 * np.linalg.norm(f, axis=2)
-    conf = np.clip(2.0 - err / tol, 0.0, 1.0)
-    conf = cv2.GaussianBlur(conf, (0, 0), 3.0)
-    return f * conf[..., None]
+    agree = np.clip(2.0 - err / tol, 0.0, 1.0)
+    better = np.clip((mismatch(layered) - mismatch(f)) / 2.0, 0.0, 1.0)
+    if reach is not None:
+        agree *= np.linalg.norm(f - layered, axis=2) < reach
+    conf = cv2.GaussianBlur(agree * better, (0, 0), 1.5)[..., None]
+    return (layered + conf * (f - layered)).astype(np.float32)
 
 
 class Animatic:
