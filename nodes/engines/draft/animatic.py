@@ -61,6 +61,7 @@ LAYER_BIAS = 3.0  # colour difference (0..255) a non-dominant layer must win by
 LAYER_REACH = 0.02  # how far (fraction of the long edge) a layer reaches beyond its matches' hull for free
 REFINE_REACH = 0.01  # the largest correction (fraction of the long edge) DIS may make to the layered flow
 OUT_COST = 20.0  # the colour cost of a pixel that a layer moves out of the frame
+MOVING_PX = 1.0  # motion (splat px) against the dominant layer above which a pixel is splatted
 Z_CAP, Z_GAIN = 30.0, 0.5  # occlusion softmax: motion (px) against the dominant layer, and its weight
 
 
@@ -140,27 +141,38 @@ class _FlowMorph:
         reach = REFINE_REACH * max(w, h) if self.layers else None  # no layer: DIS has it all to find
         self.fab = _refined(fab, fba, lab, sa, sb, small, reach)
         self.fba = _refined(fba, fab, lba, sb, sa, small, reach)
+        if not self.layers and min(_moved(self.fab), _moved(self.fba)) < 0.5:
+            self.fab, self.fba = lab, lba  # no shared features and no coherent flow: unrelated images
         # occlusion order: what moves more against the dominant layer (the camera) is in front
-        base_ab = _affine_flow(self.layers[0][0], small) if self.layers else np.zeros_like(small)
-        base_ba = _affine_flow(back[0][0], small) if self.layers else np.zeros_like(small)
+        still = np.float32([[1, 0, 0], [0, 1, 0]])
+        base_ab, base_ba = (self.layers[0][0], back[0][0]) if self.layers else (still, still)
         size = _scaled(width, height, SPLAT_EDGE)
         self.side_a, self.side_b = _Splat(self.fab, base_ab, size), _Splat(self.fba, base_ba, size)
         self.up = np.array([width / size[0], height / size[1]], np.float32)
 
     def into(self, alpha: float, dst: np.ndarray) -> None:
-        import cv2
-
-        height, width = self.a.shape[:2]
-        da, ca = self.side_a.backward(alpha)  # where each in-between pixel is in A, and whether A has it
-        db, cb = self.side_b.backward(1.0 - alpha)
+        warped_a, ca = self._warped(self.side_a, self.a, alpha)  # A carried to the in-between, and where A has it
+        warped_b, cb = self._warped(self.side_b, self.b, 1.0 - alpha)
         wa, wb = (1.0 - alpha) * ca, alpha * cb
         total = wa + wb
         wa = np.where(total < 1e-3, 1.0 - alpha, wa / np.maximum(total, 1e-3)).astype(np.float32)
-        map_a, map_b = self._full_map(da), self._full_map(db)
-        weight_a = cv2.resize(wa, (width, height), interpolation=cv2.INTER_LINEAR)
-        warped_a = cv2.remap(self.a, map_a, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        warped_b = cv2.remap(self.b, map_b, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        cv2.blendLinear(warped_a, warped_b, weight_a, 1.0 - weight_a, dst=dst)
+        _blend(warped_a, warped_b, wa, 1.0 - alpha, dst)
+
+    def _warped(self, side: "_Splat", image: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        import cv2
+
+        height, width = image.shape[:2]
+        disp, cover = side.backward(t)
+        if disp is None:  # all of it follows the dominant motion: one affine warp at full size
+            ux, uy = self.up
+            to_full = np.float64([[ux, 0, 0.5 * ux - 0.5], [0, uy, 0.5 * uy - 0.5], [0, 0, 1]])
+            to_small = np.float64([[1 / ux, 0, 0.5 / ux - 0.5], [0, 1 / uy, 0.5 / uy - 0.5], [0, 0, 1]])
+            inv = to_full @ np.vstack([side.inverse(t), [0, 0, 1]]) @ to_small
+            warped = cv2.warpAffine(image, inv[:2], (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                    borderMode=cv2.BORDER_REPLICATE)
+        else:
+            warped = cv2.remap(image, self._full_map(disp), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return warped, cover
 
     def _full_map(self, disp: np.ndarray) -> np.ndarray:
         """The full-size remap grid for a splat-size backward displacement. Interpolating across a
@@ -172,7 +184,8 @@ class _FlowMorph:
         disp = disp * self.up
         full = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR)
         kernel = np.ones((3, 3), np.uint8)
-        jump = (cv2.dilate(disp, kernel) - cv2.erode(disp, kernel)).max(axis=2) > 2.0
+        spread = cv2.absdiff(cv2.dilate(disp, kernel), cv2.erode(disp, kernel))
+        jump = cv2.max(spread[..., 0], spread[..., 1]) > 2.0
         if jump.any():
             mask = cv2.resize(jump.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
             cv2.copyTo(cv2.resize(disp, (width, height), interpolation=cv2.INTER_NEAREST), mask, full)
@@ -180,12 +193,14 @@ class _FlowMorph:
 
 
 class _Splat:
-    """One image's motion, splatted forward to an in-between time (at ``size``, a few hundred px).
+    """One image's motion, carried forward to an in-between time (at ``size``, a few hundred px).
 
     ``backward(t)`` gives, for each pixel of the in-between, the displacement back to where it
-    was in the image, and its coverage (0 where nothing of the image lands: uncovered background,
-    or content that entered the frame). Where several pixels land on one, the one moving most
-    against ``base`` (the dominant layer's motion) wins: a softmax over that motion, in pixels.
+    was in the image, and its coverage (0 where nothing of the image lands: background that an
+    object uncovers, or what entered the frame). Pixels that follow ``base``, the dominant
+    layer's affine motion, are mapped exactly by its inverse; only the pixels that move against
+    it are splatted (bilinearly), so the cost follows the size of what moves. Where several land
+    on one pixel, the one moving most against ``base`` wins (a softmax over that motion).
     """
 
     def __init__(self, flow: np.ndarray, base: np.ndarray, size: tuple[int, int]):
@@ -193,48 +208,98 @@ class _Splat:
 
         h, w = flow.shape[:2]
         self.w, self.h = size
-        scale = np.array([self.w / w, self.h / h], np.float32)
+        sx, sy = self.w / w, self.h / h
+        self.base = (np.float32([[sx, 0, 0], [0, sy, 0]]) @ np.vstack([base, [0, 0, 1]])
+                     @ np.float32([[1 / sx, 0, 0], [0, 1 / sy, 0], [0, 0, 1]])).astype(np.float32)
+        g = self.grid = _grid(self.w, self.h)
+        self.gx, self.gy = g[..., 0], g[..., 1]
         # nearest, not linear: a blend of two layers' motions would carry pixels half-way
-        f = cv2.resize(flow, size, interpolation=cv2.INTER_NEAREST) * scale
-        z = np.linalg.norm(f - cv2.resize(base, size, interpolation=cv2.INTER_NEAREST) * scale, axis=2)
-        # per pixel, four times (one per bilinear corner): its weight and its motion
-        weight = np.exp(np.minimum(z, Z_CAP) * Z_GAIN).astype(np.float32).ravel()
-        self.fx, self.fy = np.ascontiguousarray(f[..., 0]).ravel(), np.ascontiguousarray(f[..., 1]).ravel()
+        f = cv2.resize(flow, size, interpolation=cv2.INTER_NEAREST) * np.float32([sx, sy])
+        z = np.linalg.norm(f - _affine_flow(self.base, g), axis=2)
+        moving = z > MOVING_PX
+        self.still = (~moving).astype(np.float32)
+        self.moving = int(moving.sum())
+        mx, my = self.gx[moving], self.gy[moving]
+        mfx, mfy = f[..., 0][moving], f[..., 1][moving]
+        weight = np.exp(np.minimum(z[moving], Z_CAP) * Z_GAIN).astype(np.float32)
+        self.src = (mx, my, mfx, mfy)
+        # per moving pixel, four times (one per bilinear corner): its weight, and weighted motion
         self.weight4 = np.tile(weight, 4)
-        self.wfx4, self.wfy4 = np.tile(weight * self.fx, 4), np.tile(weight * self.fy, 4)
-        g = _grid(self.w, self.h)
-        self.gx, self.gy = g[..., 0].ravel(), g[..., 1].ravel()
+        self.wfx4, self.wfy4 = np.tile(weight * mfx, 4), np.tile(weight * mfy, 4)
         self.pw = self.w + 4  # a 2-pixel margin all round catches whatever lands outside
         self.corners = np.array([0, 1, self.pw, self.pw + 1], np.int32)[:, None]
 
-    def backward(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, t: float) -> np.ndarray:
+        """The dominant layer at time t: x + t * (M x - x) = ((1 - t) I + t M) x, an affine map."""
+        return ((1.0 - t) * np.float32([[1, 0, 0], [0, 1, 0]]) + t * self.base).astype(np.float32)
+
+    def inverse(self, t: float) -> np.ndarray:
         import cv2
 
+        return cv2.invertAffineTransform(self.step(t))
+
+    def backward(self, t: float) -> tuple[np.ndarray | None, np.ndarray]:
+        """(displacement back into the image, or None where the dominant affine motion alone
+        maps it; coverage), both at the splat size."""
+        import cv2
+
+        w, h = self.w, self.h
+        cover = cv2.warpAffine(self.still, self.step(t), (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        if self.moving:
+            back = cv2.transform(self.grid, self.inverse(t)) - self.grid
+            density, den, fx, fy = self._splat_moving(t)
+            total = np.maximum(cover + den, 1e-6)[..., None]
+            disp = (cover[..., None] * back - t * np.dstack([fx, fy])) / total
+            hit = (cover + density) > 0.3
+            disp[~hit] = back[~hit]  # a hole: the dominant motion, at no weight
+            disp = disp.astype(np.float32)
+        else:
+            disp, hit = None, cover > 0.3
+        # no weight up to a hole (uncovered background): what the image has there is stale; a soft
+        # edge, so that where the keyframes differ in colour (the light changes) no seam shows
+        cover = cv2.erode(hit.astype(np.float32), np.ones((5, 5), np.uint8), borderType=cv2.BORDER_REPLICATE)
+        cover = cv2.GaussianBlur(cover, (0, 0), 1.5, borderType=cv2.BORDER_REPLICATE)
+        return disp, cover
+
+    def _splat_moving(self, t: float) -> tuple[np.ndarray, ...]:
+        """Bilinear splat of the moving pixels at time ``t``: their coverage, softmax weight,
+        and weighted motion, per pixel of the in-between."""
         w, h, pw = self.w, self.h, self.pw
-        n = pw * (h + 4)
-        tx, ty = self.gx + np.float32(t) * self.fx, self.gy + np.float32(t) * self.fy
+        mx, my, mfx, mfy = self.src
+        tx, ty = mx + np.float32(t) * mfx, my + np.float32(t) * mfy
         x0, y0 = np.floor(tx), np.floor(ty)
         ax, ay = tx - x0, ty - y0
         at = (np.clip(y0, -2, h).astype(np.int32) + 2) * pw + np.clip(x0, -2, w).astype(np.int32) + 2
         idx = (at[None, :] + self.corners).ravel()
         bx, by = 1.0 - ax, 1.0 - ay
         share = np.concatenate([bx * by, ax * by, bx * ay, ax * ay])
-        density = np.bincount(idx, share, n)
-        den = np.bincount(idx, share * self.weight4, n)
-        fx = np.bincount(idx, share * self.wfx4, n)
-        fy = np.bincount(idx, share * self.wfy4, n)
+        n = pw * (h + 4)
         inner = (slice(2, h + 2), slice(2, w + 2))
-        hit = density.reshape(h + 4, pw)[inner] > 0.3
-        den = np.maximum(den, 1e-30).reshape(h + 4, pw)[inner]
-        scale = np.float32(-t)
-        disp = np.dstack([fx.reshape(h + 4, pw)[inner] / den, fy.reshape(h + 4, pw)[inner] / den]).astype(np.float32)
-        disp *= scale
-        disp[~hit] = 0.0
-        # no weight up to a hole (uncovered background): what the image has there is stale; a soft
-        # edge, so that where the keyframes differ in colour (the light changes) no seam shows
-        cover = cv2.erode(hit.astype(np.float32), np.ones((5, 5), np.uint8), borderType=cv2.BORDER_REPLICATE)
-        cover = cv2.GaussianBlur(cover, (0, 0), 1.5, borderType=cv2.BORDER_REPLICATE)
-        return disp, cover
+        sums = [np.bincount(idx, share, n), np.bincount(idx, share * self.weight4, n),
+                np.bincount(idx, share * self.wfx4, n), np.bincount(idx, share * self.wfy4, n)]
+        return tuple(x.reshape(h + 4, pw)[inner].astype(np.float32) for x in sums)
+
+
+def _blend(a: np.ndarray, b: np.ndarray, weight_a: np.ndarray, uniform: float, dst: np.ndarray) -> None:
+    """``dst`` = a * w + b * (1 - w), ``weight_a`` given at a smaller size. Most of it is the
+    plain ``uniform`` cross-fade; the per-pixel blend runs only in boxes where w differs."""
+    import cv2
+
+    cv2.addWeighted(a, uniform, b, 1.0 - uniform, 0.0, dst=dst)
+    differs = np.abs(weight_a - uniform) > 1.0 / 512
+    if not differs.any():
+        return
+    height, width = dst.shape[:2]
+    h, w = weight_a.shape
+    full = cv2.resize(weight_a, (width, height), interpolation=cv2.INTER_LINEAR)
+    cols = np.flatnonzero(differs.any(axis=0))
+    for run in np.split(cols, np.flatnonzero(np.diff(cols) > 8) + 1):
+        rows = np.flatnonzero(differs[:, run[0]:run[-1] + 1].any(axis=1))
+        x0, x1 = max(0, int(run[0] * width / w) - 3), min(width, int((run[-1] + 1) * width / w) + 4)
+        y0, y1 = max(0, int(rows[0] * height / h) - 3), min(height, int((rows[-1] + 1) * height / h) + 4)
+        box = np.s_[y0:y1, x0:x1]
+        wa = np.ascontiguousarray(full[box])
+        dst[box] = cv2.blendLinear(np.ascontiguousarray(a[box]), np.ascontiguousarray(b[box]), wa, 1.0 - wa)
 
 
 def _scaled(width: int, height: int, edge: int) -> tuple[int, int]:
@@ -256,6 +321,7 @@ def motion_layers(ga: np.ndarray, gb: np.ndarray) -> list[tuple[np.ndarray, np.n
     """
     import cv2
 
+    h, w = ga.shape[:2]
     orb = cv2.ORB_create(ORB_FEATURES, edgeThreshold=15, patchSize=15, fastThreshold=5)
     ka, da = orb.detectAndCompute(ga, None)
     kb, db = orb.detectAndCompute(gb, None)
@@ -274,9 +340,17 @@ def motion_layers(ga: np.ndarray, gb: np.ndarray) -> list[tuple[np.ndarray, np.n
         inl = inl.ravel().astype(bool)
         if inl.sum() < MIN_INLIERS:
             break
-        layers.append((m.astype(np.float32), pa[inl], pb[inl]))
+        m = m.astype(np.float32)
+        corners = np.float32([[0, 0], [w, 0], [0, h], [w, h]])
+        if not any(np.abs(corners @ (m - k)[:, :2].T + (m - k)[:, 2]).max() < 2 * RANSAC_PX for k, _, _ in layers):
+            layers.append((m, pa[inl], pb[inl]))  # a new motion, not the same one found again less exactly
         pa, pb = pa[~inl], pb[~inl]
     return layers
+
+
+def _moved(flow: np.ndarray) -> float:
+    """The fraction of pixels that a flow moves by more than half a pixel."""
+    return float((np.abs(flow) > 0.5).any(axis=2).mean())
 
 
 def _affine_flow(m: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -333,6 +407,9 @@ def _refined(f: np.ndarray, g: np.ndarray, layered: np.ndarray, sa: np.ndarray, 
     better = np.clip((mismatch(layered) - mismatch(f)) / 2.0, 0.0, 1.0)
     if reach is not None:
         agree *= np.linalg.norm(f - layered, axis=2) < reach
+    h, w = grid.shape[:2]
+    to = grid + layered
+    agree *= (to[..., 0] >= 0) & (to[..., 0] <= w - 1) & (to[..., 1] >= 0) & (to[..., 1] <= h - 1)  # leaves the frame
     conf = cv2.GaussianBlur(agree * better, (0, 0), 1.5)[..., None]
     return (layered + conf * (f - layered)).astype(np.float32)
 
