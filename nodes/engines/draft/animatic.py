@@ -57,7 +57,8 @@ RATIO = 0.8  # Lowe's ratio test on feature matches
 RANSAC_PX = 3.0  # how far (flow pixels) a match may sit from its layer's motion
 MAX_LAYERS = 4  # motion layers per pair: the dominant one (camera) and up to three moving objects
 MIN_INLIERS = 8  # matches that must agree on a motion for it to be a layer
-LAYER_BIAS = 3.0  # colour difference (0..255) a non-dominant layer must win by
+LAYER_BIAS = 3.0  # colour difference (0..255) a non-dominant layer must win a pixel by
+LAYER_EVIDENCE = 15.0  # ... and by how much at its own matches (median), or it is a false match
 LAYER_REACH = 0.02  # how far (fraction of the long edge) a layer reaches beyond its matches' hull for free
 REFINE_REACH = 0.01  # the largest correction (fraction of the long edge) DIS may make to the layered flow
 OUT_COST = 20.0  # the colour cost of a pixel that a layer moves out of the frame
@@ -327,8 +328,11 @@ def motion_layers(ga: np.ndarray, gb: np.ndarray) -> list[tuple[np.ndarray, np.n
     kb, db = orb.detectAndCompute(gb, None)
     if da is None or db is None or len(ka) < MIN_INLIERS or len(kb) < 2:
         return []
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    pairs = matcher.knnMatch(da, db, k=2)
+    back = {m.queryIdx: m.trainIdx for m in matcher.match(db, da)}  # B's best match in A, for each B feature
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance
+            and back.get(p[0].trainIdx) == p[0].queryIdx]  # distinct, and each other's best match
     pa = np.float32([ka[m.queryIdx].pt for m in good]).reshape(-1, 2)
     pb = np.float32([kb[m.trainIdx].pt for m in good]).reshape(-1, 2)
     layers = []
@@ -342,7 +346,7 @@ def motion_layers(ga: np.ndarray, gb: np.ndarray) -> list[tuple[np.ndarray, np.n
             break
         m = m.astype(np.float32)
         corners = np.float32([[0, 0], [w, 0], [0, h], [w, h]])
-        if not any(np.abs(corners @ (m - k)[:, :2].T + (m - k)[:, 2]).max() < 2 * RANSAC_PX for k, _, _ in layers):
+        if not any(np.abs(corners @ (m - k)[:, :2].T + (m - k)[:, 2]).max() < RANSAC_PX for k, _, _ in layers):
             layers.append((m, pa[inl], pb[inl]))  # a new motion, not the same one found again less exactly
         pa, pb = pa[~inl], pb[~inl]
     return layers
@@ -361,7 +365,8 @@ def _affine_flow(m: np.ndarray, grid: np.ndarray) -> np.ndarray:
 def _layered_flow(sa: np.ndarray, sb: np.ndarray, layers, grid: np.ndarray) -> np.ndarray:
     """A dense flow A->B: each pixel takes the layer whose motion lands it on matching colour in
     B (7x7 mean difference); a layer other than the dominant one only in or near the convex hull
-    of its own matches (a flat sky would otherwise fit any sideways motion)."""
+    of its own matches (a flat sky would otherwise fit any sideways motion), and only when the
+    dominant motion explains those matches worse (repeated shapes give false layers)."""
     import cv2
 
     h, w = sa.shape[:2]
@@ -376,6 +381,11 @@ def _layered_flow(sa: np.ndarray, sb: np.ndarray, layers, grid: np.ndarray) -> n
         dx, dy = grid[..., 0] + flow[..., 0], grid[..., 1] + flow[..., 1]
         cost[(dx < 0) | (dx > w - 1) | (dy < 0) | (dy > h - 1)] = OUT_COST
         if k:
+            at = np.clip(np.rint(pts).astype(np.int32), 0, [w - 1, h - 1])
+            if np.median(costs[0][at[:, 1], at[:, 0]] - cost[at[:, 1], at[:, 0]]) < LAYER_EVIDENCE:
+                costs[k] = np.inf  # the dominant motion explains its own matches as well: a false match
+                flows.append(flow)
+                continue
             far = np.full((h, w), 255, np.uint8)  # 0 on the hull of the layer's matches
             cv2.fillConvexPoly(far, cv2.convexHull(np.rint(pts).astype(np.int32)), 0)
             dist = cv2.distanceTransform(far, cv2.DIST_L2, 3)
