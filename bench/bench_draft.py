@@ -64,17 +64,24 @@ from comfyui_director.nodes.engines.draft.engine import DraftEngine
 from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
 from comfyui_director.nodes.shot.request import KeyframeSpec, build_request
 
-duration, resolution, keyframes, transition = {duration}, {resolution!r}, {keyframes}, {transition!r}
+duration, resolution, keyframes, transition, disc = {duration}, {resolution!r}, {keyframes}, {transition!r}, {disc}
 rng = np.random.default_rng(7)
 # one wide scene; each keyframe is a 1024x768 view of it, panning and drifting down (real motion to morph)
 scene = cv2.resize(rng.random((60, 240, 3)).astype(np.float32), (3840, 1000), interpolation=cv2.INTER_CUBIC)
 scene = np.clip(scene + 0.15 * cv2.resize(rng.random((250, 960)).astype(np.float32), (3840, 1000))[..., None], 0, 1)
 last = duration * 24
 specs = []
+yy, xx = np.mgrid[-80:81, -80:81]
+ball = (xx ** 2 + yy ** 2 <= 80 ** 2)
+spots = np.clip(0.5 + 0.5 * cv2.resize(rng.random((12, 12, 3)).astype(np.float32), (161, 161)), 0, 1)
 for i in range(keyframes):
     x, y = i * 170, (i * 13) % 200
     frame = round(i * last / max(1, keyframes - 1))
-    specs.append(KeyframeSpec(frame, image=np.ascontiguousarray(scene[y:y + 768, x:x + 1024]),
+    image = np.ascontiguousarray(scene[y:y + 768, x:x + 1024])
+    if disc:  # a textured ball that crosses 240 px (300 px at 720p) between keyframes, against the pan
+        bx = 300 + (i % 2) * 240
+        image[300:461, bx:bx + 161][ball] = spots[ball]
+    specs.append(KeyframeSpec(frame, image=image,
                               direction="move" if i % 3 == 0 else "", hold=0.1 if i % 4 == 0 else 0.0))
 req = build_request("a bench shot " * 20, duration=duration, resolution=resolution, keyframes=specs)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -91,10 +98,13 @@ print(json.dumps(dict(wall=wall, frames=res.frame_count, w=res.width, h=res.heig
 
 CASES = [
     # label, duration, resolution, keyframes, transition ("flow-old": the old morph patched in)
+    # "+ ball": a textured ball also crosses the frame between every two keyframes
     ("720p 10 s, 16 keyframes, OLD flow morph", 10, "720p", 16, "flow-old"),
     ("720p 10 s, 16 keyframes, flow morph", 10, "720p", 16, "flow"),
     ("720p 10 s, 16 keyframes, OLD flow morph", 10, "720p", 16, "flow-old"),
     ("720p 10 s, 16 keyframes, flow morph", 10, "720p", 16, "flow"),
+    ("720p 10 s, 16 kf + ball, OLD flow morph", 10, "720p", -16, "flow-old"),
+    ("720p 10 s, 16 kf + ball, flow morph", 10, "720p", -16, "flow"),
     ("720p 10 s, 16 keyframes, cross-fade", 10, "720p", 16, "crossfade"),
     ("720p 10 s, text only (slate)", 10, "720p", 0, "flow"),
     ("1080p 10 s, 16 keyframes, flow morph", 10, "1080p", 16, "flow"),
@@ -105,8 +115,9 @@ QUICK = [("360p 5 s, 4 keyframes, OLD flow morph", 5, "360p", 4, "flow-old"),
 
 
 def run_case(duration: int, resolution: str, keyframes: int, transition: str) -> dict:
+    """One render in a fresh interpreter; ``keyframes`` below 0 adds the moving ball."""
     old = transition == "flow-old"
-    code = CASE.format(duration=duration, resolution=resolution, keyframes=keyframes,
+    code = CASE.format(duration=duration, resolution=resolution, keyframes=abs(keyframes), disc=keyframes < 0,
                        transition="flow" if old else transition, patch=OLD_MORPH if old else "")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -123,20 +134,21 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     goal = None
-    morph_walls: dict[str, list[float]] = {"flow-old": [], "flow": []}
+    morph_walls: dict[tuple[str, int, str], list[float]] = {}  # (resolution, keyframes, transition) -> walls
     for label, duration, resolution, keyframes, transition in cases:
         r = run_case(duration, resolution, keyframes, transition)
-        if transition in morph_walls and keyframes > 0 and resolution == cases[0][2]:
-            morph_walls[transition].append(r["wall"])
+        morph_walls.setdefault((resolution, keyframes, transition), []).append(r["wall"])
         real = r["frames"] / 24.0
         print(f"{label:40} {r['frames']:6d} {r['w']:>4}x{r['h']:<4} {r['wall']:7.2f} {r['wall'] / real:7.2f} "
               f"{1000 * r['wall'] / r['frames']:9.1f} {r['peak_mb']:8.0f} {r['growth_mb']:8.0f} {r['mp4_mb']:7.1f}")
         if goal is None and resolution == "720p" and keyframes == 16 and transition == "flow":
             goal = r["wall"]
-    if morph_walls["flow-old"] and morph_walls["flow"]:
-        old, new = min(morph_walls["flow-old"]), min(morph_walls["flow"])
-        print(f"new / old flow morph wall time (best of {len(morph_walls['flow'])} each, same run): "
-              f"{new:.2f} s / {old:.2f} s = {new / old:.2f}x")
+    for (resolution, keyframes, transition), walls in morph_walls.items():
+        old = morph_walls.get((resolution, keyframes, "flow-old"))
+        if transition == "flow" and old:
+            what = f"{resolution}, {abs(keyframes)} keyframes{' + ball' if keyframes < 0 else ''}"
+            print(f"new / old flow morph, {what} (best of {len(walls)} / {len(old)}, same run): "
+                  f"{min(walls):.2f} s / {min(old):.2f} s = {min(walls) / min(old):.2f}x")
     if goal is not None:
         print(f"goal: 10 s 720p with 16 keyframes under 10 s -> {goal:.2f} s, {'met' if goal < 10 else 'NOT met'}")
     print("x real = wall time / clip duration (below 1.0 renders faster than it plays); "

@@ -150,6 +150,7 @@ class _FlowMorph:
         size = _scaled(width, height, SPLAT_EDGE)
         self.side_a, self.side_b = _Splat(self.fab, base_ab, size), _Splat(self.fba, base_ba, size)
         self.up = np.array([width / size[0], height / size[1]], np.float32)
+        self._small_at: np.ndarray | None = None
 
     def into(self, alpha: float, dst: np.ndarray) -> None:
         warped_a, ca = self._warped(self.side_a, self.a, alpha)  # A carried to the in-between, and where A has it
@@ -160,37 +161,42 @@ class _FlowMorph:
         _blend(warped_a, warped_b, wa, 1.0 - alpha, dst)
 
     def _warped(self, side: "_Splat", image: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """``image`` carried to time ``t``: one affine warp for the dominant motion, then a remap
+        along the splatted motion only in the boxes where that differs (what moves, and holes)."""
         import cv2
 
         height, width = image.shape[:2]
-        disp, cover = side.backward(t)
-        if disp is None:  # all of it follows the dominant motion: one affine warp at full size
-            ux, uy = self.up
-            to_full = np.float64([[ux, 0, 0.5 * ux - 0.5], [0, uy, 0.5 * uy - 0.5], [0, 0, 1]])
-            to_small = np.float64([[1 / ux, 0, 0.5 / ux - 0.5], [0, 1 / uy, 0.5 / uy - 0.5], [0, 0, 1]])
-            inv = to_full @ np.vstack([side.inverse(t), [0, 0, 1]]) @ to_small
-            warped = cv2.warpAffine(image, inv[:2], (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                    borderMode=cv2.BORDER_REPLICATE)
-        else:
-            warped = cv2.remap(image, self._full_map(disp), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        disp, differs, cover = side.backward(t)
+        ux, uy = self.up
+        to_full = np.float64([[ux, 0, 0.5 * ux - 0.5], [0, uy, 0.5 * uy - 0.5], [0, 0, 1]])
+        to_small = np.float64([[1 / ux, 0, 0.5 / ux - 0.5], [0, 1 / uy, 0.5 / uy - 0.5], [0, 0, 1]])
+        inv = to_full @ np.vstack([side.inverse(t), [0, 0, 1]]) @ to_small
+        warped = cv2.warpAffine(image, inv[:2], (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_REPLICATE)
+        if disp is not None:
+            disp = disp * self.up
+            kernel = np.ones((3, 3), np.uint8)
+            spread = cv2.absdiff(cv2.dilate(disp, kernel), cv2.erode(disp, kernel))
+            jump = (cv2.max(spread[..., 0], spread[..., 1]) > 2.0).astype(np.uint8)
+            for box in _boxes(differs, (width, height), pad=int(np.ceil(max(ux, uy))) + 2):
+                warped[box] = cv2.remap(image, self._box_map(disp, jump, box), None, cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE)
         return warped, cover
 
-    def _full_map(self, disp: np.ndarray) -> np.ndarray:
-        """The full-size remap grid for a splat-size backward displacement. Interpolating across a
-        layer's edge would point half-way, into whatever lies there: the nearest value is taken
-        where the motion jumps."""
+    def _box_map(self, disp: np.ndarray, jump: np.ndarray, box) -> np.ndarray:
+        """The full-size remap grid inside ``box`` for a splat-size backward displacement.
+        Interpolating across a layer's edge would point half-way, into whatever lies there: the
+        nearest value is taken where the motion jumps."""
         import cv2
 
-        height, width = self.a.shape[:2]
-        disp = disp * self.up
-        full = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR)
-        kernel = np.ones((3, 3), np.uint8)
-        spread = cv2.absdiff(cv2.dilate(disp, kernel), cv2.erode(disp, kernel))
-        jump = cv2.max(spread[..., 0], spread[..., 1]) > 2.0
-        if jump.any():
-            mask = cv2.resize(jump.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
-            cv2.copyTo(cv2.resize(disp, (width, height), interpolation=cv2.INTER_NEAREST), mask, full)
-        return cv2.add(full, self.grid)
+        if self._small_at is None:  # where each full-size pixel centre falls on the splat grid
+            self._small_at = ((self.grid + 0.5) / self.up - 0.5).astype(np.float32)
+        at = self._small_at[box]
+        full = cv2.remap(disp, at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        near = cv2.remap(jump, at, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        if near.any():
+            cv2.copyTo(cv2.remap(disp, at, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE), near, full)
+        return cv2.add(full, self.grid[box])
 
 
 class _Splat:
@@ -239,13 +245,14 @@ class _Splat:
 
         return cv2.invertAffineTransform(self.step(t))
 
-    def backward(self, t: float) -> tuple[np.ndarray | None, np.ndarray]:
-        """(displacement back into the image, or None where the dominant affine motion alone
-        maps it; coverage), both at the splat size."""
+    def backward(self, t: float) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """At the splat size: the displacement back into the image (None where the dominant affine
+        motion alone maps every pixel), where it differs from that motion, and the coverage."""
         import cv2
 
         w, h = self.w, self.h
         cover = cv2.warpAffine(self.still, self.step(t), (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        disp = differs = None
         if self.moving:
             back = cv2.transform(self.grid, self.inverse(t)) - self.grid
             density, den, fx, fy = self._splat_moving(t)
@@ -254,13 +261,15 @@ class _Splat:
             hit = (cover + density) > 0.3
             disp[~hit] = back[~hit]  # a hole: the dominant motion, at no weight
             disp = disp.astype(np.float32)
+            off = cv2.absdiff(disp, back)
+            differs = cv2.max(off[..., 0], off[..., 1]) > 0.01
         else:
-            disp, hit = None, cover > 0.3
+            hit = cover > 0.3
         # no weight up to a hole (uncovered background): what the image has there is stale; a soft
         # edge, so that where the keyframes differ in colour (the light changes) no seam shows
         cover = cv2.erode(hit.astype(np.float32), np.ones((5, 5), np.uint8), borderType=cv2.BORDER_REPLICATE)
         cover = cv2.GaussianBlur(cover, (0, 0), 1.5, borderType=cv2.BORDER_REPLICATE)
-        return disp, cover
+        return disp, differs, cover
 
     def _splat_moving(self, t: float) -> tuple[np.ndarray, ...]:
         """Bilinear splat of the moving pixels at time ``t``: their coverage, softmax weight,
@@ -291,16 +300,27 @@ def _blend(a: np.ndarray, b: np.ndarray, weight_a: np.ndarray, uniform: float, d
     if not differs.any():
         return
     height, width = dst.shape[:2]
-    h, w = weight_a.shape
     full = cv2.resize(weight_a, (width, height), interpolation=cv2.INTER_LINEAR)
-    cols = np.flatnonzero(differs.any(axis=0))
-    for run in np.split(cols, np.flatnonzero(np.diff(cols) > 8) + 1):
-        rows = np.flatnonzero(differs[:, run[0]:run[-1] + 1].any(axis=1))
-        x0, x1 = max(0, int(run[0] * width / w) - 3), min(width, int((run[-1] + 1) * width / w) + 4)
-        y0, y1 = max(0, int(rows[0] * height / h) - 3), min(height, int((rows[-1] + 1) * height / h) + 4)
-        box = np.s_[y0:y1, x0:x1]
+    for box in _boxes(differs, (width, height), pad=int(np.ceil(width / weight_a.shape[1])) + 1):
         wa = np.ascontiguousarray(full[box])
         dst[box] = cv2.blendLinear(np.ascontiguousarray(a[box]), np.ascontiguousarray(b[box]), wa, 1.0 - wa)
+
+
+def _boxes(mask: np.ndarray, size: tuple[int, int], pad: int) -> list[tuple[slice, slice]]:
+    """Boxes (row and column slices at ``size`` = (width, height)) around what is set in a
+    smaller ``mask``, ``pad`` px wider: one per run of columns that has something set."""
+    width, height = size
+    h, w = mask.shape
+    cols = np.flatnonzero(mask.any(axis=0))
+    if not len(cols):
+        return []
+    boxes = []
+    for run in np.split(cols, np.flatnonzero(np.diff(cols) > 8) + 1):
+        rows = np.flatnonzero(mask[:, run[0]:run[-1] + 1].any(axis=1))
+        x0, x1 = max(0, int(run[0] * width / w) - pad), min(width, int((run[-1] + 1) * width / w) + pad)
+        y0, y1 = max(0, int(rows[0] * height / h) - pad), min(height, int((rows[-1] + 1) * height / h) + pad)
+        boxes.append(np.s_[y0:y1, x0:x1])
+    return boxes
 
 
 def _scaled(width: int, height: int, edge: int) -> tuple[int, int]:
