@@ -166,3 +166,29 @@ def test_the_sample_footage_ball_is_one_ball_half_way_not_two():
     # (their repeated shapes match each other far apart) - close to the cross-fade there
     hills = np.s_[430:590]
     assert np.abs(out[hills].astype(np.int16) - fade[hills]).mean() < 2.5
+
+
+def test_a_plain_ball_on_a_busy_background_travels_too():
+    """Too plain for feature matches (a smoothly lit ball against fine, busy texture): the part of
+    the frame no motion explains is looked for in the other keyframe instead."""
+    import cv2
+
+    bg = 0.1 + 0.8 * smooth_texture(41, H, W, 4)
+    yy, xx = np.mgrid[-R:R + 1, -R:R + 1].astype(np.float32)
+    mask = xx ** 2 + yy ** 2 <= R * R
+    shade = np.clip(0.9 - 0.5 * np.hypot(xx + 15, yy + 15) / (2 * R), 0.0, 1.0)  # lit from the top left
+    ball = np.dstack([shade, 0.8 * shade, 0.5 * shade])
+
+    def put(centre):
+        img = bg.copy()
+        img[centre[1] - R:centre[1] + R + 1, centre[0] - R:centre[0] + R + 1][mask] = ball[mask]
+        return img
+
+    mid = middle_frame("flow", put(START), put(END))
+    templ = (ball * 255.0 + 0.5).astype(np.uint8)
+    scores = np.nan_to_num(cv2.matchTemplate(mid, templ, cv2.TM_CCOEFF_NORMED, mask=mask.astype(np.uint8) * 255),
+                           nan=-1.0)
+    y, x = np.unravel_index(int(scores.argmax()), scores.shape)
+    assert scores.max() > 0.9 and np.hypot(x + R - 320, y + R - ROW) <= 15, (x + R, y + R, scores.max())
+    for end in (START, END):
+        assert score_at(scores, end) < 0.3, (end, score_at(scores, end))

@@ -52,7 +52,8 @@ CHUNK = 16
 FLOW_EDGE = 640  # long edge, in pixels, at which features are matched and flow is computed
 SPLAT_EDGE = 480  # long edge at which each in-between's motion is splatted forward
 LOOP_TAIL = 12
-ORB_FEATURES = 1500
+ORB_CANDIDATES = 10000  # ORB keypoints detected per image, of which each CELL px square keeps
+CELL, CELL_FEATURES = 32, 6  # its strongest CELL_FEATURES (so at most ~1400 at 640x360)
 RATIO = 0.8  # Lowe's ratio test on feature matches
 RANSAC_PX = 3.0  # how far (flow pixels) a match may sit from its layer's motion
 MAX_LAYERS = 4  # motion layers per pair: the dominant one (camera) and up to three moving objects
@@ -61,6 +62,9 @@ LAYER_BIAS = 3.0  # colour difference (0..255) a non-dominant layer must win a p
 LAYER_EVIDENCE = 15.0  # ... and by how much at its own matches (median), or it is a false match
 LAYER_REACH = 0.02  # how far (fraction of the long edge) a layer reaches beyond its matches' hull for free
 REFINE_REACH = 0.01  # the largest correction (fraction of the long edge) DIS may make to the layered flow
+UNEXPLAINED = 25.0  # colour difference (0..255) above which no layer explains a pixel
+REGION_MIN, REGION_MAX = 0.002, 0.25  # unexplained regions (fraction of the frame) searched for in B
+REGION_SCORE = 0.7  # the normalised correlation a region must reach there
 OUT_COST = 20.0  # the colour cost of a pixel that a layer moves out of the frame
 MOVING_PX = 1.0  # motion (splat px) against the dominant layer above which a pixel is splatted
 Z_CAP, Z_GAIN = 30.0, 0.5  # occlusion softmax: motion (px) against the dominant layer, and its weight
@@ -135,6 +139,7 @@ class _FlowMorph:
         ga, gb = cv2.cvtColor(sa, cv2.COLOR_RGB2GRAY), cv2.cvtColor(sb, cv2.COLOR_RGB2GRAY)
         small = _grid(w, h)
         self.layers = motion_layers(ga, gb)
+        self.layers += region_layers(sa, sb, self.layers, MAX_LAYERS - len(self.layers))
         back = [(cv2.invertAffineTransform(m), pb, pa) for m, pa, pb in self.layers]
         lab, lba = _layered_flow(sa, sb, self.layers, small), _layered_flow(sb, sa, back, small)
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
@@ -343,9 +348,9 @@ def motion_layers(ga: np.ndarray, gb: np.ndarray) -> list[tuple[np.ndarray, np.n
     import cv2
 
     h, w = ga.shape[:2]
-    orb = cv2.ORB_create(ORB_FEATURES, edgeThreshold=15, patchSize=15, fastThreshold=5)
-    ka, da = orb.detectAndCompute(ga, None)
-    kb, db = orb.detectAndCompute(gb, None)
+    orb = cv2.ORB_create(ORB_CANDIDATES, edgeThreshold=15, patchSize=15, fastThreshold=2)
+    ka, da = orb.compute(ga, _spread(orb.detect(ga, None)))
+    kb, db = orb.compute(gb, _spread(orb.detect(gb, None)))
     if da is None or db is None or len(ka) < MIN_INLIERS or len(kb) < 2:
         return []
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
@@ -375,6 +380,89 @@ def motion_layers(ga: np.ndarray, gb: np.ndarray) -> list[tuple[np.ndarray, np.n
 def _moved(flow: np.ndarray) -> float:
     """The fraction of pixels that a flow moves by more than half a pixel."""
     return float((np.abs(flow) > 0.5).any(axis=2).mean())
+
+
+def region_layers(sa: np.ndarray, sb: np.ndarray, layers, room: int) -> list:
+    """Motions of objects too plain for features (a smooth ball on a busy background): regions of A
+    that no layer explains are looked for in B by normalised correlation of their own pixels.
+
+    Returns layers like :func:`motion_layers` (a translation; the region's pixels in A and where
+    they land in B). A region found where the dominant motion already puts it, or matched poorly,
+    is left out, and so is one whose match in B is explained already (the background that an
+    object covers in B is not in B to be found, so its best match there is some other place).
+    """
+    import cv2
+
+    h, w = sa.shape[:2]
+    if not layers or room <= 0:
+        return []
+    grid = _grid(w, h)
+
+    def unexplained(a, b, motions):
+        cost = np.full((h, w), np.inf, np.float32)
+        for m in motions:
+            seen = cv2.warpAffine(b, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=cv2.BORDER_REPLICATE)
+            cost = np.minimum(cost, cv2.blur(cv2.absdiff(a, seen).astype(np.float32).sum(axis=2), (7, 7)) / 3.0)
+            to = grid + _affine_flow(m, grid)
+            cost[(to[..., 0] < 0) | (to[..., 0] > w - 1) | (to[..., 1] < 0) | (to[..., 1] > h - 1)] = 0.0  # left the frame
+        return cv2.morphologyEx((cost > UNEXPLAINED).astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+
+    lost = unexplained(sa, sb, [m for m, _, _ in layers])
+    lost_in_b = unexplained(sb, sa, [cv2.invertAffineTransform(m) for m, _, _ in layers])
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(lost, connectivity=8)
+    found = []
+    for i in np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:room] + 1:
+        x, y, bw, bh, area = stats[i]
+        if area < REGION_MIN * w * h or area > REGION_MAX * w * h:
+            continue
+        mask = (labels[y:y + bh, x:x + bw] == i).astype(np.uint8) * 255
+        patch = np.ascontiguousarray(sa[y:y + bh, x:x + bw])
+        # search all of B at half size, then within 3 px of that at full size
+        half = lambda img, f=cv2.INTER_AREA: cv2.resize(img, (max(1, img.shape[1] // 2), max(1, img.shape[0] // 2)),
+                                                        interpolation=f)
+        tx, ty, _ = _best_match(half(sb), half(patch), half(mask, cv2.INTER_NEAREST))
+        x0, y0 = max(0, 2 * tx - 3), max(0, 2 * ty - 3)
+        window = sb[y0:min(h, 2 * ty + bh + 4), x0:min(w, 2 * tx + bw + 4)]
+        if window.shape[0] < bh or window.shape[1] < bw:
+            continue
+        tx, ty, best = _best_match(np.ascontiguousarray(window), patch, mask)
+        d = np.float32([x0 + tx - x, y0 + ty - y])
+        base = _affine_flow(layers[0][0], np.float32([[[x + bw / 2, y + bh / 2]]]))[0, 0]
+        if best < REGION_SCORE or np.abs(d - base).max() < 2 * RANSAC_PX:
+            continue
+        bx, by = x + int(d[0]), y + int(d[1])
+        if lost_in_b[by:by + bh, bx:bx + bw][mask > 0].mean() < 0.5:
+            continue  # what it matched in B is explained already: A's background that B covers, say
+        ys, xs = np.nonzero(labels[y:y + bh, x:x + bw] == i)
+        pts = np.float32(np.column_stack([xs + x, ys + y]))[:: max(1, len(xs) // 400)]
+        found.append((np.float32([[1, 0, d[0]], [0, 1, d[1]]]), pts, pts + d))
+    return found
+
+
+def _best_match(image: np.ndarray, patch: np.ndarray, mask: np.ndarray) -> tuple[int, int, float]:
+    """Where ``patch`` (its ``mask``ed pixels) best matches ``image``: x, y, normalised correlation."""
+    import cv2
+
+    if patch.shape[0] > image.shape[0] or patch.shape[1] > image.shape[1] or not mask.any():
+        return 0, 0, -1.0
+    scores = cv2.matchTemplate(image, patch, cv2.TM_CCOEFF_NORMED, mask=mask)
+    scores = np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0)
+    y, x = np.unravel_index(int(scores.argmax()), scores.shape)
+    return int(x), int(y), float(scores[y, x])
+
+
+def _spread(keys) -> list:
+    """The strongest ``CELL_FEATURES`` keypoints in each ``CELL`` px square: a plain object on a
+    busy background keeps features of its own (the strongest ones overall would all be around it)."""
+    cells: dict[tuple[int, int], list] = {}
+    for k in keys:
+        cells.setdefault((int(k.pt[0]) // CELL, int(k.pt[1]) // CELL), []).append(k)
+    kept = []
+    for group in cells.values():
+        group.sort(key=lambda k: -k.response)
+        kept.extend(group[:CELL_FEATURES])
+    return kept
 
 
 def _affine_flow(m: np.ndarray, grid: np.ndarray) -> np.ndarray:
