@@ -17,7 +17,8 @@ Holds
 Transitions
     Between two holds the frames move from one image to the next, eased with smoothstep.
     ``"flow"`` (default): a motion-layered flow, computed once per pair at <= 640 px (matched
-    ORB features sorted into motion layers by RANSAC, then refined by DIS optical flow), carries
+    ORB features sorted into motion layers by RANSAC, plain regions found by correlation, then
+    refined by DIS optical flow), carries
     both images forward to the in-between time while they cross-fade (:class:`_FlowMorph`): an
     object that moves between keyframes travels along its path, and unrelated images degrade
     to a plain cross-fade instead of smearing. ``"crossfade"``: a plain cross-fade. ``"cut"``:
@@ -52,7 +53,7 @@ CHUNK = 16
 FLOW_EDGE = 640  # long edge, in pixels, at which features are matched and flow is computed
 SPLAT_EDGE = 480  # long edge at which each in-between's motion is splatted forward
 LOOP_TAIL = 12
-ORB_CANDIDATES = 10000  # ORB keypoints detected per image, of which each CELL px square keeps
+ORB_CANDIDATES = 4000  # ORB keypoints detected per image, of which each CELL px square keeps
 CELL, CELL_FEATURES = 32, 6  # its strongest CELL_FEATURES (so at most ~1400 at 640x360)
 RATIO = 0.8  # Lowe's ratio test on feature matches
 RANSAC_PX = 3.0  # how far (flow pixels) a match may sit from its layer's motion
@@ -120,15 +121,18 @@ class _FlowMorph:
     Dense optical flow alone finds almost none of a large move (a ball crossing the frame), and
     warping backward along it leaves the ball where it was. So the motion is seeded by matched
     ORB features: RANSAC sorts the matches into motion layers (the dominant one, usually the
-    camera, then moving objects), each pixel takes the layer that explains it best near that
-    layer's matches, and DIS flow started from that field refines it where the refined flow and
-    the reverse one agree. Each in-between then warps both images FORWARD (:class:`_Splat`), so
+    camera, then moving objects; :func:`motion_layers`), regions that no layer explains are
+    looked for in the other image (objects too plain for features; :func:`region_layers`), each
+    pixel takes the layer that explains it best near that layer's matches, and DIS flow started
+    from that field refines it by small corrections where they match better and the reverse flow
+    agrees. Each in-between then warps both images FORWARD (:class:`_Splat`), so
     an object travels instead of showing at both ends; what one image lacks there (background an
     object uncovers) comes from the other. Unrelated images find no layer and no confirmed flow:
     a plain cross-fade.
     """
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, grid: np.ndarray):
+    def __init__(self, a: np.ndarray, b: np.ndarray, grid: np.ndarray, known: dict | None = None):
+        """``known``: features already found, by image id (an image shared by two pairs)."""
         import cv2
 
         self.a, self.b, self.grid = a, b, grid
@@ -138,7 +142,11 @@ class _FlowMorph:
         sb = cv2.resize(b, (w, h), interpolation=cv2.INTER_AREA)
         ga, gb = cv2.cvtColor(sa, cv2.COLOR_RGB2GRAY), cv2.cvtColor(sb, cv2.COLOR_RGB2GRAY)
         small = _grid(w, h)
-        self.layers = motion_layers(ga, gb)
+        known = {} if known is None else known
+        for img, gray in ((a, ga), (b, gb)):
+            if id(img) not in known:
+                known[id(img)] = features(gray)
+        self.layers = motion_layers(ga, gb, known[id(a)], known[id(b)])
         self.layers += region_layers(sa, sb, self.layers, MAX_LAYERS - len(self.layers))
         back = [(cv2.invertAffineTransform(m), pb, pa) for m, pa, pb in self.layers]
         lab, lba = _layered_flow(sa, sb, self.layers, small), _layered_flow(sb, sa, back, small)
@@ -227,7 +235,7 @@ class _Splat:
         self.gx, self.gy = g[..., 0], g[..., 1]
         # nearest, not linear: a blend of two layers' motions would carry pixels half-way
         f = cv2.resize(flow, size, interpolation=cv2.INTER_NEAREST) * np.float32([sx, sy])
-        z = np.linalg.norm(f - _affine_flow(self.base, g), axis=2)
+        z = _length(f - _affine_flow(self.base, g))
         moving = z > MOVING_PX
         self.still = (~moving).astype(np.float32)
         self.moving = int(moving.sum())
@@ -297,34 +305,44 @@ class _Splat:
 
 def _blend(a: np.ndarray, b: np.ndarray, weight_a: np.ndarray, uniform: float, dst: np.ndarray) -> None:
     """``dst`` = a * w + b * (1 - w), ``weight_a`` given at a smaller size. Most of it is the
-    plain ``uniform`` cross-fade; the per-pixel blend runs only in boxes where w differs."""
+    plain ``uniform`` cross-fade; where only one side has the picture (w is 0 or 1) that side is
+    copied, and the per-pixel blend runs only in boxes round the edges in between."""
     import cv2
 
     cv2.addWeighted(a, uniform, b, 1.0 - uniform, 0.0, dst=dst)
-    differs = np.abs(weight_a - uniform) > 1.0 / 512
-    if not differs.any():
+    eps = 1.0 / 512
+    if not (np.abs(weight_a - uniform) > eps).any():
         return
     height, width = dst.shape[:2]
+    for only, side in ((weight_a < eps, b), (weight_a > 1.0 - eps, a)):
+        if only.any():
+            inner = cv2.erode(only.astype(np.uint8), np.ones((3, 3), np.uint8))  # clear of the edge
+            cv2.copyTo(side, cv2.resize(inner, (width, height), interpolation=cv2.INTER_NEAREST), dst)
+    partial = (np.abs(weight_a - uniform) > eps) & (weight_a >= eps) & (weight_a <= 1.0 - eps)
+    partial = cv2.dilate(partial.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     full = cv2.resize(weight_a, (width, height), interpolation=cv2.INTER_LINEAR)
-    for box in _boxes(differs, (width, height), pad=int(np.ceil(width / weight_a.shape[1])) + 1):
+    for box in _boxes(partial, (width, height), pad=int(np.ceil(width / weight_a.shape[1])) + 1):
         wa = np.ascontiguousarray(full[box])
         dst[box] = cv2.blendLinear(np.ascontiguousarray(a[box]), np.ascontiguousarray(b[box]), wa, 1.0 - wa)
 
 
-def _boxes(mask: np.ndarray, size: tuple[int, int], pad: int) -> list[tuple[slice, slice]]:
-    """Boxes (row and column slices at ``size`` = (width, height)) around what is set in a
-    smaller ``mask``, ``pad`` px wider: one per run of columns that has something set."""
+def _boxes(mask: np.ndarray, size: tuple[int, int], pad: int, band: int = 16) -> list[tuple[slice, slice]]:
+    """Boxes (row and column slices at ``size`` = (width, height)) round what is set in a
+    smaller ``mask``, ``pad`` px wider: per band of ``band`` mask rows, one per run of columns
+    with something set (so an L-shaped mask does not make one box over everything)."""
     width, height = size
     h, w = mask.shape
-    cols = np.flatnonzero(mask.any(axis=0))
-    if not len(cols):
-        return []
     boxes = []
-    for run in np.split(cols, np.flatnonzero(np.diff(cols) > 8) + 1):
-        rows = np.flatnonzero(mask[:, run[0]:run[-1] + 1].any(axis=1))
-        x0, x1 = max(0, int(run[0] * width / w) - pad), min(width, int((run[-1] + 1) * width / w) + pad)
-        y0, y1 = max(0, int(rows[0] * height / h) - pad), min(height, int((rows[-1] + 1) * height / h) + pad)
-        boxes.append(np.s_[y0:y1, x0:x1])
+    for top in range(0, h, band):
+        rows = mask[top:top + band]
+        cols = np.flatnonzero(rows.any(axis=0))
+        if not len(cols):
+            continue
+        for run in np.split(cols, np.flatnonzero(np.diff(cols) > 8) + 1):
+            set_rows = np.flatnonzero(rows[:, run[0]:run[-1] + 1].any(axis=1)) + top
+            x0, x1 = max(0, int(run[0] * width / w) - pad), min(width, int((run[-1] + 1) * width / w) + pad)
+            y0, y1 = max(0, int(set_rows[0] * height / h) - pad), min(height, int((set_rows[-1] + 1) * height / h) + pad)
+            boxes.append(np.s_[y0:y1, x0:x1])
     return boxes
 
 
@@ -338,19 +356,27 @@ def _grid(width: int, height: int) -> np.ndarray:
     return np.dstack([gx, gy])
 
 
-def motion_layers(ga: np.ndarray, gb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def features(gray: np.ndarray) -> tuple[list, np.ndarray | None]:
+    """ORB keypoints and descriptors of a grey image, spread over it (see :func:`_spread`)."""
+    import cv2
+
+    orb = cv2.ORB_create(ORB_CANDIDATES, edgeThreshold=15, patchSize=15, fastThreshold=5)
+    return orb.compute(gray, _spread(orb.detect(gray, None)))
+
+
+def motion_layers(ga: np.ndarray, gb: np.ndarray, fa=None, fb=None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Motions between two grey images found from matched ORB features, largest first.
 
     Each layer is (2x3 similarity A->B, its matched points in A, the same points in B): RANSAC
     takes the motion most matches agree on, then the next among the rest, up to ``MAX_LAYERS``
-    while at least ``MIN_INLIERS`` agree. Empty when the images share too little.
+    while at least ``MIN_INLIERS`` agree. Empty when the images share too little. ``fa``/``fb``:
+    the images' :func:`features`, when already known.
     """
     import cv2
 
     h, w = ga.shape[:2]
-    orb = cv2.ORB_create(ORB_CANDIDATES, edgeThreshold=15, patchSize=15, fastThreshold=2)
-    ka, da = orb.compute(ga, _spread(orb.detect(ga, None)))
-    kb, db = orb.compute(gb, _spread(orb.detect(gb, None)))
+    ka, da = fa if fa is not None else features(ga)
+    kb, db = fb if fb is not None else features(gb)
     if da is None or db is None or len(ka) < MIN_INLIERS or len(kb) < 2:
         return []
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
@@ -377,9 +403,23 @@ def motion_layers(ga: np.ndarray, gb: np.ndarray) -> list[tuple[np.ndarray, np.n
     return layers
 
 
+def _mismatch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How differently two RGB uint8 images look around each pixel: the mean over channels of the
+    absolute difference, averaged over 7x7 (0..255, float32)."""
+    import cv2
+
+    mean = cv2.transform(cv2.absdiff(a, b), np.float32([[1 / 3, 1 / 3, 1 / 3]]))
+    return cv2.blur(mean, (7, 7)).astype(np.float32)
+
+
+def _length(v: np.ndarray) -> np.ndarray:
+    """Per-pixel length of a 2-channel (H, W, 2) vector field."""
+    return np.hypot(v[..., 0], v[..., 1])
+
+
 def _moved(flow: np.ndarray) -> float:
     """The fraction of pixels that a flow moves by more than half a pixel."""
-    return float((np.abs(flow) > 0.5).any(axis=2).mean())
+    return float((_length(flow) > 0.5).mean())
 
 
 def region_layers(sa: np.ndarray, sb: np.ndarray, layers, room: int) -> list:
@@ -403,7 +443,7 @@ def region_layers(sa: np.ndarray, sb: np.ndarray, layers, room: int) -> list:
         for m in motions:
             seen = cv2.warpAffine(b, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                   borderMode=cv2.BORDER_REPLICATE)
-            cost = np.minimum(cost, cv2.blur(cv2.absdiff(a, seen).astype(np.float32).sum(axis=2), (7, 7)) / 3.0)
+            cost = np.minimum(cost, _mismatch(a, seen))
             to = grid + _affine_flow(m, grid)
             cost[(to[..., 0] < 0) | (to[..., 0] > w - 1) | (to[..., 1] < 0) | (to[..., 1] > h - 1)] = 0.0  # left the frame
         return cv2.morphologyEx((cost > UNEXPLAINED).astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
@@ -455,19 +495,23 @@ def _best_match(image: np.ndarray, patch: np.ndarray, mask: np.ndarray) -> tuple
 def _spread(keys) -> list:
     """The strongest ``CELL_FEATURES`` keypoints in each ``CELL`` px square: a plain object on a
     busy background keeps features of its own (the strongest ones overall would all be around it)."""
-    cells: dict[tuple[int, int], list] = {}
-    for k in keys:
-        cells.setdefault((int(k.pt[0]) // CELL, int(k.pt[1]) // CELL), []).append(k)
-    kept = []
-    for group in cells.values():
-        group.sort(key=lambda k: -k.response)
-        kept.extend(group[:CELL_FEATURES])
-    return kept
+    if not keys:
+        return []
+    xy = np.array([k.pt for k in keys], np.float32) // CELL
+    cell = xy[:, 1] * 4096 + xy[:, 0]
+    response = np.array([k.response for k in keys], np.float32)
+    order = np.lexsort((-response, cell))  # by cell, strongest first within each
+    sorted_cells = cell[order]
+    first = np.searchsorted(sorted_cells, sorted_cells, side="left")
+    rank = np.arange(len(order)) - first
+    return [keys[i] for i in order[rank < CELL_FEATURES]]
 
 
 def _affine_flow(m: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """The displacement a 2x3 affine map gives every pixel of ``grid``."""
-    return (grid @ m[:, :2].T + m[:, 2] - grid).astype(np.float32)
+    import cv2
+
+    return cv2.transform(grid, np.float32(m)) - grid
 
 
 def _layered_flow(sa: np.ndarray, sb: np.ndarray, layers, grid: np.ndarray) -> np.ndarray:
@@ -485,7 +529,7 @@ def _layered_flow(sa: np.ndarray, sb: np.ndarray, layers, grid: np.ndarray) -> n
         flow = _affine_flow(m, grid)
         seen = cv2.warpAffine(sb, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REPLICATE)
-        cost = cv2.blur(cv2.absdiff(sa, seen).astype(np.float32).sum(axis=2), (7, 7)) / 3.0
+        cost = _mismatch(sa, seen)
         dx, dy = grid[..., 0] + flow[..., 0], grid[..., 1] + flow[..., 1]
         cost[(dx < 0) | (dx > w - 1) | (dy < 0) | (dy > h - 1)] = OUT_COST
         if k:
@@ -516,15 +560,15 @@ def _refined(f: np.ndarray, g: np.ndarray, layered: np.ndarray, sa: np.ndarray, 
 
     def mismatch(flow):
         seen = cv2.remap(sb, grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return cv2.blur(cv2.absdiff(sa, seen).astype(np.float32).sum(axis=2), (7, 7)) / 3.0
+        return _mismatch(sa, seen)
 
     back = cv2.remap(g, grid + f, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    err = np.linalg.norm(f + back, axis=2)
-    tol = 1.0 + 0.05 * np.linalg.norm(f, axis=2)
+    err = _length(f + back)
+    tol = 1.0 + 0.05 * _length(f)
     agree = np.clip(2.0 - err / tol, 0.0, 1.0)
     better = np.clip((mismatch(layered) - mismatch(f)) / 2.0, 0.0, 1.0)
     if reach is not None:
-        agree *= np.linalg.norm(f - layered, axis=2) < reach
+        agree *= _length(f - layered) < reach
     h, w = grid.shape[:2]
     to = grid + layered
     agree *= (to[..., 0] >= 0) & (to[..., 0] <= w - 1) & (to[..., 1] >= 0) & (to[..., 1] <= h - 1)  # leaves the frame
@@ -565,6 +609,7 @@ class Animatic:
             self._slate = Slate(request.prompt, shot_facts(request), self.width, self.height, self.last,
                                 ticks=tuple(k.frame for k in request.keyframes))
         self._pair: tuple[int, _FlowMorph] | None = None
+        self._known: dict = {}  # image features of the last pair, by image id
         self._grid: np.ndarray | None = None
         self._first: np.ndarray | None = None
 
@@ -628,7 +673,9 @@ class Animatic:
             if self._pair is None or self._pair[0] != i:
                 if self._grid is None:
                     self._grid = _grid(self.width, self.height)
-                self._pair = (i, _FlowMorph(a, b, self._grid))
+                known = {id(a): self._known[id(a)]} if id(a) in self._known else {}  # b's, made for the last pair
+                self._pair = (i, _FlowMorph(a, b, self._grid, known))
+                self._known = known
             self._pair[1].into(alpha, dst)
 
 
