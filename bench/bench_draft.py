@@ -23,7 +23,7 @@ from comfyui_director.nodes.engines.draft import animatic as _animatic
 
 class OldFlowMorph:
     # the pre-issue-18 morph: both images warped BACKWARD along dense DIS flow, cross-faded
-    def __init__(self, a, b, grid):
+    def __init__(self, a, b, grid, known=None):  # known: the new morph's feature cache, unused here
         self.a, self.b, self.grid = a, b, grid
         height, width = a.shape[:2]
         s = min(1.0, _animatic.FLOW_EDGE / max(width, height))
