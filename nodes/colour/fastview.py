@@ -261,7 +261,7 @@ class _ShapedLut:
         """(3, k) LUT grid coordinates of (k, 3) pixels, and which lie inside the LUT."""
         xt = np.ascontiguousarray(x.T)  # planar: every step below runs on contiguous rows
         if self.pre_matrix is None:
-            p = xt
+            p = xt.copy()
         else:
             m = self.pre_matrix
             p = np.empty_like(xt)
@@ -282,6 +282,7 @@ class _ShapedLut:
             p *= self.scale
             inside = p.min(axis=0) >= 0
             inside &= p.max(axis=0) <= self.n - 1
+            inside &= np.isfinite(xt[0] + xt[1] + xt[2])  # inf/NaN in: OCIO's own answer
         if not inside.all():
             p[:, ~inside] = 0
         return p, inside
