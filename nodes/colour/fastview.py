@@ -110,35 +110,26 @@ class FastDisplay:
         self._memo[colours] = packed | self._flag
 
     def _codes_8bit(self, frames: np.ndarray, pool: Executor | None) -> np.ndarray:
-        table = self._memo_table()
-        flag = self._flag
-        parts = [np.ascontiguousarray(f) for f in _split(frames)]
-
-        def look(part):
-            idx = _index24(part)
-            vals = np.take(table, idx)
-            miss = vals < flag
-            return idx, vals, (miss if miss.any() else None)
-
-        looked = _map(pool, look, parts)
-        missing = [idx[miss] for idx, _vals, miss in looked if miss is not None]
-        if missing:
-            new = np.unique(np.concatenate(missing))
-            pieces = np.array_split(new, max(1, min(len(new) // 4096, 8 if pool else 1)))
-            _map(pool, self._fill, pieces)
         out = np.empty(frames.shape, np.uint16 if self.deep else np.uint8)
-        flat_out = out.reshape(-1, 3)
-        bounds = np.cumsum([0] + [p.size // 3 for p in parts])
-
-        def unpack(k):
-            idx, vals, miss = looked[k]
-            if miss is not None:
-                vals[miss] = np.take(table, idx[miss])
-            words = vals.view(np.uint16 if self.deep else np.uint8).reshape(-1, 4)
-            flat_out[bounds[k]:bounds[k + 1]] = words[:, :3]
-
-        _map(pool, unpack, range(len(parts)))
+        parts = list(zip(_split(frames), _split(out)))
+        # the first frame alone, its new colours computed across the pool; the rest in parallel,
+        # by then most of their colours are known (a frame at a time keeps the temporaries small)
+        self._part_codes(*parts[0], pool)
+        _map(pool, lambda po: self._part_codes(*po, None), parts[1:])
         return out
+
+    def _part_codes(self, part: np.ndarray, out: np.ndarray, pool: Executor | None) -> None:
+        table = self._memo_table()
+        idx = _index24(np.ascontiguousarray(part))
+        vals = np.take(table, idx)
+        miss = vals < self._flag
+        if miss.any():
+            new = np.unique(idx[miss])
+            pieces = np.array_split(new, max(1, min(len(new) // 8192, 16 if pool else 1)))
+            _map(pool, self._fill, pieces)
+            vals[miss] = np.take(table, idx[miss])
+        words = vals.view(np.uint16 if self.deep else np.uint8).reshape(-1, 4)
+        out.reshape(-1, 3)[:] = words[:, :3]
 
     # -- other input: shaper + 3D LUT + exact fallback -----------------------------------------
     def _codes_lut(self, frames: np.ndarray, pool: Executor | None) -> np.ndarray:
