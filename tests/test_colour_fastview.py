@@ -13,6 +13,13 @@ from comfyui_director.nodes.common.errors import DirectorError
 VIEWS = {"sdr": (False, 255.0), "hdr10": (True, 1023.0)}  # deep 16-bit words, judged in 10-bit codes
 
 
+@pytest.fixture(autouse=True)
+def memory_only_luts():
+    """Save Video points the LUT disk cache at ComfyUI's user folder; no test leaves it set."""
+    yield
+    fastview.use_disk_cache(None)
+
+
 def _view(kind: str, config=None):
     return ocio.sdr_display_view(config) if kind == "sdr" else ocio.hdr10_display_view(config)
 
@@ -85,9 +92,12 @@ def test_sixteen_bit_input_meets_the_same_bound(pair):
     deep = VIEWS[kind][0]
     rng = np.random.default_rng(5)
     frames = rng.integers(0, 65536, (2, 96, 128, 3), dtype=np.uint16)
-    err = code_error(fast.codes(frames), exact_codes(transform, frames, deep), deep)
+    got = fast.codes(frames)
+    err = code_error(got, exact_codes(transform, frames, deep), deep)
     assert err.size == 2 * 96 * 128
     assert np.percentile(err, 99.9) <= 1.0 and err.max() <= 4.0
+    rgba = np.concatenate([frames, np.zeros_like(frames[..., :1])], -1)
+    np.testing.assert_array_equal(fast.codes(rgba[..., :3]), got)  # a strided view reads the same
 
 
 def test_non_finite_pixels_go_through_ocio_exactly_and_extreme_ones_stay_in_bounds(pair):
@@ -226,3 +236,24 @@ def test_save_video_refuses_an_unknown_view_transform_before_writing(comfy_dirs)
         DirectorSaveVideo.execute(video=video, filename_prefix="director/x", view_transform="approximate")
     assert e.value.field == "view_transform"
     assert not list((comfy_dirs / "output").rglob("*.mp4"))
+
+
+def test_a_built_lut_is_kept_on_disk_and_read_back_instead_of_rebuilt(tmp_path, monkeypatch):
+    transform = ocio.DisplayTransform("ACES2065-1", *ocio.sdr_display_view())
+    pixels = scene_linear_test_set()["Rec.2020 gamut faces x100"]
+    try:
+        fastview.use_disk_cache(tmp_path / "luts")
+        first = fastview.FastDisplay(transform, False).codes(pixels)
+        saved = list((tmp_path / "luts").glob("view-lut-*.npz"))
+        assert len(saved) == 1
+
+        def no_build(*a, **k):
+            raise AssertionError("rebuilt although a saved LUT exists")
+
+        monkeypatch.setattr(fastview._ShapedLut, "build", no_build)
+        np.testing.assert_array_equal(fastview.FastDisplay(transform, False).codes(pixels), first)
+        saved[0].write_bytes(b"not a LUT")  # a damaged file is rebuilt, never trusted
+        monkeypatch.undo()
+        np.testing.assert_array_equal(fastview.FastDisplay(transform, False).codes(pixels), first)
+    finally:
+        fastview.use_disk_cache(None)

@@ -30,10 +30,15 @@ the GIL in their loops).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import tempfile
 import threading
+import zipfile
 from collections import OrderedDict
 from concurrent.futures import Executor
+from pathlib import Path
 
 import numpy as np
 
@@ -134,16 +139,24 @@ class FastDisplay:
     # -- other input: shaper + 3D LUT + exact fallback -----------------------------------------
     def _codes_lut(self, frames: np.ndarray, pool: Executor | None) -> np.ndarray:
         lut = self._lut_ready(pool)
-        src = frames.reshape(-1, 3)
-        out = np.empty(src.shape, np.uint16 if self.deep else np.uint8)
-        starts = range(0, len(src), TILE)
+        out = np.empty(frames.shape, np.uint16 if self.deep else np.uint8)
+        # tiles of TILE pixels inside each frame: a (possibly strided) frame is copied a tile at a time
+        items = [(f, o, s) for f, o in zip(_frames(frames), _frames(out))
+                 for s in range(0, f.shape[0] * (f.shape[1] if f.ndim == 3 else 1), TILE)]
 
-        def work(s):
-            x = _as_float(src[s:s + TILE])
-            out[s:s + TILE] = lut.codes(x, self._exact_codes)
+        def work(item):
+            f, o, s = item
+            flat = o.reshape(-1, 3)
+            if f.ndim == 3:
+                w = f.shape[1]
+                rows = f[s // w:(s + TILE + w - 1) // w].reshape(-1, 3)
+                x = _as_float(rows[s % w:s % w + TILE])
+            else:
+                x = _as_float(f[s:s + TILE])
+            flat[s:s + len(x)] = lut.codes(x, self._exact_codes)
 
-        _map(pool, work, starts)
-        return out.reshape(frames.shape)
+        _map(pool, work, items)
+        return out
 
     def _exact_codes(self, x: np.ndarray) -> np.ndarray:
         y = np.ascontiguousarray(x, dtype=np.float32).copy()
@@ -155,7 +168,13 @@ class FastDisplay:
         if self._lut is None:
             with self._lock:
                 if self._lut is None:
-                    self._lut = _ShapedLut.build(self.transform, self.deep, pool)
+                    path = _disk_path(self.transform, self.deep)
+                    lut = _ShapedLut.load(path) if path is not None else None
+                    if lut is None:
+                        lut = _ShapedLut.build(self.transform, self.deep, pool)
+                        if path is not None:
+                            lut.save(path)
+                    self._lut = lut
         return self._lut
 
     @property
@@ -247,6 +266,39 @@ class _ShapedLut:
                     np.maximum(cell, err[a:a + m - 2:2, b:b + m - 2:2, c:c + m - 2:2], out=cell)
         marked.reshape(n, n, n)[:-1, :-1, :-1] = cell > MAX_ERROR_CODES
         return self
+
+    _FIELDS = ("n", "pre_matrix", "pre_offset", "clamp", "lo", "scale", "lut", "marked", "code_scale")
+
+    def save(self, path: Path) -> None:
+        """Write to ``path`` atomically (a cache: a failure to write only costs the next build)."""
+        arrays = {k: np.asarray(v if k != "lut" else v.view(np.float32)) for k, v in self.__dict__.items()
+                  if k in self._FIELDS and v is not None}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError, UnboundLocalError):
+                os.unlink(tmp)
+
+    @classmethod
+    def load(cls, path: Path):
+        """The LUT saved at ``path``, or None when there is none or it does not read back whole."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                d = {k: z[k] for k in z.files}
+            n = int(d["n"])
+            lut = np.ascontiguousarray(d["lut"], np.float32)
+            marked = np.ascontiguousarray(d["marked"], bool)
+            if lut.size != n ** 3 * 4 or marked.size != n ** 3:
+                return None
+            clamp = tuple(np.float32(v) for v in d["clamp"]) if "clamp" in d else None
+            return cls(n, d.get("pre_matrix"), d.get("pre_offset"), clamp, np.float32(d["lo"]),
+                       np.float32(d["scale"]), lut.view(np.complex128), marked, float(d["code_scale"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None
 
     def _coords(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(3, k) LUT grid coordinates of (k, 3) pixels, and which lie inside the LUT."""
@@ -383,6 +435,13 @@ def _leading_affine(ops, ocio):
             (np.float32(clamp[0]), np.float32(clamp[1])), k)
 
 
+def _frames(a: np.ndarray) -> list[np.ndarray]:
+    """(..., H, W, 3) -> its (H, W, 3) frames; (k, 3) pixels stay one item."""
+    if a.ndim >= 3:
+        return list(a.reshape((-1,) + a.shape[-3:]))
+    return [a.reshape(-1, 3)]
+
+
 def _split(frames: np.ndarray) -> list[np.ndarray]:
     """Work items: single frames of a batch, or row bands of one image."""
     if frames.ndim >= 4:
@@ -410,6 +469,27 @@ def _map(pool: Executor | None, fn, items) -> list:
     if pool is None or len(items) < 2:
         return [fn(i) for i in items]
     return list(pool.map(fn, items))
+
+
+_disk_dir: Path | None = None
+_DISK_VERSION = 1
+
+
+def use_disk_cache(folder) -> None:
+    """Keep built LUTs in ``folder`` (None: memory only), one file per config, view and depth."""
+    global _disk_dir
+    _disk_dir = Path(folder) if folder else None
+
+
+def _disk_path(transform, deep: bool) -> Path | None:
+    if _disk_dir is None:
+        return None
+    import PyOpenColorIO
+
+    key = "|".join(str(v) for v in (
+        _DISK_VERSION, PyOpenColorIO.__version__, transform.config.getCacheID(), transform.src, transform.display,
+        transform.view, deep, LUT_SIZE, MAX_ERROR_CODES, SHAPER_OFFSET))
+    return _disk_dir / f"view-lut-{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
 
 
 _cache: "OrderedDict[tuple, FastDisplay]" = OrderedDict()

@@ -363,6 +363,9 @@ class DirectorSaveVideo(io.ComfyNode):
             raise DirectorError(f"view_transform: '{view_transform}' is not one of {', '.join(VIEW_TRANSFORMS)}.",
                                 field="view_transform")
         mode = FORMATS[format]
+        from ..colour import fastview
+
+        fastview.use_disk_cache(glue.user_dir() / "director" / "view_luts")  # a view's LUT is built once
         config = ocio.load_config(ocio_config or None)
         ref = footage_from_video(video, spill_dir=glue.temp_dir() / "director-spill")
         info = ref_info(ref)
