@@ -9,14 +9,18 @@ own peak RSS) on a synthetic 1080p24 H.264 clip (moving gradients + grain, many 
 - SDR H.264 through the SDR 100 nits view, fast and exact, against the same SDR save of the
   clip as ``sRGB - Texture`` (no transform);
 - the same pairs for float frames (the clip's codes made scene-linear, 0 .. ~8, as EXR plates
-  give them), where the fast path is the checked 3D LUT instead of the 8-bit memo;
-- memory: the fast HDR10 save of a 10 s and a 20 s clip (peak RSS must be flat).
+  give them), where the fast path is the checked 3D LUT instead of the 8-bit memo: once with the
+  LUT built inside the row (a cold start), once read back from the disk cache (what every later
+  save with that config and view gets);
+- memory: the fast save (SDR by default, ``--memory-format hdr10``) of a 10 s and a 20 s clip:
+  peak RSS must be flat.
 
 Ratio = fps of the row / fps of its no-transform row, measured in the same run. Goals (issue 17):
 >= 0.4 for HDR10 and for SDR on 2 cores. The exact rows run on a shorter stretch (they take
 about a second a frame). Run on a busy machine, only the ratios of one run compare.
 
-    python bench/bench_display.py                            # 10 s clip, exact on 2 s, memory 10 s + 20 s
+    python bench/bench_display.py                            # 10 s rows, exact on 2 s, memory 10 s + 20 s
+    python bench/bench_display.py --seconds 3 --exact-seconds 1 --float-seconds 1   # a loaded machine
     python bench/bench_display.py --seconds 1 --exact-seconds 0.5 --memory-seconds 1,2   # smoke run
 """
 
@@ -62,9 +66,12 @@ def make_clip(path: Path, seconds: float) -> Path:
 
 
 def child_encode(clip: str, out: str, mode: str, space: str, view_transform: str, frames: int,
-                 floats: bool) -> dict:
+                 floats: bool, lut_dir: str | None = None) -> dict:
+    from comfyui_director.nodes.colour import fastview
     from comfyui_director.nodes.footage.encode import encode_mp4
     from comfyui_director.nodes.footage.stream import FootageRef, FootageSelection, iter_chunks
+
+    fastview.use_disk_cache(lut_dir)  # as Save Video does with ComfyUI's user folder
 
     def chunks():
         for c in iter_chunks(FootageRef(clip, FootageSelection(count=frames))):
@@ -97,14 +104,17 @@ def main() -> None:
     ap.add_argument("--exact-seconds", type=float, default=2.0, help="stretch the exact rows encode")
     ap.add_argument("--float-seconds", type=float, default=3.0, help="stretch the float-input rows encode")
     ap.add_argument("--memory-seconds", default="10,20", help="clip lengths of the memory rows")
+    ap.add_argument("--memory-format", default="sdr", choices=("sdr", "hdr10"), help="format of the memory rows")
+    ap.add_argument("--rows", default="hdr,sdr,float,memory", help="row groups to run")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         print(json.dumps(child_encode(**json.loads(a.child))))
         return
     work = Path(tempfile.mkdtemp(prefix="bench-display-"))
-    mem_s = [float(s) for s in a.memory_seconds.split(",") if s.strip()]
-    longest = max([a.seconds, *mem_s])
+    groups = {g.strip() for g in a.rows.split(",")}
+    mem_s = [float(s) for s in a.memory_seconds.split(",") if s.strip()] if "memory" in groups else []
+    longest = max([a.seconds, a.float_seconds, a.exact_seconds, *mem_s])
     clip = make_clip(work / "clip.mp4", longest)
     n = int(round(a.seconds * FPS))
     n_exact = int(round(a.exact_seconds * FPS))
@@ -112,37 +122,44 @@ def main() -> None:
     rows = []
     k = 0
 
-    def run(label, mode, space, vt, frames, floats=False, base=None):
+    def run(label, mode, space, vt, frames, floats=False, base=None, lut_dir=None):
         nonlocal k
         k += 1
         r = run_child(clip=str(clip), out=str(work / f"o{k}.mp4"), mode=mode, space=space, view_transform=vt,
-                      frames=frames, floats=floats)
+                      frames=frames, floats=floats, lut_dir=lut_dir)
         ratio = f"{r['fps'] / base['fps']:.2f}" if base else ("" if label.startswith("memory") else "1 (reference)")
         rows.append((label, r["frames"], f"{r['fps']:.2f}", ratio, f"{r['rss_mb']:.0f}"))
         print(f"  {label}: {r}", file=sys.stderr, flush=True)
         return r
 
     pq, scene, srgb = "Rec.2100-PQ - Display", "ACES2065-1", "sRGB - Texture"
-    hdr_plain = run("HDR10 HEVC, clip labelled Rec.2100-PQ - Display (no view)", "hdr10", pq, "fast", n)
-    hdr_fast = run("HDR10 HEVC, 8-bit clip as ACES2065-1, fast", "hdr10", scene, "fast", n, base=hdr_plain)
-    hdr_plain_x = run("HDR10 HEVC, labelled PQ (no view), exact-row stretch", "hdr10", pq, "fast", n_exact)
-    run("HDR10 HEVC, 8-bit clip as ACES2065-1, exact (slow)", "hdr10", scene, "exact", n_exact, base=hdr_plain_x)
-    sdr_plain = run("SDR H.264, clip as sRGB - Texture (no view)", "sdr", srgb, "fast", n)
-    run("SDR H.264, 8-bit clip as ACES2065-1, fast", "sdr", scene, "fast", n, base=sdr_plain)
-    sdr_plain_x = run("SDR H.264, sRGB (no view), exact-row stretch", "sdr", srgb, "fast", n_exact)
-    run("SDR H.264, 8-bit clip as ACES2065-1, exact (slow)", "sdr", scene, "exact", n_exact, base=sdr_plain_x)
-    fh = run("HDR10 HEVC, float frames labelled PQ (no view)", "hdr10", pq, "fast", n_float, floats=True)
-    run("HDR10 HEVC, float frames as ACES2065-1, fast (3D LUT)", "hdr10", scene, "fast", n_float, True, fh)
-    fs = run("SDR H.264, float frames labelled sRGB - Display (no view)", "sdr", "sRGB - Display", "fast", n_float,
-             floats=True)
-    run("SDR H.264, float frames as ACES2065-1, fast (3D LUT)", "sdr", scene, "fast", n_float, True, fs)
+    if "hdr" in groups:
+        hdr_plain = run("HDR10 HEVC, clip labelled Rec.2100-PQ - Display (no view)", "hdr10", pq, "fast", n)
+        run("HDR10 HEVC, 8-bit clip as ACES2065-1, fast", "hdr10", scene, "fast", n, base=hdr_plain)
+        hdr_plain_x = run("HDR10 HEVC, labelled PQ (no view), exact-row stretch", "hdr10", pq, "fast", n_exact)
+        run("HDR10 HEVC, 8-bit clip as ACES2065-1, exact (slow)", "hdr10", scene, "exact", n_exact, base=hdr_plain_x)
+    if "sdr" in groups:
+        sdr_plain = run("SDR H.264, clip as sRGB - Texture (no view)", "sdr", srgb, "fast", n)
+        run("SDR H.264, 8-bit clip as ACES2065-1, fast", "sdr", scene, "fast", n, base=sdr_plain)
+        sdr_plain_x = run("SDR H.264, sRGB (no view), exact-row stretch", "sdr", srgb, "fast", n_exact)
+        run("SDR H.264, 8-bit clip as ACES2065-1, exact (slow)", "sdr", scene, "exact", n_exact, base=sdr_plain_x)
+    if "float" in groups:
+        luts = str(work / "luts")  # the LUT is built once per view (first row), then read from disk
+        fh = run("HDR10 HEVC, float frames labelled PQ (no view)", "hdr10", pq, "fast", n_float, floats=True)
+        run("HDR10 HEVC, float frames as ACES2065-1, fast, LUT built in this row", "hdr10", scene, "fast",
+            n_float, True, fh, lut_dir=luts)
+        run("HDR10 HEVC, float frames as ACES2065-1, fast, LUT read from disk", "hdr10", scene, "fast", n_float,
+            True, fh, lut_dir=luts)
+        fs = run("SDR H.264, float frames labelled sRGB - Display (no view)", "sdr", "sRGB - Display", "fast",
+                 n_float, floats=True)
+        run("SDR H.264, float frames as ACES2065-1, fast, LUT built in this row", "sdr", scene, "fast", n_float,
+            True, fs, lut_dir=luts)
+        run("SDR H.264, float frames as ACES2065-1, fast, LUT read from disk", "sdr", scene, "fast", n_float,
+            True, fs, lut_dir=luts)
     for s in mem_s:
-        if s == a.seconds:  # the fast HDR10 row above is this run
-            rows.append((f"memory: HDR10 fast, {s:g} s clip (= the row above)", hdr_fast["frames"],
-                         f"{hdr_fast['fps']:.2f}", "", f"{hdr_fast['rss_mb']:.0f}"))
-        else:
-            run(f"memory: HDR10 fast, {s:g} s clip", "hdr10", scene, "fast", int(round(s * FPS)))
-    print(f"\nbench_display: 1080p24, {os.cpu_count()} CPU cores; one child process per row (cold caches). "
+        run(f"memory: {a.memory_format.upper()} fast, 8-bit clip as ACES2065-1, {s:g} s", a.memory_format, scene,
+            "fast", int(round(s * FPS)))
+    print(f"\nbench_display: 1080p24, {os.cpu_count()} CPU cores; one child process per row (cold in-memory caches). "
           "Ratio = fps / fps of the no-view row above it, same run.\n")
     print("| row | frames | fps | ratio to no view | peak RSS MB |")
     print("| --- | ---: | ---: | ---: | ---: |")
