@@ -114,7 +114,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-display-"))
     groups = {g.strip() for g in a.rows.split(",")}
     mem_s = [float(s) for s in a.memory_seconds.split(",") if s.strip()] if "memory" in groups else []
-    longest = max([a.seconds, a.float_seconds, a.exact_seconds, *mem_s])
+    longest = max([a.seconds if groups & {"hdr", "sdr"} else 0, a.float_seconds if "float" in groups else 0,
+                   a.exact_seconds, *mem_s])
     clip = make_clip(work / "clip.mp4", longest)
     n = int(round(a.seconds * FPS))
     n_exact = int(round(a.exact_seconds * FPS))

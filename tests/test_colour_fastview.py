@@ -257,3 +257,23 @@ def test_a_built_lut_is_kept_on_disk_and_read_back_instead_of_rebuilt(tmp_path, 
         np.testing.assert_array_equal(fastview.FastDisplay(transform, False).codes(pixels), first)
     finally:
         fastview.use_disk_cache(None)
+
+
+@pytest.mark.comfyui
+def test_real_comfyui_save_video_runs_both_view_transforms_to_the_same_hdr10_picture(comfy):
+    from media import make_clip
+
+    make_clip(comfy.base / "input" / "fastview_clip.mp4", frames=4)
+    prompt = {"1": {"class_type": "DirectorLoadVideo", "inputs": {
+        "video": "fastview_clip.mp4", "start_frame": 0, "frame_count": 0, "stride": 1, "max_size": 0}}}
+    for node, choice in (("2", "fast"), ("3", "exact, slow")):
+        prompt[node] = {"class_type": "DirectorSaveVideo", "inputs": {
+            "video": ["1", 0], "filename_prefix": f"fastview/{choice[:4]}", "format": "HEVC 10-bit HDR10 PQ (.mp4)",
+            "input_colour_space": "ACES2065-1", "view_transform": choice}}
+    entry = comfy.run_prompt(prompt)
+    assert entry["status"]["status_str"] == "success", str(entry["status"])[:4000]
+    files = [comfy.base / "output" / entry["outputs"][n]["images"][0]["subfolder"]
+             / entry["outputs"][n]["images"][0]["filename"] for n in ("2", "3")]
+    fast, exact = (_decoded(p) for p in files)
+    assert fast.shape[0] == 4
+    np.testing.assert_array_equal(fast, exact)
