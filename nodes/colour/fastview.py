@@ -14,8 +14,8 @@ stand in for it:
   colours never seen stay unallocated.
 - **uint16 / float input** (EXR plates, 10-bit video): the cheap leading part of the view (the
   AP0 -> AP1 matrix and its clamp at 0, in the ACES config) runs in numpy; the rest is a 65^3
-  3D LUT sampled from OCIO's exact processor over a per-channel log2 shaper (2^-13 .. the clamp's
-  top), applied with tetrahedral interpolation. The ACES 2.0 transform is not smooth everywhere
+  3D LUT sampled from OCIO's exact processor over a per-channel log2 shaper (2^-13 .. 1024, or the
+  clamp's top if lower; brighter values go exactly), applied with tetrahedral interpolation. The ACES 2.0 transform is not smooth everywhere
   (gamut compression near the display's gamut hull, hue tables), so the LUT is checked at build
   against the exact processor on the 129^3 grid of cell corners, edge midpoints, face and body
   centres; cells off by more than one output code there are marked, and pixels that fall in a
