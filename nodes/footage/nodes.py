@@ -44,6 +44,8 @@ FORMATS = {
     "ProRes 4444 10-bit SDR (.mov)": "prores4444",
 }
 FROM_FOOTAGE = "auto (from footage)"  # the EXR Writer's word for it too
+VIEW_TRANSFORMS = {"fast": "fast", "exact, slow": "exact"}
+"""Save Video's view_transform choices -> encode_mp4's ``view_transform``."""
 AUDIO_OUTPUT_MAX_S = 600.0
 """Load Video's audio output holds at most this much sound (10 min: ~230 MB of float32 stereo
 48 kHz): the output is decoded into memory, so a longer selection gives no audio output rather
@@ -309,6 +311,13 @@ class DirectorSaveVideo(io.ComfyNode):
                 io.String.Input("ocio_config", default="", optional=True, advanced=True,
                                 tooltip="Path of an OpenColorIO config. Empty: $OCIO if set, else the ACES config "
                                         "built into OpenColorIO."),
+                io.Combo.Input("view_transform", options=list(VIEW_TRANSFORMS), default=next(iter(VIEW_TRANSFORMS)),
+                               optional=True, advanced=True,
+                               tooltip="How scene-linear footage reaches the display. fast: 8-bit footage gets "
+                                       "OpenColorIO's exact codes (remembered per colour); 16-bit and float "
+                                       "footage a 3D LUT of the view, checked against OpenColorIO (within one "
+                                       "code) with the colours it cannot follow done exactly. exact, slow: "
+                                       "OpenColorIO on every pixel (about a second per 1080p frame)."),
             ],
             outputs=[io.Video.Output(display_name="video")],
             hidden=[io.Hidden.unique_id, io.Hidden.prompt, io.Hidden.extra_pnginfo],
@@ -326,10 +335,17 @@ class DirectorSaveVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, video, filename_prefix: str = "director/video", format: str = next(iter(FORMATS)),
-                input_colour_space: str = FROM_FOOTAGE, ocio_config: str = "") -> io.NodeOutput:
+                input_colour_space: str = FROM_FOOTAGE, ocio_config: str = "",
+                view_transform: str = next(iter(VIEW_TRANSFORMS))) -> io.NodeOutput:
         if format not in FORMATS:
             raise DirectorError(f"format: '{format}' is not one of {', '.join(FORMATS)}.", field="format")
+        if view_transform not in VIEW_TRANSFORMS:
+            raise DirectorError(f"view_transform: '{view_transform}' is not one of {', '.join(VIEW_TRANSFORMS)}.",
+                                field="view_transform")
         mode = FORMATS[format]
+        from ..colour import fastview
+
+        fastview.use_disk_cache(glue.user_dir() / "director" / "view_luts")  # a view's LUT is built once
         config = ocio.load_config(ocio_config or None)
         override = None if input_colour_space == FROM_FOOTAGE else input_colour_space
         ref = footage_from_video(video, spill_dir=glue.spill_dir(), colourspace=override)
@@ -345,7 +361,8 @@ class DirectorSaveVideo(io.ComfyNode):
                 iter_chunks(ref), target, info.fps, input_space=space, mode=mode, config=config,
                 audio_from=ref.path if src_audio else None, audio_window=audio_window(ref) if src_audio else None,
                 progress=glue.progress_for(cls.hidden.unique_id, info.frame_count), cancel=glue.interrupted(),
-                total_frames=info.frame_count, metadata=cls._metadata(ref))
+                total_frames=info.frame_count, metadata=cls._metadata(ref),
+                view_transform=VIEW_TRANSFORMS[view_transform])
         except Cancelled:
             glue.raise_if_interrupted()
             raise
