@@ -116,9 +116,10 @@ def reframed_chunks(ref: FootageRef, canvas: ReframeCanvas, out_w: int, out_h: i
 
 def render_reframe(ref: FootageRef, canvas: ReframeCanvas, resolution: str, final: Path, *,
                    progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
-                   metadata: dict[str, str] | None = None, ahead=None):
+                   metadata: dict[str, str] | None = None, ahead=None, audio: bool = True):
     """Encode the Draft reframe to ``final`` (H.264 SDR .mp4, the source's rate, its audio copied).
-    ``ahead`` wraps the chunk iterator (e.g. the Draft engine's one-chunk-ahead helper thread)."""
+    ``ahead`` wraps the chunk iterator (e.g. the Draft engine's one-chunk-ahead helper thread);
+    ``audio=False`` leaves the audio out (the Luma emulator: the service's output is silent)."""
     from ..footage.encode import encode_mp4
 
     info = ref_info(ref)
@@ -127,7 +128,7 @@ def render_reframe(ref: FootageRef, canvas: ReframeCanvas, resolution: str, fina
     chunks = reframed_chunks(ref, canvas, out_w, out_h, cancelled=cancelled)
     if ahead is not None:
         chunks = ahead(chunks)
-    window = audio_window(ref) if not ref.exr_frames else None
+    window = audio_window(ref) if audio and not ref.exr_frames else None
     try:
         return encode_mp4(chunks, final, Fraction(info.fps), input_space="sRGB - Texture", mode="sdr",
                           audio_from=ref.path if window else None, audio_window=window, cancel=cancelled,

@@ -37,7 +37,7 @@ from ...common.paths import ensure_writable_dir
 from ...footage.stream import probe
 from ...shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
 from ...shot.request import FPS, ShotRequest
-from . import mapping, media
+from . import mapping, media, sources
 from .keys import KeySource, SecretKey, base_url_from_env
 from .ledger import LEDGER_FILE, Job, JobLedger, owner_alive, owner_token
 from .limits import SessionSpend, Slot, session_spend, slots_for
@@ -146,6 +146,7 @@ class LumaEngine(Engine):
         self._spend = spend
         self._on_request = on_request
         self._ledger: JobLedger | None = None
+        self._sources: sources.SourceUploads | None = None
 
     def __repr__(self) -> str:
         return f"LumaEngine(model={self.model!r}, base_url={self.base_url!r}, ledger={str(self.ledger_path)!r})"
@@ -251,8 +252,7 @@ class LumaEngine(Engine):
         slot = None
         try:
             reserved = run.reserved = spend.reserve(credits, self.max_credits_per_session)
-            refs = await self._upload_images(run, job)
-            body = mapping.build_body(run.req, refs, model=self.model, user_id=self.user_id or None)
+            body = await self._request_body(run, job, key)
             slots = slots_for(key.account, self.base_url, self.max_concurrent_jobs)
             # the heartbeat keeps this claim fresh, so a second run of the same shot waits for this
             # one instead of taking the row over as stale and sending the shot as well
@@ -303,6 +303,33 @@ class LumaEngine(Engine):
             raise
         run.hooks.status(f"Luma job {gen.id} created ({gen.state})")
         return ledger.mark_created(job.id, gen.id, gen.state)
+
+    async def _request_body(self, run: _Run, job: Job, key: SecretKey) -> dict[str, Any]:
+        """Uploads, then the job's body, per task (generate: keyframe images; reframe: the source video)."""
+        if run.req.task == "reframe":
+            source = await self._upload_source(run, job, key, run.req.options["footage"])
+            return mapping.build_reframe_body(run.req, source, model=self.model, user_id=self.user_id or None)
+        refs = await self._upload_images(run, job)
+        return mapping.build_body(run.req, refs, model=self.model, user_id=self.user_id or None)
+
+    @property
+    def source_uploads(self) -> sources.SourceUploads:
+        """The table of source videos already uploaded (beside the ledger)."""
+        if self._sources is None:
+            self._sources = sources.SourceUploads(self.ledger_path.with_name(sources.SOURCES_FILE.name))
+        return self._sources
+
+    async def _upload_source(self, run: _Run, job: Job, key: SecretKey, footage) -> dict[str, str]:
+        """A source video (reframe, modify) through the Files API, once per distinct file and selection
+        (sources.py: prepared by remux or a high-quality encode, reused by content hash)."""
+        ref = await until_cancelled(
+            sources.upload_source(run.transport, footage, self.source_uploads, account=key.account,
+                                  base_url=self.base_url, work_dir=self.work_dir, cancelled=run.hooks.cancelled,
+                                  status=run.hooks.status),
+            run.hooks.cancelled)
+        self.ledger.heartbeat(job.id)
+        _progress(run.hooks, 1, "uploaded")
+        return ref
 
     async def _upload_images(self, run: _Run, job: Job) -> list[dict[str, str]]:
         """Each keyframe image as a lossless PNG through the Files API (base64 if it is down)."""
@@ -480,7 +507,8 @@ class LumaEngine(Engine):
                 "credits": str(job.credits), "ledger_row": str(job.id), "luma_job": how}
         if files.get("extra"):
             meta["luma_other_outputs"] = ";".join(files["extra"])
-        return ShotResult(video=video, frame_count=frames, fps=Fraction(FPS), width=width, height=height,
+        fps = Fraction(FPS) if req.task == "generate" else info.fps  # video tasks keep their source's rate
+        return ShotResult(video=video, frame_count=frames, fps=fps, width=width, height=height,
                           engine=self.name, draft=False, hdr=req.hdr,
                           exr_frames=Path(files["exr_frames"]) if files.get("exr_frames") else None,
                           job_id=job.generation_id, credits=job.credits, metadata=meta)
