@@ -248,3 +248,19 @@ def _number(v: float) -> str:
 
 DEFAULT_STATE = state_text(ReframeCanvas(DEFAULT_ASPECT, 0.0, 0.341796875, 1.0, 0.31640625))
 """9:16 with a 16:9 source fitted across the middle (what "centre fit" gives a 16:9 source)."""
+
+
+def placed_still(image: np.ndarray, placement: Placement, fill: float = 0.5) -> np.ndarray:
+    """One float (H, W, 3) image placed in the output frame exactly as the video is (grey ``fill``
+    where the new area goes): the still for native inpaint/outpaint graphs."""
+    import cv2
+
+    p = placement
+    out = np.full((p.out_h, p.out_w, 3), fill, np.float32)
+    vx0, vy0, vx1, vy1 = p.visible
+    if vx1 > vx0 and vy1 > vy0:
+        h, w = image.shape[:2]
+        interp = cv2.INTER_AREA if p.width < w else cv2.INTER_LINEAR
+        scaled = cv2.resize(np.ascontiguousarray(image[..., :3], np.float32), (p.width, p.height), interpolation=interp)
+        out[vy0:vy1, vx0:vx1] = scaled[vy0 - p.y0:vy1 - p.y0, vx0 - p.x0:vx1 - p.x0]
+    return out
