@@ -32,7 +32,7 @@ const NODE_ID = "DirectorReframeCanvas";
 const UI_KEY = "director_reframe";
 const VIEW_PROPERTY = "director_reframe_view";
 const CANVAS_H = 360;
-const WIDGET_H = 440;
+const WIDGET_H = 472;
 const PAD = 14;
 const HANDLE = 7;
 const SNAP_PX = 7;
@@ -371,7 +371,7 @@ class ReframeEditor {
     const st = this.state();
     for (const b of this.aspectButtons) b.classList.toggle("dr-on", b.textContent === st.aspect);
     for (const b of this.presetButtons) b.classList.toggle("dr-on", b.textContent === this.preset);
-    this.lockButton.textContent = this.locked ? "🔒 aspect" : "🔓 aspect";
+    this.lockButton.textContent = this.locked ? "aspect locked" : "aspect free";
     this.lockButton.classList.toggle("dr-on", this.locked);
     this.snapButton.textContent = "snap";
     this.snapButton.classList.toggle("dr-on", this.snap);
