@@ -213,7 +213,7 @@ class DirectorReframeVideo(io.ComfyNode):
         if result.frame_count != src.frame_count:
             info += f" · NOTE: {result.frame_count} frames made for a {src.frame_count}-frame source"
         glue.status_text(node_id, info)
-        shown = {"text": [info]}
+        shown = {"text": [info], "director_source_seconds": [round(src.duration, 3)]}
         if where is not None:
             saved = ui.SavedResult(where.name, str(where.parent) if str(where.parent) != "." else "",
                                    io.FolderType.output)

@@ -226,3 +226,23 @@ export function frameInView(aspect, viewW, viewH, pad = 0) {
   }
   return { x: (viewW - w) / 2, y: (viewH - h) / 2, w, h };
 }
+
+// Credits per started output second at 360p/540p/720p/1080p: nodes/shot/request.py's
+// CREDITS_REFRAME_PER_SECOND (tests/test_reframe_credits.py reads this literal and compares).
+export const CREDITS_REFRAME_PER_SECOND = [10, 20, 40, 120];
+export const LUMA_NO_1080P = ["9:16", "3:4"];
+
+/** What Reframe Video shows before it runs: {text, tone, detail} (tones as in credits_core.js). */
+export function reframeCreditsNote({ billing, resolution, aspect = null, seconds = null, cap = 0 }) {
+  if (!billing) return { text: "Draft: free", tone: "free", detail: "No billing engine connected: the CPU Draft engine makes a preview fill." };
+  const idx = RESOLUTIONS.indexOf(resolution);
+  if (idx < 0) return { text: "credits: ?", tone: "warn", detail: "Unknown resolution." };
+  if (resolution === "1080p" && LUMA_NO_1080P.includes(aspect)) {
+    return { text: `1080p ${aspect}: refused`, tone: "warn", detail: `Luma reframes ${LUMA_NO_1080P.join(" and ")} up to 720p.` };
+  }
+  const rate = CREDITS_REFRAME_PER_SECOND[idx];
+  if (seconds == null) return { text: `${rate} credits / s`, tone: "cost", detail: `${resolution}: ${rate} credits per started output second (the source's length).` };
+  const credits = rate * Math.ceil(seconds - 1e-9);
+  if (cap > 0 && credits > cap) return { text: `${credits} credits > cap ${cap}`, tone: "warn", detail: `the engine's max_credits_per_job is ${cap}.` };
+  return { text: `≈ ${credits} credits`, tone: "cost", detail: `${resolution}: ${rate} credits per started second × ${Math.ceil(seconds - 1e-9)} s.` };
+}
