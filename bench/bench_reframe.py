@@ -142,10 +142,11 @@ def emulator(latency: float) -> tuple[subprocess.Popen, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--luma-only", action="store_true", help="skip the Draft rows")
     args = ap.parse_args()
     rows = []
     lengths = [10] if args.quick else [10, 20]
-    resolutions = ["720p"] if args.quick else ["720p", "1080p"]
+    resolutions = [] if args.luma_only else ["720p"] if args.quick else ["720p", "1080p"]
     for res in resolutions:
         for secs in lengths:
             r = run_child(DRAFT.format(clip=str(clip(secs)), resolution=res))

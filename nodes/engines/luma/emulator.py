@@ -44,7 +44,8 @@ Decisions where the service is not documented:
   edit keeps the source's aspect (nearest Ray aspect). A reframe of an uploaded (or inline) source
   is the real thing, minus the AI: the source placed at ``video.source_position`` (centred fit
   when omitted) by Director's reframe geometry, the rest filled, silent, with the SOURCE's frame
-  count and frame rate. A reframe to the source's own aspect (within 2 %) is refused (422). Source length comes from the upload or
+  count and frame rate, rendered in the background from the moment the job is created (a download
+  waits for it). A reframe to the source's own aspect (within 2 %) is refused (422). Source length comes from the upload or
   generation it refers to; a plain ``url`` source cannot be fetched here (no network) and is taken
   as ``url_video_s`` seconds long.
 - Images (uni-1, types image/image_edit/layering) are not emulated: 422 saying so.
@@ -587,6 +588,9 @@ class LumaEmulator:
                    "queued_s": self.queued_s, "processing_s": self.processing_s,
                    "fate": fail.failure_code if fail else "completed", "refunded": False, "outputs": None, **plan}
             self._jobs[gid] = job
+        if job.get("reframe", {}).get("source") is not None and job["fate"] == "completed":
+            # rendered while the job is queued/processing, as the service would; a download waits for it
+            threading.Thread(target=self._reframed, args=(job,), daemon=True, name="emulator-reframe").start()
         reply = _json_reply(201, self._public(job, sign=False, as_created=True), rate_headers)
         if self._take_fault(route, kind="after_create") is not None:
             return _Reply(0, drop=True)
