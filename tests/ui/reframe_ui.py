@@ -167,6 +167,8 @@ def main() -> int:
             page.evaluate("async (api) => { await app.loadApiJson(api, 'reframe'); }", prompt(str(src)))
             page.evaluate("""() => { const n = app.graph._nodes.find(n => n.type === 'DirectorReframeCanvas');
                 n.pos = [420, 80]; app.canvas.ds.scale = 1; app.canvas.ds.offset = [0, 0];
+                const vids = app.graph._nodes.filter(n => n.type === 'DirectorReframeVideo');
+                vids.forEach((v, i) => { v.pos = [1000 + i * 440, 80]; });
                 app.graph.setDirtyCanvas(true, true); }""")
             page.evaluate("async () => { await app.queuePrompt(0, 1); }")
             wait_idle(base)
