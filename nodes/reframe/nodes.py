@@ -43,7 +43,7 @@ class DirectorReframeCanvas(io.ComfyNode):
                         "placed first frame for native inpaint/outpaint graphs.",
             inputs=[
                 io.Video.Input("video", tooltip="The source clip; its first frame is what the widget shows."),
-                io.String.Input("canvas", default=geometry.DEFAULT_STATE,
+                io.String.Input("canvas", default=geometry.DEFAULT_STATE, dynamic_prompts=False, advanced=True,
                                 tooltip='The canvas as JSON: {"version": 1, "aspect_ratio": "9:16", "x_norm", '
                                         '"y_norm", "w_norm", "h_norm"}, the source\'s rectangle as fractions of the '
                                         "new frame (x/w of its width, y/h of its height; x/y may be negative, w/h up "
