@@ -42,7 +42,7 @@ from ...common.paths import ensure_writable_dir, shown_path
 from ...footage.stream import probe
 from ...shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
 from ...shot.request import FPS, ShotRequest
-from . import mapping, media
+from . import mapping, media, sources
 from .keys import KeySource, SecretKey, base_url_from_env
 from .ledger import LEDGER_FILE, Job, JobLedger, owner_token
 from .limits import JobSlots, SessionSpend, Slot, session_spend, slots_for
@@ -193,6 +193,7 @@ class LumaEngine(Engine):
         self._spend = spend
         self._on_request = on_request
         self._ledger: JobLedger | None = None
+        self._sources: sources.SourceUploads | None = None
 
     def __repr__(self) -> str:
         return f"LumaEngine(model={self.model!r}, base_url={self.base_url!r}, ledger={str(self.ledger_path)!r})"
@@ -239,6 +240,9 @@ class LumaEngine(Engine):
         credits = self.estimate_credits(request)
         summary = (f"{request.mode} {request.resolution} {request.duration}s {request.aspect_ratio}"
                    f"{' hdr' if request.hdr else ''}{' exr' if request.exr else ''}: {request.prompt[:80]}")
+        if request.task != "generate" and request.source is not None:
+            summary = (f"{request.task} {request.resolution} {request.source.duration:.2f}s {request.aspect_ratio} "
+                       f"of {Path(request.source.path).name}: {request.prompt[:80]}")
         for _ in range(CLAIM_ROUNDS):
             claim = await asyncio.to_thread(ledger.claim, request_hash, key.account, credits=credits, owner=owner,
                                             stale_after_s=stale, summary=summary)
@@ -311,8 +315,7 @@ class LumaEngine(Engine):
         slot = None
         try:
             reserved = run.reserved = spend.reserve(credits, self.max_credits_per_session)
-            refs = await self._upload_images(run, job)
-            body = mapping.build_body(run.req, refs, model=self.model, user_id=self.user_id or None)
+            body = await self._request_body(run, job, key)
             slot = await self._slots(key).acquire(hooks.cancelled, hooks.status)
         except BaseException:
             ledger.mark_abandoned(job.id, run.owner)
@@ -424,6 +427,32 @@ class LumaEngine(Engine):
             f"not record it ({what}). The job id was written to {ledger.journal_path.name} beside the ledger. "
             "Fix the cause (free disk space, or close whatever holds the ledger open), then queue the same "
             f"graph again: it picks up job {gid} and pays nothing again.") from None
+
+    async def _request_body(self, run: _Run, job: Job, key: SecretKey) -> dict[str, Any]:
+        """Uploads, then the job's body, per task (generate: keyframe images; reframe: the source video)."""
+        if run.req.task == "reframe":
+            source = await self._upload_source(run, job, key, run.req.options["footage"])
+            return mapping.build_reframe_body(run.req, source, model=self.model, user_id=self.user_id or None)
+        refs = await self._upload_images(run, job)
+        return mapping.build_body(run.req, refs, model=self.model, user_id=self.user_id or None)
+
+    @property
+    def source_uploads(self) -> sources.SourceUploads:
+        """The table of source videos already uploaded (beside the ledger)."""
+        if self._sources is None:
+            self._sources = sources.SourceUploads(self.ledger_path.with_name(sources.SOURCES_FILE.name))
+        return self._sources
+
+    async def _upload_source(self, run: _Run, job: Job, key: SecretKey, footage) -> dict[str, str]:
+        """A source video (reframe, modify) through the Files API, once per distinct file and selection
+        (sources.py: prepared by remux or a high-quality encode, reused by content hash)."""
+        ref = await until_cancelled(
+            sources.upload_source(run.transport, footage, self.source_uploads, account=key.account,
+                                  base_url=self.base_url, work_dir=self.work_dir, cancelled=run.hooks.cancelled,
+                                  status=run.hooks.status),
+            run.hooks.cancelled)
+        _progress(run.hooks, 1, "uploaded")
+        return ref
 
     async def _upload_images(self, run: _Run, job: Job) -> list[dict[str, str]]:
         """Each keyframe image as a lossless PNG through the Files API (base64 if it is down)."""
@@ -619,7 +648,8 @@ class LumaEngine(Engine):
                 "credits": str(job.credits), "ledger_row": str(job.id), "luma_job": how}
         if files.get("extra"):
             meta["luma_other_outputs"] = ";".join(files["extra"])
-        return ShotResult(video=video, frame_count=frames, fps=Fraction(FPS), width=width, height=height,
+        fps = Fraction(FPS) if req.task == "generate" else info.fps  # video tasks keep their source's rate
+        return ShotResult(video=video, frame_count=frames, fps=fps, width=width, height=height,
                           engine=self.name, draft=False, hdr=req.hdr,
                           exr_frames=Path(files["exr_frames"]) if files.get("exr_frames") else None,
                           job_id=job.generation_id, credits=job.credits, metadata=meta)
