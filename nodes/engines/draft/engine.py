@@ -2,9 +2,11 @@
 
 It shows what a shot will be timed and framed like: each keyframe image exactly on its frame,
 motion-aware morphs between them, directions as captions, a slate for text-only shots
-(rules in ``animatic.py``). It is honest about being a preview: ``ShotResult.draft`` is True and
-the metadata says ``director:preview = true``. What it cannot do (HDR, EXR, modify, reframe) it
-refuses in ``check``, by name, before anything runs.
+(rules in ``animatic.py``). Modify shots dispatch to ``nodes/modify/draft.py`` (the source through
+a labelled restyle with the tracked skeletons, faces and structure on top, audio kept). It is
+honest about being a preview: ``ShotResult.draft`` is True and the metadata says
+``director:preview = true``. What it cannot do (HDR, EXR, reframe) it refuses in ``check``, by
+name, before anything runs.
 """
 
 from __future__ import annotations
@@ -58,18 +60,16 @@ class DraftEngine(Engine):
         return f"draft/1:transition={self.transition}:captions={int(self.captions)}"
 
     def check(self, request: ShotRequest) -> None:
+        if request.task == "modify":  # the preview of what a modify shot keeps (nodes/modify/draft.py)
+            self._check_hdr(request)
+            if request.source is None:
+                raise EngineUnsupported("Draft engine: a modify shot needs source footage.", field="source")
+            return
         if request.task != "generate":
             raise EngineUnsupported(
                 f"Draft engine: the '{request.task}' task is not available yet; the draft makes generate shots only.",
                 field="task")
-        if request.exr:
-            raise EngineUnsupported(
-                "Draft engine: EXR export is not available (a draft is an 8-bit SDR preview); "
-                "turn EXR off or choose another engine.", field="exr")
-        if request.hdr:
-            raise EngineUnsupported(
-                "Draft engine: HDR is not available (a draft is an 8-bit SDR preview); "
-                "turn HDR off or choose another engine.", field="hdr")
+        self._check_hdr(request)
         if request.fps != FPS:
             raise EngineUnsupported(f"Draft engine: {request.fps} fps is not available; drafts are {FPS} fps.",
                                     field="fps")
@@ -79,6 +79,17 @@ class DraftEngine(Engine):
         if request.options:
             names = ", ".join(sorted(map(str, request.options)))
             raise EngineUnsupported(f"Draft engine: option(s) {names} not available.", field=next(iter(request.options)))
+
+    @staticmethod
+    def _check_hdr(request: ShotRequest) -> None:
+        if request.exr:
+            raise EngineUnsupported(
+                "Draft engine: EXR export is not available (a draft is an 8-bit SDR preview); "
+                "turn EXR off or choose another engine.", field="exr")
+        if request.hdr:
+            raise EngineUnsupported(
+                "Draft engine: HDR is not available (a draft is an 8-bit SDR preview); "
+                "turn HDR off or choose another engine.", field="hdr")
 
     async def render(self, request: ShotRequest, target: RenderTarget, hooks: RenderHooks) -> ShotResult:
         """Render in a worker thread; hooks are called back on the event loop's thread."""
@@ -104,7 +115,10 @@ class DraftEngine(Engine):
         def cancelled() -> bool:
             return stop.is_set() or bool(hooks.cancelled())
 
-        hooks.status(f"Draft: {request.frame_count} frames at {request.size[0]}x{request.size[1]}")
+        if request.task == "modify":
+            hooks.status(f"Draft: modify preview, {request.source.frame_count} frames")
+        else:
+            hooks.status(f"Draft: {request.frame_count} frames at {request.size[0]}x{request.size[1]}")
         try:
             result = await asyncio.to_thread(self._render_file, request, target, progress, cancelled)
         except Cancelled:
@@ -123,6 +137,8 @@ class DraftEngine(Engine):
 
         ensure_writable_dir(Path(target.folder))
         final = Path(target.folder) / f"{target.stem}.mp4"
+        if request.task == "modify":
+            return self._render_modify(request, final, progress, cancelled)
         animatic = Animatic(request, transition=self.transition, captions=self.captions)
         total = animatic.count
         progress(0, total, "Draft: starting")
@@ -136,6 +152,19 @@ class DraftEngine(Engine):
             chunks.close()  # stops the helper thread when the encoder gave up early
         return ShotResult(
             video=Path(video.path), frame_count=video.frames, fps=Fraction(FPS), width=video.width,
+            height=video.height, engine=self.name, draft=True, hdr=False, credits=0, metadata=metadata)
+
+    def _render_modify(self, request: ShotRequest, final: Path, progress, cancelled) -> ShotResult:
+        from ...modify.draft import render_modify
+
+        total = request.source.frame_count
+        metadata = {"director:engine": self.name, "director:preview": "true", "director:mode": "modify",
+                    "director:request": request.fingerprint()}
+        progress(0, total, "Draft: starting")
+        video = render_modify(request, final, metadata=metadata, cancelled=cancelled,
+                              progress=lambda done, _: progress(done, total, f"Draft: {done}/{total} frames"))
+        return ShotResult(
+            video=Path(video.path), frame_count=video.frames, fps=Fraction(request.source.fps), width=video.width,
             height=video.height, engine=self.name, draft=True, hdr=False, credits=0, metadata=metadata)
 
     def metadata(self, request: ShotRequest) -> dict[str, str]:
