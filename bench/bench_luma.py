@@ -28,7 +28,8 @@ KEY = "bench-key"
 JOBS = r"""
 import asyncio, json, tempfile, time
 from pathlib import Path
-from comfyui_director.nodes.engines.luma.engine import LumaEngine, SessionSpend
+from comfyui_director.nodes.engines.luma.engine import LumaEngine
+from comfyui_director.nodes.engines.luma.limits import SessionSpend
 from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
 from comfyui_director.nodes.shot.request import build_request
 

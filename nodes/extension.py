@@ -21,6 +21,7 @@ NODE_MODULES = (
     "engines.draft.nodes",
     "engines.luma.nodes",
     "modify.nodes",
+    "reframe.nodes",
 )
 
 

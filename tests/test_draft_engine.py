@@ -141,12 +141,6 @@ def test_draft_refuses_hdr_and_exr_by_name(change, field, words):
     assert e.value.field == field and str(e.value).startswith("Draft engine:")
 
 
-def test_draft_refuses_reframe_by_name():
-    req = with_options(build_request("x", resolution="360p"), task="reframe")
-    with pytest.raises(EngineUnsupported, match="'reframe' task is not available yet"):
-        DraftEngine().check(req)
-
-
 def test_draft_refuses_a_modify_shot_without_source_footage():
     req = with_options(build_request("x", resolution="360p"), task="modify")
     with pytest.raises(EngineUnsupported, match="needs source footage"):

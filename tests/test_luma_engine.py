@@ -20,7 +20,8 @@ import pytest
 
 from comfyui_director.nodes.common.errors import Cancelled, DirectorError, EngineUnsupported
 from comfyui_director.nodes.engines.luma.emulator import Fault, LumaEmulator
-from comfyui_director.nodes.engines.luma.engine import LumaEngine, SessionSpend, slots_for
+from comfyui_director.nodes.engines.luma.engine import LumaEngine
+from comfyui_director.nodes.engines.luma.limits import SessionSpend, slots_for
 from comfyui_director.nodes.engines.luma.keys import SecretKey
 from comfyui_director.nodes.engines.luma.ledger import JobLedger
 from comfyui_director.nodes.engines.luma.transport import LumaRejected, LumaUncertain

@@ -2,11 +2,11 @@
 
 It shows what a shot will be timed and framed like: each keyframe image exactly on its frame,
 motion-aware morphs between them, directions as captions, a slate for text-only shots
-(rules in ``animatic.py``). Modify shots dispatch to ``nodes/modify/draft.py`` (the source through
-a labelled restyle with the tracked skeletons, faces and structure on top, audio kept). It is
-honest about being a preview: ``ShotResult.draft`` is True and the metadata says
-``director:preview = true``. What it cannot do (HDR, EXR, reframe) it refuses in ``check``, by
-name, before anything runs.
+(rules in ``animatic.py``). Reframe and modify shots dispatch to their capability's renderer
+(``nodes/reframe/draft.py``; ``nodes/modify/draft.py``: the source through a labelled restyle with the
+tracked skeletons, faces and structure on top, audio kept). It is honest about being a preview:
+``ShotResult.draft`` is True and the metadata says ``director:preview = true``. What it cannot do
+(HDR, EXR) it refuses in ``check``, by name, before anything runs.
 """
 
 from __future__ import annotations
@@ -60,8 +60,10 @@ class DraftEngine(Engine):
         return f"draft/1:transition={self.transition}:captions={int(self.captions)}"
 
     def check(self, request: ShotRequest) -> None:
+        if request.task == "reframe":
+            return self._check_sdr(request)
         if request.task == "modify":  # the preview of what a modify shot keeps (nodes/modify/draft.py)
-            self._check_hdr(request)
+            self._check_sdr(request)
             if request.source is None:
                 raise EngineUnsupported("Draft engine: a modify shot needs source footage.", field="source")
             return
@@ -69,7 +71,7 @@ class DraftEngine(Engine):
             raise EngineUnsupported(
                 f"Draft engine: the '{request.task}' task is not available yet; the draft makes generate shots only.",
                 field="task")
-        self._check_hdr(request)
+        self._check_sdr(request)
         if request.fps != FPS:
             raise EngineUnsupported(f"Draft engine: {request.fps} fps is not available; drafts are {FPS} fps.",
                                     field="fps")
@@ -80,8 +82,7 @@ class DraftEngine(Engine):
             names = ", ".join(sorted(map(str, request.options)))
             raise EngineUnsupported(f"Draft engine: option(s) {names} not available.", field=next(iter(request.options)))
 
-    @staticmethod
-    def _check_hdr(request: ShotRequest) -> None:
+    def _check_sdr(self, request: ShotRequest) -> None:
         if request.exr:
             raise EngineUnsupported(
                 "Draft engine: EXR export is not available (a draft is an 8-bit SDR preview); "
@@ -115,10 +116,9 @@ class DraftEngine(Engine):
         def cancelled() -> bool:
             return stop.is_set() or bool(hooks.cancelled())
 
-        if request.task == "modify":
-            hooks.status(f"Draft: modify preview, {request.source.frame_count} frames")
-        else:
-            hooks.status(f"Draft: {request.frame_count} frames at {request.size[0]}x{request.size[1]}")
+        frames = request.source.frame_count if request.task in ("reframe", "modify") and request.source \
+            else request.frame_count
+        hooks.status(f"Draft: {frames} frames at {request.size[0]}x{request.size[1]}")
         try:
             result = await asyncio.to_thread(self._render_file, request, target, progress, cancelled)
         except Cancelled:
@@ -137,6 +137,8 @@ class DraftEngine(Engine):
 
         ensure_writable_dir(Path(target.folder))
         final = Path(target.folder) / f"{target.stem}.mp4"
+        if request.task == "reframe":
+            return self._render_reframe(request, final, progress, cancelled)
         if request.task == "modify":
             return self._render_modify(request, final, progress, cancelled)
         animatic = Animatic(request, transition=self.transition, captions=self.captions)
@@ -154,13 +156,31 @@ class DraftEngine(Engine):
             video=Path(video.path), frame_count=video.frames, fps=Fraction(FPS), width=video.width,
             height=video.height, engine=self.name, draft=True, hdr=False, credits=0, metadata=metadata)
 
+    def _render_reframe(self, request: ShotRequest, final: Path, progress, cancelled) -> ShotResult:
+        """Reframe shots: nodes/reframe/draft.py places the source exactly and fills the rest."""
+        from ...reframe import draft as reframe_draft
+        from ...reframe.request import canvas_of, footage_of
+
+        canvas = canvas_of(request)
+        metadata = {"director:engine": self.name, "director:preview": "true", "director:task": "reframe",
+                    "director:fill": reframe_draft.FILL_NAME, "director:aspect_ratio": canvas.aspect_ratio,
+                    "director:source_position": ",".join(f"{v:g}" for v in canvas.source_position().values()),
+                    "director:request": request.fingerprint()}
+        progress(0, request.source.frame_count, "Draft reframe: starting")
+        video = reframe_draft.render_reframe(footage_of(request), canvas, request.resolution, final,
+                                             progress=progress, cancelled=cancelled, metadata=metadata,
+                                             ahead=made_ahead)
+        return ShotResult(video=Path(video.path), frame_count=video.frames, fps=video.fps, width=video.width,
+                          height=video.height, engine=self.name, draft=True, hdr=False, credits=0, metadata=metadata)
+
     def _render_modify(self, request: ShotRequest, final: Path, progress, cancelled) -> ShotResult:
+        """Modify shots: nodes/modify/draft.py restyles the source with the tracked overlays, audio kept."""
         from ...modify.draft import render_modify
 
         total = request.source.frame_count
-        metadata = {"director:engine": self.name, "director:preview": "true", "director:mode": "modify",
+        metadata = {"director:engine": self.name, "director:preview": "true", "director:task": "modify",
                     "director:request": request.fingerprint()}
-        progress(0, total, "Draft: starting")
+        progress(0, total, "Draft modify: starting")
         video = render_modify(request, final, metadata=metadata, cancelled=cancelled,
                               progress=lambda done, _: progress(done, total, f"Draft: {done}/{total} frames"))
         return ShotResult(

@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -212,6 +213,42 @@ def probe_bytes(data: bytes, mime: str) -> MediaInfo:
     if mime in VIDEO_TYPES:
         return _probe_video(io.BytesIO(data), mime)
     raise BadMedia(f"unsupported media type {mime!r}; images: {', '.join(IMAGE_TYPES)}; videos: {', '.join(VIDEO_TYPES)}")
+
+
+def reframe_mp4(source: Path, aspect_ratio: str, resolution: str, position: dict | None) -> Path:
+    """The emulator's video_reframe output: ``source`` placed by Director's reframe geometry (the same
+    code as the Draft engine), silent, at the source's rate, in a fresh file of the media folder."""
+    from ...footage.stream import FootageRef, probe
+    from ...reframe.draft import render_reframe
+    from ...reframe.geometry import ReframeCanvas, preset_canvas
+
+    info = probe(source)
+    canvas = (ReframeCanvas(aspect_ratio, **position) if position
+              else preset_canvas("centre fit", aspect_ratio, info.width, info.height))
+    out = media_dir() / f"reframe-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}.mp4"
+    render_reframe(FootageRef(str(source)), canvas, resolution, out, audio=False)
+    return out
+
+
+def edit_mp4(source: Path, width: int, height: int, hdr: bool = False) -> Path:
+    """The emulator's video_edit output: ``source`` restyled (Director's Draft restyle: a grade and
+    posterisation) at ``width`` x ``height``, silent, at the source's frame count and rate."""
+    import cv2
+
+    from ...footage.encode import encode_mp4
+    from ...footage.stream import FootageRef, iter_chunks, probe
+    from ...modify.draft import _to_uint8, restyle
+
+    info = probe(source)
+
+    def frames():
+        for chunk in iter_chunks(FootageRef(str(source))):
+            chunk = _to_uint8(chunk)
+            yield np.stack([restyle(cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)) for f in chunk])
+
+    out = media_dir() / f"edit-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}.mp4"
+    encode_mp4(frames(), out, info.fps, mode="hdr10" if hdr else "sdr")
+    return out
 
 
 def probe_file(path: Path, mime: str) -> MediaInfo:

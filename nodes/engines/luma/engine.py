@@ -16,6 +16,8 @@ Limits that protect the account:
 
 An interrupt stops waiting within a second; the remote job keeps running (Luma has no cancel) and
 is billed, and the next run of the same graph picks it up from the ledger.
+
+The account-wide limits live in ``limits.py``; where downloaded files land, in ``placement.py``.
 """
 
 from __future__ import annotations
@@ -23,25 +25,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import tempfile
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
 from ...common.errors import Cancelled, DirectorError, EngineUnsupported
-from ...common.paths import claim_first_free, ensure_writable_dir, numbered_names
-from ...common.progress import CancelFn
+from ...common.paths import ensure_writable_dir
 from ...footage.stream import probe
 from ...shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
 from ...shot.request import FPS, ShotRequest
-from . import mapping, media
+from . import mapping, media, sources
 from .keys import KeySource, SecretKey, base_url_from_env
 from .ledger import LEDGER_FILE, Job, JobLedger, owner_alive, owner_token
+from .limits import SessionSpend, Slot, session_spend, slots_for
+from .placement import claim_dir, link_files, place, safe_suffix, unpack_exr
 from .transport import (LumaError, LumaLinkRefused, LumaNotFound, LumaRejected, LumaTransport, LumaUnavailable,
                         LumaUncertain, sleep_or_cancel, until_cancelled)
 
@@ -79,150 +79,8 @@ def interrupt_message(generation_id: str) -> str:
             "again to pick it up from Director's job ledger (nothing is paid twice).")
 
 
-# --- process-wide limits, per key ------------------------------------------------------------
-class JobSlots:
-    """A counting limit on jobs in flight, shared by threads and event loops (ComfyUI runs each
-    prompt in its own loop). Waiters are served first come, first served."""
-
-    @dataclass(eq=False)
-    class _Waiter:
-        loop: asyncio.AbstractEventLoop
-        future: asyncio.Future
-        granted: bool = False
-
-    def __init__(self, limit: int):
-        self._lock = threading.Lock()
-        self._limit = max(1, int(limit))
-        self._used = 0
-        self._waiters: deque[JobSlots._Waiter] = deque()
-        self.peak = 0
-
-    @property
-    def in_use(self) -> int:
-        return self._used
-
-    def set_limit(self, limit: int) -> None:
-        with self._lock:
-            self._limit = max(1, int(limit))
-            self._grant_locked()
-
-    def _take_locked(self) -> None:
-        self._used += 1
-        self.peak = max(self.peak, self._used)
-
-    def _grant_locked(self) -> None:
-        while self._waiters and self._used < self._limit:
-            w = self._waiters.popleft()
-            try:
-                w.loop.call_soon_threadsafe(_wake, w.future)
-            except RuntimeError:  # that waiter's loop is gone; serve the next one
-                continue
-            w.granted = True
-            self._take_locked()
-
-    async def acquire(self, cancelled: CancelFn, status: Callable[[str], None] = lambda t: None,
-                      *, force: bool = False, tick: Callable[[], None] = lambda: None) -> "Slot":
-        """Take a slot, waiting (interruptibly) while all are in use; ``tick`` is called about once a
-        second while waiting. ``force`` takes one at once, for a job that already runs at Luma."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if force or (self._used < self._limit and not self._waiters):
-                self._take_locked()
-                return Slot(self)
-            w = JobSlots._Waiter(loop, loop.create_future())
-            self._waiters.append(w)
-        started = time.monotonic()
-        shown = -1
-        try:
-            while not w.granted:
-                if cancelled():
-                    raise Cancelled("Interrupted by the user while waiting for a free Luma job slot; "
-                                    "no job was sent.")
-                waited = int(time.monotonic() - started)
-                if waited != shown:
-                    status(f"waiting for a free Luma job slot ({self._limit} in use), {waited} s")
-                    tick()
-                    shown = waited
-                await asyncio.wait({w.future}, timeout=0.1)
-            return Slot(self)
-        except BaseException:
-            with self._lock:
-                if not w.granted:
-                    self._waiters.remove(w)
-                    raise
-            self.release()
-            raise
-
-    def release(self) -> None:
-        with self._lock:
-            self._used = max(0, self._used - 1)
-            self._grant_locked()
-
-
-def _wake(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_result(True)
-
-
 class _TakenOver(Exception):
     """This run's 'preparing' row was taken over by another run of the same shot: nothing was sent."""
-
-
-class Slot:
-    """One taken job slot; ``release`` is idempotent."""
-
-    def __init__(self, slots: JobSlots):
-        self._slots: JobSlots | None = slots
-
-    def release(self) -> None:
-        if self._slots is not None:
-            self._slots, s = None, self._slots
-            s.release()
-
-
-class SessionSpend:
-    """Credits committed by this process with one key, checked against a session cap."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.committed = 0
-
-    def reserve(self, credits: int, cap: int) -> int:
-        """Count ``credits`` now, or raise when that would pass ``cap`` (0 = no cap)."""
-        with self._lock:
-            if cap and self.committed + credits > cap:
-                left = max(0, cap - self.committed)
-                raise DirectorError(
-                    f"Luma engine: this shot costs {credits} credits but only {left} of the session budget of "
-                    f"{cap} credits are left (max_credits_per_session); nothing was uploaded or sent.",
-                    field="max_credits_per_session")
-            self.committed += credits
-            return credits
-
-    def give_back(self, credits: int) -> None:
-        with self._lock:
-            self.committed = max(0, self.committed - credits)
-
-
-_REGISTRY_LOCK = threading.Lock()
-_SLOTS: dict[str, JobSlots] = {}
-_SPEND: dict[str, SessionSpend] = {}
-
-
-def slots_for(account: str, base_url: str, limit: int) -> JobSlots:
-    """The process-wide job limiter of one key at one endpoint (its limit follows the latest engine)."""
-    k = f"{account}@{base_url}"
-    with _REGISTRY_LOCK:
-        s = _SLOTS.get(k)
-        if s is None:
-            s = _SLOTS[k] = JobSlots(limit)
-    s.set_limit(limit)
-    return s
-
-
-def session_spend(account: str) -> SessionSpend:
-    with _REGISTRY_LOCK:
-        return _SPEND.setdefault(account, SessionSpend())
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -288,6 +146,7 @@ class LumaEngine(Engine):
         self._spend = spend
         self._on_request = on_request
         self._ledger: JobLedger | None = None
+        self._sources: sources.SourceUploads | None = None
 
     def __repr__(self) -> str:
         return f"LumaEngine(model={self.model!r}, base_url={self.base_url!r}, ledger={str(self.ledger_path)!r})"
@@ -340,7 +199,7 @@ class LumaEngine(Engine):
             if claim.action == "reuse":
                 hooks.status(f"reusing Luma job {claim.job.generation_id} (files on disk, no network)")
                 hooks.progress(STEPS, STEPS, "reused")
-                files = await asyncio.to_thread(_link_files, claim.job.files, Path(target.folder), target.stem)
+                files = await asyncio.to_thread(link_files, claim.job.files, Path(target.folder), target.stem)
                 return self._result(claim.job, request, files=files, how="reused")
             transport = LumaTransport(key, self.base_url, timeout_s=self.timeout_s, retry_base_s=self.retry_base_s,
                                       user_id=self.user_id, on_request=self._on_request)
@@ -393,8 +252,7 @@ class LumaEngine(Engine):
         slot = None
         try:
             reserved = run.reserved = spend.reserve(credits, self.max_credits_per_session)
-            refs = await self._upload_images(run, job)
-            body = mapping.build_body(run.req, refs, model=self.model, user_id=self.user_id or None)
+            body = await self._request_body(run, job, key)
             slots = slots_for(key.account, self.base_url, self.max_concurrent_jobs)
             # the heartbeat keeps this claim fresh, so a second run of the same shot waits for this
             # one instead of taking the row over as stale and sending the shot as well
@@ -445,6 +303,40 @@ class LumaEngine(Engine):
             raise
         run.hooks.status(f"Luma job {gen.id} created ({gen.state})")
         return ledger.mark_created(job.id, gen.id, gen.state)
+
+    async def _request_body(self, run: _Run, job: Job, key: SecretKey) -> dict[str, Any]:
+        """Uploads, then the job's body, per task (generate: keyframe images; reframe: the source video;
+        modify: the source video and the guide images)."""
+        if run.req.task == "reframe":
+            source = await self._upload_source(run, job, key, run.req.options["footage"])
+            return mapping.build_reframe_body(run.req, source, model=self.model, user_id=self.user_id or None)
+        if run.req.task == "modify":  # the source video, then the guide images (nodes/modify)
+            from ...modify.request import modify_inputs
+
+            source = await self._upload_source(run, job, key, modify_inputs(run.req).footage)
+            refs = await self._upload_images(run, job)
+            return mapping.build_edit_body(run.req, source, refs, model=self.model, user_id=self.user_id or None)
+        refs = await self._upload_images(run, job)
+        return mapping.build_body(run.req, refs, model=self.model, user_id=self.user_id or None)
+
+    @property
+    def source_uploads(self) -> sources.SourceUploads:
+        """The table of source videos already uploaded (beside the ledger)."""
+        if self._sources is None:
+            self._sources = sources.SourceUploads(self.ledger_path.with_name(sources.SOURCES_FILE.name))
+        return self._sources
+
+    async def _upload_source(self, run: _Run, job: Job, key: SecretKey, footage) -> dict[str, str]:
+        """A source video (reframe, modify) through the Files API, once per distinct file and selection
+        (sources.py: prepared by remux or a high-quality encode, reused by content hash)."""
+        ref = await until_cancelled(
+            sources.upload_source(run.transport, footage, self.source_uploads, account=key.account,
+                                  base_url=self.base_url, work_dir=self.work_dir, cancelled=run.hooks.cancelled,
+                                  status=run.hooks.status),
+            run.hooks.cancelled)
+        self.ledger.heartbeat(job.id)
+        _progress(run.hooks, 1, "uploaded")
+        return ref
 
     async def _upload_images(self, run: _Run, job: Job) -> list[dict[str, str]]:
         """Each keyframe image as a lossless PNG through the Files API (base64 if it is down)."""
@@ -565,14 +457,14 @@ class LumaEngine(Engine):
                 await self._fetch(run, job, i, item["url"], tmp)
                 kind = media.sniff(tmp)
                 if kind == "mp4" and video is None:
-                    video = _place(tmp, folder, stem, ".mp4")
+                    video = place(tmp, folder, stem, ".mp4")
                 elif kind in ("exr", "zip"):
-                    exr_dir = exr_dir or _claim_dir(folder, "exr")
-                    frames = await asyncio.to_thread(_unpack_exr, tmp, kind, exr_dir, exr_count)
+                    exr_dir = exr_dir or claim_dir(folder, "exr")
+                    frames = await asyncio.to_thread(unpack_exr, tmp, kind, exr_dir, exr_count)
                     exr_count += frames
                 else:
-                    suffix = ".mp4" if kind == "mp4" else f".{_safe_suffix(item['type'])}"
-                    extra.append(str(_place(tmp, folder, f"{stem}_output{i + 1}", suffix)))
+                    suffix = ".mp4" if kind == "mp4" else f".{safe_suffix(item['type'])}"
+                    extra.append(str(place(tmp, folder, f"{stem}_output{i + 1}", suffix)))
             finally:
                 if tmp.exists():
                     tmp.unlink()
@@ -622,7 +514,8 @@ class LumaEngine(Engine):
                 "credits": str(job.credits), "ledger_row": str(job.id), "luma_job": how}
         if files.get("extra"):
             meta["luma_other_outputs"] = ";".join(files["extra"])
-        return ShotResult(video=video, frame_count=frames, fps=Fraction(FPS), width=width, height=height,
+        fps = Fraction(FPS) if req.task == "generate" else info.fps  # video tasks keep their source's rate
+        return ShotResult(video=video, frame_count=frames, fps=fps, width=width, height=height,
                           engine=self.name, draft=False, hdr=req.hdr,
                           exr_frames=Path(files["exr_frames"]) if files.get("exr_frames") else None,
                           job_id=job.generation_id, credits=job.credits, metadata=meta)
@@ -653,68 +546,3 @@ def _b64_file(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _safe_suffix(kind: str) -> str:
-    s = "".join(c for c in (kind or "").split("/")[-1].lower() if c.isalnum())[:8]
-    return s or "bin"
-
-
-def _place(tmp: Path, folder: Path, stem: str, suffix: str) -> Path:
-    """Move a finished download to ``stem.suffix`` (or ``stem_2.suffix``...), never over a file."""
-    final = _place_link(tmp, folder, stem, suffix)
-    tmp.unlink()
-    return final
-
-
-def _link_files(files: dict[str, Any], folder: Path, stem: str) -> dict[str, Any] | None:
-    """Hard links of a reused job's files in this run's folder (no copy, no network), so every run's
-    folder holds its result; None (use the files where they are) when links are impossible."""
-    if Path(files["video"]).parent == folder:
-        return None
-    made: list[Path] = []
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        video = _place_link(Path(files["video"]), folder, stem, ".mp4")
-        made.append(video)
-        extra = []
-        for i, src in enumerate(files.get("extra", ())):
-            extra.append(str(_place_link(Path(src), folder, f"{stem}_output{i + 1}", Path(src).suffix)))
-            made.append(Path(extra[-1]))
-        exr = None
-        if files.get("exr_frames"):
-            exr = _claim_dir(folder, "exr")
-            made.append(exr)
-            for f in sorted(Path(files["exr_frames"]).iterdir()):
-                if f.suffix.lower() == ".exr":
-                    os.link(f, exr / f.name)
-        return {**files, "video": str(video), "exr_frames": str(exr) if exr else None, "extra": extra}
-    except OSError:
-        for p in reversed(made):
-            if p.is_dir():
-                for f in p.iterdir():
-                    f.unlink()
-                p.rmdir()
-            else:
-                p.unlink(missing_ok=True)
-        return None
-
-
-def _place_link(src: Path, folder: Path, stem: str, suffix: str) -> Path:
-    """A hard link to ``src`` named ``stem.suffix`` (or ``stem_2.suffix``...) in ``folder``; the
-    link fails rather than replace an existing name, so nothing is ever written over."""
-    return claim_first_free(numbered_names(folder, stem, suffix), lambda p: os.link(src, p),
-                            f"'{stem}{suffix}' in {folder}")
-
-
-def _claim_dir(folder: Path, name: str) -> Path:
-    return claim_first_free(numbered_names(folder, name), Path.mkdir, f"folder '{name}' in {folder}")
-
-
-def _unpack_exr(path: Path, kind: str, folder: Path, first: int) -> int:
-    """EXR delivery -> frames in ``folder``: a zip of frames, a multi-part file, or one frame. Generated
-    names continue the sequence at ``first`` (the frames of earlier deliveries of the same job)."""
-    if kind == "zip":
-        return len(media.extract_exr_zip(path, folder))
-    if media.exr_part_count(path) > 1:
-        return len(media.split_multipart_exr(path, folder, first=first))
-    _place(path, folder, f"frame_{first:04d}", ".exr")
-    return 1
