@@ -75,3 +75,26 @@ def test_modify_video_refuses_auto_with_manual_controls_when_queued(tmp_path):
         make_clip(comfy.base / "input" / "walk.mp4", 64, 36, 8, 24)
         status, body = comfy.post("/prompt", {"prompt": g})
     assert status == 400 and "auto controls let the model choose" in json.dumps(body)
+
+
+def test_modify_video_on_luma_against_the_emulator_keeps_length_rate_and_audio(tmp_path):
+    from comfyui_director.nodes.engines.luma.emulator import LumaEmulator
+
+    luma = {"class_type": "DirectorLumaEngine",
+            "inputs": {"model": "ray-3.2", "poll_interval": 0.5, "max_concurrent_jobs": 4,
+                       "max_credits_per_job": 500, "max_credits_per_session": 0, "user_id": "ci"}}
+    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.2, processing_s=0.5) as emu:
+        env = {"LUMA_AGENTS_API_KEY": KEY, "LUMA_BASE_URL": emu.base_url}
+        with ComfyServer(os.environ["COMFYUI_DIR"], tmp_path, env=env) as comfy:
+            src = make_clip(comfy.base / "input" / "walk.mp4", 320, 180, 40, 30, audio=True)
+            entry = comfy.run_prompt(graph(luma))
+            assert entry["status"]["status_str"] == "success", json.dumps(entry)[:3000]
+            info = entry["outputs"]["3"]["text"][0]
+            history = json.dumps(comfy.get("/history"))
+        assert emu.billed_jobs == 1 and emu.generations[0]["type"] == "video_edit"
+        assert "Luma" in info and "180 credits" in info and "40 frames" in info
+        assert KEY not in history
+    saved = _saved(tmp_path)
+    out, s = probe(saved), probe(src)
+    assert (out.frame_count, out.fps) == (s.frame_count, s.fps) == (40, 30)
+    assert audio_packets(saved) == audio_packets(src) and len(audio_packets(src)) > 20
