@@ -22,6 +22,7 @@ NODE_MODULES = (
     "engines.luma.nodes",
     "modify.nodes",
     "reframe.nodes",
+    "motion.nodes",
 )
 
 
