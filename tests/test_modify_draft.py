@@ -57,9 +57,11 @@ def test_draft_of_a_selection_is_exactly_the_selection(source, tmp_path):
 
 
 def _shoulder_mid(frame_no: int, scale: float = 2.0) -> tuple[int, int]:
+    """Halfway along the neck -> right shoulder limb (OpenPose red) of the walking figure."""
     cx, cy = 60 + frame_no * 3.0, 90
     (lx, ly), (rx, ry) = BODY[5], BODY[6]
-    return int(round((cx + (lx + rx) / 2) * scale)), int(round((cy + (ly + ry) / 2) * scale))
+    nx, ny = (lx + rx) / 2, (ly + ry) / 2
+    return int(round((cx + (nx + rx) / 2) * scale)), int(round((cy + (ny + ry) / 2) * scale))
 
 
 def test_skeleton_is_drawn_where_the_person_was_tracked_and_not_when_characters_are_off(source, tmp_path):
@@ -74,7 +76,7 @@ def test_skeleton_is_drawn_where_the_person_was_tracked_and_not_when_characters_
     for f in (0, 10, 20):
         x, y = _shoulder_mid(f)
         r, g, b = on[f, y, x].astype(int)
-        assert r > 180 and g < 90 and b < 90, (f, on[f, y, x])  # the shoulder line is OpenPose red
+        assert r > 180 and g < 90 and b < 90, (f, on[f, y, x])  # the neck-right shoulder limb is OpenPose red
         assert np.abs(off[f, y - 1:y + 2, x - 1:x + 2].astype(int) - on[f, y - 1:y + 2, x - 1:x + 2]).mean() > 40
         checked += 1
     assert checked == 3

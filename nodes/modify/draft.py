@@ -3,7 +3,7 @@
 Every frame of the source (its exact frame count and rate, its audio copied untouched) goes
 through a cheap restyle that is clearly labelled as one: a colour grade and posterisation, a
 "DRAFT" banner with the prompt, and a line saying what is kept. On top, from the motion source:
-skeletons (Characters = Poses; COCO-17 limbs in OpenPose colours), person boxes (Blocking), face
+skeletons (Characters = Poses; ``motion/skeleton.draw_skeleton``, OpenPose colours), person boxes (Blocking), face
 boxes and landmarks (Face performance on), and the structure video's edges (weighted by
 structure adherence) when the motion source extracted one. Guide frames (keyframes, first
 frame) appear as an inset on their frame. Frames stream in chunks; memory is flat in clip length.
@@ -18,16 +18,11 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from ..common.progress import CancelFn, ProgressFn, check_cancel
+from ..motion.skeleton import draw_skeleton
 from ..shot.request import ShotRequest
 from .request import modify_inputs, modify_size
 from .tracking import MAX_TRACKS, TrackingSettings, most_prominent
 
-# COCO-17 limbs (keypoint index pairs) and OpenPose-style colours (RGB), one per limb.
-LIMBS = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12),
-         (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
-LIMB_COLOURS = ((255, 0, 85), (255, 0, 170), (170, 0, 255), (85, 0, 255), (255, 0, 0), (255, 85, 0),
-                (255, 170, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0), (0, 255, 85), (0, 255, 170),
-                (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255))
 MIN_CONFIDENCE = 0.3
 FACE_COLOUR = (255, 235, 60)
 EDGE_COLOUR = np.array((90, 220, 255), np.float32)
@@ -92,13 +87,7 @@ class Overlays:
                         cv2.addWeighted(layer, 0.35, img, 0.65, 0, dst=img)
                         cv2.rectangle(img, p0, p1, (255, 140, 0), self.thick)
                     continue
-                for (a, b), colour in zip(LIMBS, LIMB_COLOURS):
-                    if pts[a][2] >= MIN_CONFIDENCE and pts[b][2] >= MIN_CONFIDENCE:
-                        cv2.line(img, (int(round(pts[a][0])), int(round(pts[a][1]))),
-                                 (int(round(pts[b][0])), int(round(pts[b][1]))), colour, self.thick * 2, cv2.LINE_AA)
-                for x, y, c in pts:
-                    if c >= MIN_CONFIDENCE:
-                        cv2.circle(img, (int(round(x)), int(round(y))), self.thick * 2, (255, 255, 255), -1, cv2.LINE_AA)
+                draw_skeleton(img, pts, dim_limbs=False, scale=max(0.5, self.thick / 2))
         show_faces = s.auto or s.face in ("on", "default")
         if show_faces:
             for _tid, e in self._kept(self.faces, "faces", frame):
