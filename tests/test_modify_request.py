@@ -104,6 +104,9 @@ def test_other_containers_are_refused(tmp_path):
     with pytest.raises(ShotError, match=r"\.mkv file; Modify Video takes \.mp4, \.mov, \.wmv"):
         mr.check_source(FootageRef(str(src)))
     mr.check_source(FootageRef(str(make_clip(tmp_path / "clip.wmv", 32, 18, 8, 24))))
+    spill = tmp_path / "director-spill"  # where footage.refs writes in-memory VIDEOs (lossless .mkv)
+    spill.mkdir()
+    mr.check_source(FootageRef(str(make_clip(spill / "components-x.mkv", 32, 18, 8, 24))))
 
 
 def test_keyframes_sit_on_the_source_grid(clip):

@@ -58,6 +58,9 @@ class DirectorTracking(io.ComfyNode):
                                        "reimagine_1..3 change the most."),
                 io.Boolean.Input("auto", default=False,
                                  tooltip="Let the model choose every control (excludes the manual controls above)."),
+                Motion.Input("motion", optional=True,
+                             tooltip="Optional Motion Source: info then names frames with more than 8 people or "
+                                     "faces (the 8 most prominent are kept)."),
             ],
             outputs=[Tracking.Output("tracking", display_name="tracking"), io.String.Output("info")],
         )
@@ -78,11 +81,14 @@ class DirectorTracking(io.ComfyNode):
 
     @classmethod
     def execute(cls, characters="Poses (precise)", face_performance="On", structure_adherence=0.5,
-                motion_adherence=0.5, strength=trk.STRENGTH_DEFAULT, auto=False) -> io.NodeOutput:
+                motion_adherence=0.5, strength=trk.STRENGTH_DEFAULT, auto=False, motion=None) -> io.NodeOutput:
         settings = trk.tracking_settings(characters=characters, face_performance=face_performance,
                                          structure_adherence=structure_adherence, motion_adherence=motion_adherence,
                                          strength=strength, auto=auto)
-        return io.NodeOutput(settings, f"keeps: {settings.describe()}")
+        info = f"keeps: {settings.describe()}"
+        if motion is not None:
+            info += "".join(f"\nwarning: {w}" for w in trk.crowd_warnings(motion.tracks, motion.warnings))
+        return io.NodeOutput(settings, info)
 
 
 class DirectorModifyVideo(io.ComfyNode):
@@ -177,8 +183,9 @@ class DirectorModifyVideo(io.ComfyNode):
         target = gen.output_target(root, filename_prefix)
         estimate = engine.estimate_credits(request)
         src = request.source
+        warned = "".join(f" · warning: {w}" for w in request.options["modify"].warnings)
         glue.status_text(node_id, f"{engine.display_name}: modify {src.frame_count} frames at {resolution}, "
-                                  f"{estimate} credits")
+                                  f"{estimate} credits{warned}")
         folder = gen.claim_output(target)
         hooks = RenderHooks(progress=glue.progress_for(node_id, src.frame_count),
                             status=lambda text: glue.status_text(node_id, text), cancelled=glue.interrupted())

@@ -68,7 +68,8 @@ def check_source(ref: FootageRef, *, limit_s: float | None = None, label: str = 
     unreadable file, no video stream (from the probe), wrong container, variable frame rate,
     too long for its frame rate."""
     path = Path(ref.path)
-    spilled = default_spill_dir() in path.parents  # an in-memory VIDEO written out losslessly
+    # an in-memory VIDEO written out losslessly by footage.refs (into ComfyUI's temp or the system's)
+    spilled = path.parent.name == default_spill_dir().name
     if not ref.exr_frames and not spilled and path.suffix.lower() not in SOURCE_SUFFIXES:
         raise ShotError(f"{label}: '{path.name}' is a {path.suffix or 'suffix-less'} file; Modify Video takes "
                         f"{', '.join(SOURCE_SUFFIXES)} sources.", field=label)
