@@ -91,3 +91,18 @@ def test_a_source_over_eighteen_seconds_is_refused_before_any_request(emu, tmp_p
     with pytest.raises(EngineUnsupported, match="at most 18 s"):
         render(engine(emu, tmp_path), req, tmp_path / "out")
     assert emu.requests == []
+
+
+def test_hdr_exr_edit_with_a_first_frame_is_priced_x3_and_delivers_exr_frames(emu, tmp_path):
+    import numpy as np
+
+    src = make_clip(tmp_path / "short.mp4", 64, 36, 12, fps=24)
+    first = np.full((36, 64, 3), 0.5, np.float32)
+    req = build_modify_request("x", FootageRef(str(src)), resolution="720p", hdr=True, exr=True, first_frame=first)
+    eng = engine(emu, tmp_path)
+    result = render(eng, req, tmp_path / "out")
+    assert emu.credits_billed == eng.estimate_credits(req) == 360 * 3
+    assert result.hdr and result.exr_frames is not None and any(result.exr_frames.iterdir())
+    info = probe(result.video)
+    assert (info.frame_count, info.fps, info.bit_depth, info.height) == (12, 24, 10, 720)
+    assert len([r for r in emu.requests if r.method == "POST" and r.path == "/files"]) == 2  # source + first frame
