@@ -106,3 +106,18 @@ def test_hdr_exr_edit_with_a_first_frame_is_priced_x3_and_delivers_exr_frames(em
     info = probe(result.video)
     assert (info.frame_count, info.fps, info.bit_depth, info.height) == (12, 24, 10, 720)
     assert len([r for r in emu.requests if r.method == "POST" and r.path == "/files"]) == 2  # source + first frame
+
+
+def test_a_camera_motion_plate_is_the_source_of_a_luma_edit_that_keeps_its_length(emu, tmp_path):
+    import numpy as np
+    from modify_helpers import tracks
+
+    from comfyui_director.nodes.modify.camera import render_camera_motion
+
+    still = np.random.default_rng(5).random((72, 128, 3)).astype(np.float32)
+    plate = render_camera_motion(tmp_path / "plate.mp4", tracks(128, 72, 20, fps=25), image=still).path
+    t = tracking_settings(characters="Off", face_performance="Off", structure_adherence=0.5, motion_adherence=1.0)
+    req = build_modify_request("a harbour at dusk", FootageRef(str(plate)), resolution="360p", tracking=t)
+    result = render(engine(emu, tmp_path), req, tmp_path / "out")
+    info = probe(result.video)
+    assert (info.frame_count, info.fps) == (20, 25) and emu.billed_jobs == 1
