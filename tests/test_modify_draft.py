@@ -96,6 +96,18 @@ def test_restyle_posterises():
     assert len(np.unique(restyle(img)[..., 1])) <= 6
 
 
+def test_restyle_cools_shadows_and_warms_highlights_pixel_by_pixel():
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    out = restyle(img).astype(int)
+    luma = img.astype(np.float64) @ np.array((0.2126, 0.7152, 0.0722))
+    levels = np.linspace(0, 255, 6).round().astype(int)
+    tint = np.where((np.round(luma) >= 128)[..., None], (1.15, 1.0, 0.80), (0.80, 0.95, 1.20))
+    graded = np.clip(img / 255.0 * tint, 0, 1)
+    expected = levels[np.floor(graded * 5 + 0.5).astype(int)]
+    assert np.abs(out - expected).max() <= 1
+
+
 def test_draft_refuses_hdr_for_modify(source):
     from comfyui_director.nodes.common.errors import EngineUnsupported
 

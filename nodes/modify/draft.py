@@ -29,15 +29,33 @@ EDGE_COLOUR = np.array((90, 220, 255), np.float32)
 POSTER_LEVELS = 6
 
 
-def restyle(frame: np.ndarray) -> np.ndarray:
-    """The cheap 'new world': a cool-shadow / warm-highlight grade, then posterised (uint8 in/out)."""
-    f = frame.astype(np.float32) * (1.0 / 255.0)
-    luma = f @ np.array((0.2126, 0.7152, 0.0722), np.float32)
-    tint = np.where(luma[..., None] < 0.5, np.array((0.80, 0.95, 1.20), np.float32),
-                    np.array((1.15, 1.0, 0.80), np.float32))
-    f = np.clip(f * tint, 0.0, 1.0)
+def _restyle_luts() -> np.ndarray:
+    """(2, 3, 256) uint8: per tone (shadow, highlight) and channel, code value -> graded, posterised."""
+    x = np.arange(256, dtype=np.float32) / 255.0
+    tints = (np.array((0.80, 0.95, 1.20), np.float32), np.array((1.15, 1.0, 0.80), np.float32))
     step = 1.0 / (POSTER_LEVELS - 1)
-    return (np.floor(f / step + 0.5) * step * 255.0 + 0.5).astype(np.uint8)
+    out = np.empty((2, 3, 256), np.uint8)
+    for t, tint in enumerate(tints):
+        for c in range(3):
+            v = np.clip(x * tint[c], 0.0, 1.0)
+            out[t, c] = (np.floor(v / step + 0.5) * step * 255.0 + 0.5).astype(np.uint8)
+    return out
+
+
+_LUTS = _restyle_luts()
+
+
+def restyle(frame: np.ndarray) -> np.ndarray:
+    """The cheap 'new world' (uint8 in/out): shadows cooled, highlights warmed (split by BT.709 luma),
+    then posterised to a few levels; two table lookups per pixel, no float image."""
+    import cv2
+
+    f = np.ascontiguousarray(frame, np.uint8)
+    out = cv2.LUT(f, _LUTS[0].T.reshape(256, 1, 3).copy())
+    bright = cv2.LUT(f, _LUTS[1].T.reshape(256, 1, 3).copy())
+    luma = cv2.transform(f, np.array([[0.2126, 0.7152, 0.0722]], np.float32))
+    cv2.copyTo(bright, cv2.compare(luma, 128, cv2.CMP_GE), out)
+    return out
 
 
 def _index(tracks: Mapping[str, Any], kind: str) -> dict[int, list[tuple[int, Mapping]]]:
