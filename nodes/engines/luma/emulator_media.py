@@ -226,7 +226,7 @@ def reframe_mp4(source: Path, aspect_ratio: str, resolution: str, position: dict
     canvas = (ReframeCanvas(aspect_ratio, **position) if position
               else preset_canvas("centre fit", aspect_ratio, info.width, info.height))
     out = media_dir() / f"reframe-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}.mp4"
-    render_reframe(FootageRef(str(source)), canvas, resolution, out, audio=False)
+    render_reframe(FootageRef(str(source)), canvas, resolution, out, audio=False, fill="flat")
     return out
 
 
