@@ -40,6 +40,10 @@ def load():
             f"inside the wheel, and it has no wheel for Python {sys.version_info.major}.{sys.version_info.minor} "
             f"(3.9 to 3.12 only). Run ComfyUI on Python 3.12 or 3.11 for tracking, or turn faces and poses off "
             f"(camera motion and edges work on any Python).", field="poses")
+    import os
+
+    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ info/warning lines, once per model
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import mediapipe  # noqa: F401
         from mediapipe.python import solutions

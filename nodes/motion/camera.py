@@ -68,7 +68,7 @@ class CameraTracker:
         h, inliers = cv2.findHomography(nxt[good], pts[good], cv2.RANSAC, 1.5)
         if h is None or inliers is None or int(inliers.sum()) < MIN_POINTS:
             return None
-        return h / h[2, 2]
+        return simplest_fit(nxt[good][inliers.ravel() == 1], pts[good][inliers.ravel() == 1], h)
 
     def process(self, rgb: np.ndarray, boxes=()) -> np.ndarray:
         """This frame's homography to frame 0 (frame 0 gets the identity). ``boxes``: subjects to ignore.
@@ -90,7 +90,7 @@ class CameraTracker:
             else:
                 self._last_step = h_small
             to_ref = self._ref_from_prev @ h_small  # this frame -> reference (working size)
-            refined = self._refine(grey, to_ref)
+            refined = self._refine(grey, to_ref, mask)
             if refined is None:  # the reference is mostly out of view: this frame becomes the reference
                 self._to_first = self._to_first_prev @ (self._s_inv @ h_small @ self._s)
                 self._to_first /= self._to_first[2, 2]
@@ -112,7 +112,7 @@ class CameraTracker:
         self._ref_to_first = to_first.copy()
         self._ref_from_prev = np.eye(3)
 
-    def _refine(self, grey: np.ndarray, to_ref: np.ndarray) -> np.ndarray | None:
+    def _refine(self, grey: np.ndarray, to_ref: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
         """Fit this frame -> reference directly, starting from ``to_ref``; None when too little is shared."""
         import cv2
 
@@ -124,6 +124,11 @@ class CameraTracker:
         inside = ((guess[:, 0, 0] > 4) & (guess[:, 0, 0] < w - 4) & (guess[:, 0, 1] > 4) & (guess[:, 0, 1] < h - 4))
         if inside.sum() < max(4 * MIN_POINTS, 0.5 * len(pts)):
             return None
+        gx = np.clip(guess[:, 0, 0].astype(int), 0, w - 1)
+        gy = np.clip(guess[:, 0, 1].astype(int), 0, h - 1)
+        inside &= mask[gy, gx] > 0  # not behind a subject on this frame
+        if inside.sum() < 4 * MIN_POINTS:
+            return None
         lk = dict(winSize=(21, 21), maxLevel=1, flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
                   criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
         src, guess = pts[inside], guess[inside].copy()
@@ -131,10 +136,33 @@ class CameraTracker:
         ok = st.ravel() == 1
         if ok.sum() < 4 * MIN_POINTS:
             return None
-        hm, inliers = cv2.findHomography(nxt[ok], src[ok], cv2.RANSAC, 1.5)
+        hm, inliers = cv2.findHomography(nxt[ok], src[ok], cv2.RANSAC, 1.0)
         if hm is None or inliers is None or int(inliers.sum()) < 3 * MIN_POINTS:
             return None
-        return hm / hm[2, 2]
+        return simplest_fit(nxt[ok][inliers.ravel() == 1], src[ok][inliers.ravel() == 1], hm)
+
+
+def simplest_fit(src: np.ndarray, dst: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Least-squares refit on RANSAC's inliers, keeping the simpler model when it explains them as well.
+
+    An affine fit (6 numbers) is used unless the full homography (8) fits the inliers clearly better
+    (by more than 0.05 px RMS): spare perspective terms fitted to noise tilt the frame's far corners.
+    """
+    import cv2
+
+    s2, d2 = src.reshape(-1, 2).astype(np.float64), dst.reshape(-1, 2).astype(np.float64)
+    full, _ = cv2.findHomography(s2, d2, 0)
+    full = h if full is None else full / full[2, 2]
+    aff, _ = cv2.estimateAffine2D(s2, d2, method=cv2.LMEDS)
+    if aff is None:
+        return full
+
+    def rms(m):
+        p = cv2.perspectiveTransform(s2.reshape(-1, 1, 2), m).reshape(-1, 2)
+        return float(np.sqrt(np.mean(np.sum((p - d2) ** 2, axis=1))))
+
+    aff3 = np.vstack([aff, [0.0, 0.0, 1.0]])
+    return aff3 if rms(aff3) <= rms(full) + 0.05 else full
 
 
 def cv2_and(a: np.ndarray, b: np.ndarray) -> np.ndarray:
