@@ -58,6 +58,7 @@ class PoseTracker:
         self.width, self.height = int(width), int(height)
         self._trackers: dict[int, object] = {}
         self._last: dict[int, tuple[int, np.ndarray]] = {}  # id -> (frame, keypoints)
+        self._executor = None
 
     def _tracker(self, pid: int):
         t = self._trackers.get(pid)
@@ -90,8 +91,9 @@ class PoseTracker:
         return kps
 
     def process(self, rgb: np.ndarray, frame: int, faces) -> list[Pose]:
-        """``faces``: (id, box) of the people on this frame (their face tracks)."""
-        poses: list[Pose] = []
+        """``faces``: (id, box) of the people on this frame (their face tracks). People run two at a
+        time (each tracker is its own mediapipe graph, which releases the GIL while it works)."""
+        jobs = []
         for fid, fbox in faces:
             fbox = np.asarray(fbox, np.float64)
             region = body_box(fbox, self.width, self.height)
@@ -105,14 +107,23 @@ class PoseTracker:
                                        max(region[2], kb[2]), max(region[3], kb[3])])
             else:
                 self._drop(fid)  # a fresh start: stale tracking state would look in the wrong place
+            self._tracker(fid)
+            jobs.append((fid, fbox, region))
+
+        def one(job):
+            fid, fbox, region = job
             kps = self._run(rgb, fid, region)
             if kps is not None and not _nose_in_face(kps, fbox):
-                self._drop(fid)
+                self._restart(fid)  # slid onto someone else: look again from scratch
                 kps = self._run(rgb, fid, region)
                 if kps is not None and not _nose_in_face(kps, fbox):
                     kps = None
+            return kps
+
+        results = list(self._pool().map(one, jobs)) if len(jobs) > 1 else [one(j) for j in jobs]
+        poses: list[Pose] = []
+        for (fid, _fbox, _region), kps in zip(jobs, results):
             if kps is None or float(np.mean(kps[:, 2])) < 0.2:
-                self._drop(fid)
                 continue
             self._last[fid] = (frame, kps)
             poses.append(Pose(fid, kps))
@@ -122,9 +133,28 @@ class PoseTracker:
                 self._drop(pid)
         return _without_duplicates(poses)
 
+    def _restart(self, pid: int) -> None:
+        """A fresh tracker for ``pid`` in place (safe from a worker thread: one key per person)."""
+        old = self._trackers.get(pid)
+        self._trackers[pid] = self._solutions.pose.Pose(
+            static_image_mode=False, model_complexity=1, smooth_landmarks=True, enable_segmentation=False,
+            min_detection_confidence=0.5, min_tracking_confidence=0.5)
+        if old is not None:
+            old.close()
+
+    def _pool(self):
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(2, thread_name_prefix="director-pose")
+        return self._executor
+
     def close(self) -> None:
         for pid in list(self._trackers):
             self._drop(pid)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
 
 def _nose_in_face(kps: np.ndarray, fbox) -> bool:
