@@ -68,3 +68,24 @@ def _model_files(solutions) -> list[str]:
     need = ("face_detection/face_detection_short_range.tflite", "face_landmark/face_landmark.tflite",
             "pose_detection/pose_detection.tflite", "pose_landmark/pose_landmark_full.tflite")
     return [n for n in need if not (root / n).is_file()]
+
+
+class GraphPool:
+    """Reusable mediapipe solution graphs of one kind. Making a graph costs tens of milliseconds and
+    memory that is not all given back, so a tracker that loses its subject hands its graph back
+    (reset, tracking state cleared) for the next subject instead of closing it."""
+
+    def __init__(self, make):
+        self._make = make
+        self._free: list = []
+
+    def take(self):
+        return self._free.pop() if self._free else self._make()
+
+    def give_back(self, graph) -> None:
+        graph.reset()
+        self._free.append(graph)
+
+    def close(self) -> None:
+        while self._free:
+            self._free.pop().close()

@@ -103,6 +103,9 @@ class FaceTracker:
         self.ids = IdTracker()
         self.indices = np.array(landmark_indices())
         self._meshes: dict[int, object] = {}
+        self._mesh_pool = backend.GraphPool(lambda: self._solutions.face_mesh.FaceMesh(
+            static_image_mode=False, max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.5,
+            min_tracking_confidence=0.5))
         self._scores: dict[int, float] = {}
         self._prev: list[Face] = []
         self._seen = 0
@@ -126,10 +129,7 @@ class FaceTracker:
     def _mesh(self, tid: int):
         m = self._meshes.get(tid)
         if m is None:
-            m = self._solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
-                                                   refine_landmarks=False, min_detection_confidence=0.5,
-                                                   min_tracking_confidence=0.5)
-            self._meshes[tid] = m
+            m = self._meshes[tid] = self._mesh_pool.take()
         return m
 
     def _landmarks(self, rgb: np.ndarray, tid: int, box) -> np.ndarray | None:
@@ -146,7 +146,7 @@ class FaceTracker:
     def _drop_mesh(self, tid: int) -> None:
         m = self._meshes.pop(tid, None)
         if m is not None:
-            m.close()
+            self._mesh_pool.give_back(m)
 
     # -- one frame -----------------------------------------------------------------------------
     def process(self, rgb: np.ndarray, frame: int) -> tuple[list[Face], int]:
@@ -222,6 +222,7 @@ class FaceTracker:
     def close(self) -> None:
         for tid in list(self._meshes):
             self._drop_mesh(tid)
+        self._mesh_pool.close()
         self._detector.close()
 
 
