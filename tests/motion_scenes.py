@@ -122,3 +122,24 @@ def crossing_scene(frames: int = 48, width: int = 640, height: int = 360) -> Sce
 
     return Scene(width, height, frames, pan=lambda f: (100 + 2.0 * f, 120 - 0.75 * f),
                  paths={"hopper": h, "astronaut": a}, order=lambda f: ["hopper", "astronaut"])
+
+
+def walk_scene(frames: int = 80, width: int = 640, height: int = 360) -> Scene:
+    """The test clip: two people cross (the astronaut in front of Grace Hopper, frames 0-47), then
+    Hopper walks out of the left edge (48-55), is gone (56-63) and comes back (64 on), while the
+    camera pans right and up by (2, -0.75) px a frame."""
+
+    def astronaut(f):
+        return (20 + 360 * min(f, 47) / 47, 110.0)
+
+    def hopper(f):
+        if f <= 47:
+            return (380 - 360 * f / 47, 120.0)
+        if f <= 55:
+            return (20 - 34 * (f - 47), 120.0)
+        if f <= 63:
+            return (None, None)
+        return (-190 + 20 * (f - 64), 120.0)
+
+    return Scene(width, height, frames, pan=lambda f: (100 + 2.0 * f, 120 - 0.75 * f),
+                 paths={"hopper": hopper, "astronaut": astronaut}, order=lambda f: ["hopper", "astronaut"])

@@ -40,6 +40,10 @@ def load():
             f"inside the wheel, and it has no wheel for Python {sys.version_info.major}.{sys.version_info.minor} "
             f"(3.9 to 3.12 only). Run ComfyUI on Python 3.12 or 3.11 for tracking, or turn faces and poses off "
             f"(camera motion and edges work on any Python).", field="poses")
+    import os
+
+    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ info/warning lines, once per model
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import mediapipe  # noqa: F401
         from mediapipe.python import solutions
@@ -64,3 +68,24 @@ def _model_files(solutions) -> list[str]:
     need = ("face_detection/face_detection_short_range.tflite", "face_landmark/face_landmark.tflite",
             "pose_detection/pose_detection.tflite", "pose_landmark/pose_landmark_full.tflite")
     return [n for n in need if not (root / n).is_file()]
+
+
+class GraphPool:
+    """Reusable mediapipe solution graphs of one kind. Making a graph costs tens of milliseconds and
+    memory that is not all given back, so a tracker that loses its subject hands its graph back
+    (reset, tracking state cleared) for the next subject instead of closing it."""
+
+    def __init__(self, make):
+        self._make = make
+        self._free: list = []
+
+    def take(self):
+        return self._free.pop() if self._free else self._make()
+
+    def give_back(self, graph) -> None:
+        graph.reset()
+        self._free.append(graph)
+
+    def close(self) -> None:
+        while self._free:
+            self._free.pop().close()

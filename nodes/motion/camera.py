@@ -1,12 +1,16 @@
 """Camera motion: a homography from every frame to the first, robust to people moving.
 
-Each frame is compared with the previous one at a working size of at most 640 px wide: corner
-features spread over the frame (one minimum distance apart) are followed with pyramidal
-Lucas-Kanade flow, checked forwards and backwards, and a homography is fitted with RANSAC, so the
-background (the most points) wins over moving subjects. Boxes of tracked people and faces are
-masked out before features are picked. Frame-to-frame homographies are chained to give
-``H(f -> 0)``. A frame with too few background points keeps the previous frame's motion (a
-warning names those frames). No ComfyUI import.
+Frames are compared at a working size of at most 640 px wide. A reference frame (frame 0 at
+first) gets corner features spread over its background (boxes of tracked people and faces are
+masked out); every later frame is matched against the reference directly with pyramidal
+Lucas-Kanade flow, seeded by the motion predicted from the two frames before, and a homography
+is fitted with RANSAC, so the background (the most points) wins over moving subjects. The fit is
+then redone by least squares on RANSAC's inliers, keeping an affine model unless the full
+homography explains them clearly better (spare perspective terms fitted to noise tilt the far
+corners). Matching against the reference, not frame to frame, keeps small errors from adding up;
+when too little of the reference is left in view, the previous frame becomes the new reference.
+A frame where nothing can be measured repeats the predicted motion (a warning names those
+frames). No ComfyUI import.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 
 WORK_WIDTH = 640
 MIN_POINTS = 12
+FEATURES = 300
 
 
 class CameraTracker:
@@ -25,13 +30,13 @@ class CameraTracker:
         self.scale = min(1.0, WORK_WIDTH / float(width))
         self._s = np.diag([self.scale, self.scale, 1.0])
         self._s_inv = np.diag([1.0 / self.scale, 1.0 / self.scale, 1.0])
-        self._prev: np.ndarray | None = None
-        self._prev_mask: np.ndarray | None = None
-        self._to_first = np.eye(3)
-        self._to_first_prev = np.eye(3)
-        self._last_step = np.eye(3)
         self.weak_frames: list[int] = []
         self._frame = -1
+        self._ref = self._ref_pts = None
+        self._ref_to_first = np.eye(3)  # working-size reference -> frame 0 (full size)
+        self._to_ref: list[np.ndarray] = []  # last two frames -> reference (working size)
+        self._prev = self._prev_mask = None
+        self._prev_to_first = np.eye(3)
 
     def _grey(self, rgb: np.ndarray) -> np.ndarray:
         import cv2
@@ -51,69 +56,49 @@ class CameraTracker:
             mask[:] = 255
         return mask
 
-    def step(self, prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
-        """Homography mapping ``cur`` pixels to ``prev`` pixels (working size), or None."""
-        import cv2
-
-        pts = cv2.goodFeaturesToTrack(prev, maxCorners=400, qualityLevel=0.01, minDistance=12, mask=mask,
-                                      blockSize=7)
-        if pts is None or len(pts) < MIN_POINTS:
-            return None
-        lk = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
-        nxt, st, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, **lk)
-        back, st2, _ = cv2.calcOpticalFlowPyrLK(cur, prev, nxt, None, **lk)
-        good = (st.ravel() == 1) & (st2.ravel() == 1) & (np.linalg.norm((back - pts).reshape(-1, 2), axis=1) < 1.0)
-        if good.sum() < MIN_POINTS:
-            return None
-        h, inliers = cv2.findHomography(nxt[good], pts[good], cv2.RANSAC, 1.5)
-        if h is None or inliers is None or int(inliers.sum()) < MIN_POINTS:
-            return None
-        return h / h[2, 2]
-
-    def process(self, rgb: np.ndarray, boxes=()) -> np.ndarray:
-        """This frame's homography to frame 0 (frame 0 gets the identity). ``boxes``: subjects to ignore.
-
-        Each frame is first linked to the previous one; that estimate then seeds a direct fit against
-        the current reference frame (frame 0 until too little of it is left in view), so small errors
-        do not add up along the clip.
-        """
-        self._frame += 1
-        grey = self._grey(rgb)
-        mask = self._mask(grey.shape, boxes)
-        if self._prev is None:
-            self._set_reference(grey, mask, np.eye(3))
-        else:
-            h_small = self.step(self._prev, grey, cv2_and(mask, self._prev_mask))
-            if h_small is None:
-                self.weak_frames.append(self._frame)
-                h_small = self._last_step
-            else:
-                self._last_step = h_small
-            to_ref = self._ref_from_prev @ h_small  # this frame -> reference (working size)
-            refined = self._refine(grey, to_ref)
-            if refined is None:  # the reference is mostly out of view: this frame becomes the reference
-                self._to_first = self._to_first_prev @ (self._s_inv @ h_small @ self._s)
-                self._to_first /= self._to_first[2, 2]
-                self._set_reference(grey, mask, self._to_first)
-            else:
-                self._ref_from_prev = refined
-                self._to_first = self._ref_to_first @ (self._s_inv @ refined @ self._s)
-                self._to_first /= self._to_first[2, 2]
-        self._prev, self._prev_mask = grey, mask
-        self._to_first_prev = self._to_first.copy()
-        return self._to_first.copy()
-
-    def _set_reference(self, grey: np.ndarray, mask: np.ndarray, to_first: np.ndarray) -> None:
+    def _set_reference(self, grey, mask, to_first: np.ndarray) -> None:
         import cv2
 
         self._ref = grey
-        self._ref_pts = cv2.goodFeaturesToTrack(grey, maxCorners=400, qualityLevel=0.01, minDistance=12,
+        self._ref_pts = cv2.goodFeaturesToTrack(grey, maxCorners=FEATURES, qualityLevel=0.01, minDistance=14,
                                                 mask=mask, blockSize=7)
         self._ref_to_first = to_first.copy()
-        self._ref_from_prev = np.eye(3)
+        self._to_ref = [np.eye(3)]
 
-    def _refine(self, grey: np.ndarray, to_ref: np.ndarray) -> np.ndarray | None:
-        """Fit this frame -> reference directly, starting from ``to_ref``; None when too little is shared."""
+    def _predicted(self) -> np.ndarray:
+        """This frame -> reference, extrapolated from the last two frames (constant motion)."""
+        if len(self._to_ref) < 2:
+            return self._to_ref[-1]
+        a, b = self._to_ref[-2], self._to_ref[-1]
+        step = np.linalg.solve(a, b)  # frame f-1 -> frame f-2
+        guess = b @ step
+        return guess / guess[2, 2]
+
+    def process(self, rgb: np.ndarray, boxes=()) -> np.ndarray:
+        """This frame's homography to frame 0 (frame 0 gets the identity). ``boxes``: subjects to ignore."""
+        self._frame += 1
+        grey = self._grey(rgb)
+        mask = self._mask(grey.shape, boxes)
+        if self._ref is None:
+            self._set_reference(grey, mask, np.eye(3))
+        else:
+            guess = self._predicted()
+            fit = self._match(grey, guess, mask)
+            if fit is None:  # the reference is mostly out of view: the previous frame takes over
+                self._set_reference(self._prev, self._prev_mask, self._prev_to_first)
+                guess = self._predicted()
+                fit = self._match(grey, guess, mask)
+            if fit is None:
+                self.weak_frames.append(self._frame)
+                fit = guess
+            self._to_ref = (self._to_ref + [fit])[-2:]
+        to_first = self._ref_to_first @ self._s_inv @ self._to_ref[-1] @ self._s
+        to_first /= to_first[2, 2]
+        self._prev, self._prev_mask, self._prev_to_first = grey, mask, to_first
+        return to_first
+
+    def _match(self, grey: np.ndarray, to_ref: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+        """Fit this frame -> reference, starting from ``to_ref``; None when too little is shared."""
         import cv2
 
         pts = self._ref_pts
@@ -121,22 +106,41 @@ class CameraTracker:
             return None
         guess = cv2.perspectiveTransform(pts.astype(np.float64), np.linalg.inv(to_ref)).astype(np.float32)
         h, w = grey.shape
-        inside = ((guess[:, 0, 0] > 4) & (guess[:, 0, 0] < w - 4) & (guess[:, 0, 1] > 4) & (guess[:, 0, 1] < h - 4))
+        gx, gy = guess[:, 0, 0], guess[:, 0, 1]
+        inside = (gx > 4) & (gx < w - 4) & (gy > 4) & (gy < h - 4)
         if inside.sum() < max(4 * MIN_POINTS, 0.5 * len(pts)):
             return None
-        lk = dict(winSize=(21, 21), maxLevel=1, flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
-                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+        inside &= mask[np.clip(gy.astype(int), 0, h - 1), np.clip(gx.astype(int), 0, w - 1)] > 0
+        if inside.sum() < 4 * MIN_POINTS:
+            return None
         src, guess = pts[inside], guess[inside].copy()
-        nxt, st, _ = cv2.calcOpticalFlowPyrLK(self._ref, grey, src, guess, **lk)
+        nxt, st, _ = cv2.calcOpticalFlowPyrLK(
+            self._ref, grey, src, guess, winSize=(21, 21), maxLevel=2, flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
         ok = st.ravel() == 1
         if ok.sum() < 4 * MIN_POINTS:
             return None
-        hm, inliers = cv2.findHomography(nxt[ok], src[ok], cv2.RANSAC, 1.5)
+        hm, inliers = cv2.findHomography(nxt[ok], src[ok], cv2.RANSAC, 1.0)
         if hm is None or inliers is None or int(inliers.sum()) < 3 * MIN_POINTS:
             return None
-        return hm / hm[2, 2]
+        keep = inliers.ravel() == 1
+        return simplest_fit(nxt[ok][keep], src[ok][keep], hm / hm[2, 2])
 
 
-def cv2_and(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    both = np.minimum(a, b)
-    return both if both.mean() >= 255 * 0.1 else a
+def simplest_fit(src: np.ndarray, dst: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Least-squares refit on RANSAC's inliers, keeping the simpler model when it explains them as well:
+    affine (6 numbers) unless the full homography (8) is better by more than 0.05 px RMS."""
+    import cv2
+
+    s2, d2 = src.reshape(-1, 2).astype(np.float64), dst.reshape(-1, 2).astype(np.float64)
+    full, _ = cv2.findHomography(s2, d2, 0)
+    full = h if full is None else full / full[2, 2]
+    design = np.hstack([s2, np.ones((len(s2), 1))])
+    sol, *_ = np.linalg.lstsq(design, d2, rcond=None)
+    aff = np.vstack([sol.T, [0.0, 0.0, 1.0]])
+
+    def rms(m):
+        p = cv2.perspectiveTransform(s2.reshape(-1, 1, 2), m).reshape(-1, 2)
+        return float(np.sqrt(np.mean(np.sum((p - d2) ** 2, axis=1))))
+
+    return aff if rms(aff) <= rms(full) + 0.05 else full

@@ -220,9 +220,9 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
                     pose_frames.setdefault(p.id, []).append(e)
                     pose_entries.append((p.id, e))
                 if camera is not None:
-                    boxes = [_grow(f.box, 0.3) for f in faces]
-                    from .poses import keypoint_box
+                    from .poses import body_box, keypoint_box
 
+                    boxes = [_grow(f.box, 0.3) for f in faces] + [body_box(f.box, width, height) for f in faces]
                     for p in poses:
                         kb = keypoint_box(p.keypoints, 0.3)
                         if kb is not None:

@@ -103,8 +103,12 @@ class FaceTracker:
         self.ids = IdTracker()
         self.indices = np.array(landmark_indices())
         self._meshes: dict[int, object] = {}
+        self._mesh_pool = backend.GraphPool(lambda: self._solutions.face_mesh.FaceMesh(
+            static_image_mode=False, max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.5,
+            min_tracking_confidence=0.5))
         self._scores: dict[int, float] = {}
         self._prev: list[Face] = []
+        self._seen = 0
         self._public: dict[int, int] = {}  # tracker id -> the id users see: 0, 1, 2... as faces are confirmed
 
     # -- detection -----------------------------------------------------------------------------
@@ -125,10 +129,7 @@ class FaceTracker:
     def _mesh(self, tid: int):
         m = self._meshes.get(tid)
         if m is None:
-            m = self._solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
-                                                   refine_landmarks=False, min_detection_confidence=0.5,
-                                                   min_tracking_confidence=0.5)
-            self._meshes[tid] = m
+            m = self._meshes[tid] = self._mesh_pool.take()
         return m
 
     def _landmarks(self, rgb: np.ndarray, tid: int, box) -> np.ndarray | None:
@@ -145,7 +146,7 @@ class FaceTracker:
     def _drop_mesh(self, tid: int) -> None:
         m = self._meshes.pop(tid, None)
         if m is not None:
-            m.close()
+            self._mesh_pool.give_back(m)
 
     # -- one frame -----------------------------------------------------------------------------
     def process(self, rgb: np.ndarray, frame: int) -> tuple[list[Face], int]:
@@ -154,13 +155,23 @@ class FaceTracker:
         seen = 0
         if detect:
             dets = self.detect(rgb)
-            seen = len(dets)
+            # most prominent first: largest and surest; false detections are dropped by the mesh below
             dets.sort(key=lambda d: -(d[0][2] - d[0][0]) * (d[0][3] - d[0][1]) * d[1])
-            dets = dets[:self.max_faces]
+            dets = dets[:self.max_faces + 4]
             looks = [appearance(rgb, b) for b, _ in dets]
             ids = self.ids.assign(frame, [b for b, _ in dets], looks)
             for (box, score), tid, look in zip(dets, ids, looks):
                 fresh = self.ids.tracks[tid].hits == 1 and self.ids.tracks[tid].last == frame
+                if len(faces) >= self.max_faces:
+                    if fresh:
+                        face = self._face(rgb, tid, box, score) if self.landmarks else None
+                        self.ids.discard(tid)
+                        self._drop_mesh(tid)
+                        if face is None or len(face.landmarks):
+                            seen += 1
+                    else:
+                        seen += 1
+                    continue
                 face = self._face(rgb, tid, box, score)
                 if fresh and self.landmarks and not len(face.landmarks):
                     self.ids.discard(tid)  # a new face the mesh cannot confirm: a false detection
@@ -169,6 +180,8 @@ class FaceTracker:
                 self._scores[tid] = score
                 self.ids.observe(tid, frame, face.box, look)
                 faces.append(face)
+                seen += 1
+            self._seen = seen
         else:
             for prev in self._prev:
                 track = self.ids.tracks.get(prev.id)
@@ -187,7 +200,7 @@ class FaceTracker:
                 self.ids.observe(prev.id, frame, box)
                 faces.append(Face(prev.id, tuple(float(v) for v in box), lm, self._scores.get(prev.id, prev.score)))
             faces = _without_duplicates(faces)
-            seen = len(faces)
+            seen = max(len(faces), self._seen)  # a crowd seen at the last detection is still there
         for tid in list(self._meshes):
             if tid not in {f.id for f in faces}:
                 self._drop_mesh(tid)
@@ -209,6 +222,7 @@ class FaceTracker:
     def close(self) -> None:
         for tid in list(self._meshes):
             self._drop_mesh(tid)
+        self._mesh_pool.close()
         self._detector.close()
 
 

@@ -58,23 +58,32 @@ class PoseTracker:
         self.width, self.height = int(width), int(height)
         self._trackers: dict[int, object] = {}
         self._last: dict[int, tuple[int, np.ndarray]] = {}  # id -> (frame, keypoints)
+        self._executor = None
+        self._pool_graphs = backend.GraphPool(lambda: self._solutions.pose.Pose(
+            static_image_mode=False, model_complexity=1, smooth_landmarks=True, enable_segmentation=False,
+            min_detection_confidence=0.5, min_tracking_confidence=0.5))
 
     def _tracker(self, pid: int):
         t = self._trackers.get(pid)
         if t is None:
-            t = self._solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True,
-                                          enable_segmentation=False, min_detection_confidence=0.5,
-                                          min_tracking_confidence=0.5)
-            self._trackers[pid] = t
+            t = self._trackers[pid] = self._pool_graphs.take()
         return t
 
     def _drop(self, pid: int) -> None:
         t = self._trackers.pop(pid, None)
         if t is not None:
-            t.close()
+            self._pool_graphs.give_back(t)
 
-    def _run(self, rgb: np.ndarray, pid: int, region) -> np.ndarray | None:
+    def _run(self, rgb: np.ndarray, pid: int, region, others=()) -> np.ndarray | None:
+        import cv2
+
         crop, x0, y0, side = square_crop(rgb, region, 1.15, CROP)
+        k = CROP / side
+        for b in others:  # other people's faces greyed out: the pose detector finds people by their heads
+            pad = 0.15 * (b[2] - b[0])
+            p0 = (int((b[0] - pad - x0) * k), int((b[1] - pad - y0) * k))
+            p1 = (int((b[2] + pad - x0) * k), int((b[3] + pad - y0) * k))
+            cv2.rectangle(crop, p0, p1, (128, 128, 128), -1)
         res = self._tracker(pid).process(crop)
         if res.pose_landmarks is None:
             return None
@@ -90,8 +99,9 @@ class PoseTracker:
         return kps
 
     def process(self, rgb: np.ndarray, frame: int, faces) -> list[Pose]:
-        """``faces``: (id, box) of the people on this frame (their face tracks)."""
-        poses: list[Pose] = []
+        """``faces``: (id, box) of the people on this frame (their face tracks). People run two at a
+        time (each tracker is its own mediapipe graph, which releases the GIL while it works)."""
+        jobs = []
         for fid, fbox in faces:
             fbox = np.asarray(fbox, np.float64)
             region = body_box(fbox, self.width, self.height)
@@ -103,16 +113,24 @@ class PoseTracker:
                     kb = kb + np.array([-pad, -pad, pad, pad])
                     region = np.array([min(region[0], kb[0]), min(region[1], kb[1]),
                                        max(region[2], kb[2]), max(region[3], kb[3])])
-            else:
-                self._drop(fid)  # a fresh start: stale tracking state would look in the wrong place
-            kps = self._run(rgb, fid, region)
+            self._tracker(fid)  # kept while the face is tracked: a lost pose is searched for again inside
+            others = [np.asarray(b, np.float64) for f2, b in faces if f2 != fid and iou(b, fbox) == 0.0]
+            jobs.append((fid, fbox, region, others))
+
+        def one(job):
+            fid, fbox, region, others = job
+            kps = self._run(rgb, fid, region, others)
             if kps is not None and not _nose_in_face(kps, fbox):
-                self._drop(fid)
-                kps = self._run(rgb, fid, region)
+                self._restart(fid)  # slid onto someone else: look again from scratch
+                kps = self._run(rgb, fid, region, others)
                 if kps is not None and not _nose_in_face(kps, fbox):
                     kps = None
+            return kps
+
+        results = list(self._pool().map(one, jobs)) if len(jobs) > 1 else [one(j) for j in jobs]
+        poses: list[Pose] = []
+        for (fid, _fbox, _region, _others), kps in zip(jobs, results):
             if kps is None or float(np.mean(kps[:, 2])) < 0.2:
-                self._drop(fid)
                 continue
             self._last[fid] = (frame, kps)
             poses.append(Pose(fid, kps))
@@ -122,9 +140,27 @@ class PoseTracker:
                 self._drop(pid)
         return _without_duplicates(poses)
 
+    def _restart(self, pid: int) -> None:
+        """Clear ``pid``'s tracking state (safe from a worker thread: each person has its own graph)."""
+        self._trackers[pid].reset()
+
+    def _pool(self):
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(2, thread_name_prefix="director-pose")
+        return self._executor
+
     def close(self) -> None:
         for pid in list(self._trackers):
             self._drop(pid)
+        self._pool_graphs.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._pool_graphs = backend.GraphPool(lambda: self._solutions.pose.Pose(
+            static_image_mode=False, model_complexity=1, smooth_landmarks=True, enable_segmentation=False,
+            min_detection_confidence=0.5, min_tracking_confidence=0.5))
 
 
 def _nose_in_face(kps: np.ndarray, fbox) -> bool:
