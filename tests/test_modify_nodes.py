@@ -12,11 +12,12 @@ from media import make_clip
 from modify_helpers import motion_for, tracks
 
 import comfy_stub
-from comfyui_director.nodes.common.errors import DirectorError, ShotError
+from comfyui_director.nodes.common.errors import DirectorError
 from comfyui_director.nodes.footage.nodes import make_video
 from comfyui_director.nodes.footage.stream import FootageRef, probe
 from comfyui_director.nodes.modify.nodes import DirectorCameraMotion, DirectorModifyVideo, DirectorTracking
 from comfyui_director.nodes.modify.tracking import TrackingSettings
+from comfyui_director.nodes.shot.request import KeyframeSpec
 
 
 @pytest.fixture(autouse=True)
@@ -60,8 +61,8 @@ def test_modify_node_on_draft_returns_a_video_with_the_source_length(comfy_dirs)
 @pytest.mark.parametrize("change,error", [
     (dict(prompt=" "), "prompt: the prompt is empty"),
     (dict(hdr=True, resolution="720p"), "Draft engine: HDR is not available"),
-    (dict(keyframes=[__import__("comfyui_director.nodes.shot.request", fromlist=["KeyframeSpec"]).KeyframeSpec(
-        99, image=np.zeros((36, 64, 3), np.float32), label="late")]), "late: position 99 frame is frame 99, outside"),
+    (dict(keyframes=[KeyframeSpec(99, image=np.zeros((36, 64, 3), np.float32), label="late")]),
+     "late: position 99 frame is frame 99, outside"),
 ])
 def test_modify_node_refuses_before_writing_anything(comfy_dirs, change, error):
     src = make_clip(comfy_dirs / "input" / "a.mp4", 64, 36, 12, 24)
