@@ -20,7 +20,9 @@ NODE_MODULES = (
     "generate.nodes",
     "engines.draft.nodes",
     "engines.luma.nodes",
+    "modify.nodes",
     "reframe.nodes",
+    "motion.nodes",
 )
 
 
