@@ -166,7 +166,9 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
         from .faces import FaceTracker, landmark_indices
 
         indices = landmark_indices()
-        face_tracker = FaceTracker(width, height, max_faces=options.max_people, landmarks=options.faces,
+        # the face mesh runs even when only poses are wanted: it confirms new faces (no body is sought
+        # below a false detection) and its tight boxes keep each pose on its own head
+        face_tracker = FaceTracker(width, height, max_faces=options.max_people, landmarks=True,
                                    detect_every=detect_every)
     if options.poses:
         from .poses import PoseTracker
