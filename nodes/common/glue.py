@@ -95,7 +95,7 @@ def user_dir() -> Path:
 def spill_dir() -> Path:
     """Where Director spills in-memory footage to files: ComfyUI's temp folder, which ComfyUI
     empties when it starts and exits."""
-    return temp_dir() / "director-spill"
+    return temp_dir() / paths.SPILL_FOLDER
 
 
 def input_roots(samples: Path | None = None, samples_prefix: str = "director-samples/") -> InputRoots:

@@ -19,6 +19,8 @@ from typing import Callable, Iterable, Iterator, Mapping
 from .errors import DirectorError
 
 _BAD_CHARS = re.compile(r"[\x00-\x1f<>:\"|?*]")
+SPILL_FOLDER = "director-spill"
+"""Folder (inside ComfyUI's temp folder) where in-memory VIDEOs are spilled to files."""
 
 
 def safe_relative(name: str, *, field: str = "filename_prefix", folder: str = "output folder") -> PurePosixPath:

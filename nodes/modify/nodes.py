@@ -172,7 +172,7 @@ class DirectorModifyVideo(io.ComfyNode):
 
         node_id = cls.hidden.unique_id
         engine = gen.engine_or(engine, DraftEngine())
-        footage = footage_from_video(video, spill_dir=glue.temp_dir() / "director-spill")
+        footage = footage_from_video(video, spill_dir=glue.spill_dir())
         first = None if first_frame is None else batch_to_images(first_frame, label="first_frame")[0]
         request = build_modify_request(prompt, footage, resolution=resolution, hdr=hdr, exr=exr, tracking=tracking,
                                        motion=motion, keyframes=tuple(keyframes or ()), first_frame=first,
@@ -271,7 +271,7 @@ class DirectorCameraMotion(io.ComfyNode):
             raise DirectorError("Camera Motion: connect a still image or a clip to move (exactly one).", field="image")
         camera_path(motion.tracks)  # refuses a motion source without a camera path before any work
         still = None if image is None else batch_to_images(image, label="image")[0]
-        plate = None if clip is None else footage_from_video(clip, spill_dir=glue.temp_dir() / "director-spill")
+        plate = None if clip is None else footage_from_video(clip, spill_dir=glue.spill_dir())
         root = glue.output_dir()
         target = gen.output_target(root, filename_prefix)
         folder = gen.claim_output(target)

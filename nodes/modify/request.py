@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..common.errors import DirectorError, ShotError
-from ..footage.refs import default_spill_dir
+from ..common.paths import SPILL_FOLDER
 from ..footage.stream import FootageInfo, FootageRef, ref_info
 from ..shot.request import (ASPECT_RATIOS, KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, POSITION_UNITS, PROMPT_MAX,
                             RESOLUTIONS, Keyframe, KeyframeSpec, ShotRequest, SourceClip)
@@ -68,8 +68,8 @@ def check_source(ref: FootageRef, *, limit_s: float | None = None, label: str = 
     unreadable file, no video stream (from the probe), wrong container, variable frame rate,
     too long for its frame rate."""
     path = Path(ref.path)
-    # an in-memory VIDEO written out losslessly by footage.refs (into ComfyUI's temp or the system's)
-    spilled = path.parent.name == default_spill_dir().name
+    # an in-memory VIDEO written out losslessly by footage.refs (into ComfyUI's temp folder)
+    spilled = path.parent.name == SPILL_FOLDER
     if not ref.exr_frames and not spilled and path.suffix.lower() not in SOURCE_SUFFIXES:
         raise ShotError(f"{label}: '{path.name}' is a {path.suffix or 'suffix-less'} file; Modify Video takes "
                         f"{', '.join(SOURCE_SUFFIXES)} sources.", field=label)

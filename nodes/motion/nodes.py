@@ -104,7 +104,7 @@ class DirectorMotionSource(io.ComfyNode):
         options = MotionOptions(faces=bool(faces), poses=bool(poses), camera=bool(camera), structure=structure,
                                 max_people=int(max_people)).check()
         target = _target(filename_prefix)
-        ref = footage_from_video(video, spill_dir=glue.temp_dir() / "director-spill")
+        ref = footage_from_video(video, spill_dir=glue.spill_dir())
         from ..footage.stream import ref_info
 
         total = ref_info(ref).frame_count

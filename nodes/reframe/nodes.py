@@ -24,7 +24,7 @@ DEFAULT_PREFIX = "director/reframe/reframe"
 
 
 def _footage(video) -> FootageRef:
-    return footage_from_video(video, spill_dir=glue.temp_dir() / "director-spill")
+    return footage_from_video(video, spill_dir=glue.spill_dir())
 
 
 class DirectorReframeCanvas(io.ComfyNode):
