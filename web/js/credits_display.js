@@ -32,6 +32,7 @@ function noteFor(node) {
   const type = engine?.comfyClass ?? engine?.type;
   return creditsNote({
     billing: BILLING_ENGINES.has(type) && engine.mode !== 4 && engine.mode !== 2,
+    local: type === "DirectorLocalEngine" && engine.mode !== 4 && engine.mode !== 2,
     duration: widgetValue(node, "duration"),
     resolution: widgetValue(node, "resolution"),
     hdr: !!widgetValue(node, "hdr"),
