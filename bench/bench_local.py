@@ -138,9 +138,13 @@ def prompt_class(prompt: dict, node: str | None) -> str:
     return "KSampler" if node else ""  # expansion nodes: the sampler is the only node reporting steps
 
 
-def decode_seconds(result: dict, server: ComfyServer) -> float:
-    """Seconds spent in VAE decode nodes (expansion nodes are looked up in the server's history)."""
-    return sum(t for node, t in result["nodes"].items() if node and ("44" == node or node.endswith("VAEDecode")))
+def probe_rows(log: Path) -> list[dict]:
+    """What the probe node recorded since the last call (and clear it)."""
+    if not log.exists():
+        return []
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    log.unlink()
+    return rows
 
 
 def reset_peak(server: ComfyServer) -> None:
@@ -161,6 +165,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="GPU: full-size architectures at 720p/1080p")
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--size", type=int, default=64, help="long edge in pixels (CPU mode)")
     args = ap.parse_args()
     comfy_dir = os.environ["COMFYUI_DIR"]
     if args.full:
@@ -171,24 +176,27 @@ def main() -> None:
     (base / "custom_nodes").mkdir(parents=True)
     (base / "custom_nodes" / "director_local_probe").symlink_to(ROOT / "tests" / "comfyui_test_nodes" /
                                                                  "director_local_probe")
-    size, steps = 128, args.steps
+    size, steps = args.size, args.steps
+    w, h = size, size // 2
     cases = [
-        ("LTX-Video t2v 5 s, by hand", by_hand(ltx_loaders(), "ltx", 128, 64, 121, steps)),
+        ("LTX-Video t2v 5 s, by hand", by_hand(ltx_loaders(), "ltx", w, h, 121, steps)),
         ("LTX-Video t2v 5 s, Director", director(ltx_loaders(), size, steps, 5)),
-        ("Wan VACE t2v 5 s, by hand", by_hand(wan_loaders(), "wan", 128, 64, 121, steps)),
-        ("Wan VACE t2v 5 s, Director", director(wan_loaders(), size, steps, 5)),
-        ("Wan VACE 10 s, Director one pass", director(wan_loaders(), size, steps, 10)),
-        ("Wan VACE 10 s, Director windows of 41", director(wan_loaders(), size, steps, 10, max_window=41)),
+        ("Wan VACE t2v 5 s, by hand", by_hand(wan_loaders(), "wan", w, h, 121, steps)),
+        ("Wan VACE t2v 5 s, Director one pass", director(wan_loaders(), size, steps, 5)),
+        ("Wan VACE t2v 5 s, Director windows of 41", director(wan_loaders(), size, steps, 5, max_window=41)),
     ]
     rows = []
-    with ComfyServer(comfy_dir, base, env={"LUMA_AGENTS_API_KEY": "", "OCIO": ""},
+    log = base / "probe.jsonl"
+    with ComfyServer(comfy_dir, base, env={"LUMA_AGENTS_API_KEY": "", "OCIO": "", "DIRECTOR_PROBE_LOG": str(log)},
                      extra_args=("--cache-none",)) as server:
         asyncio.run(run_timed(server, cases[0][1]))  # warm-up: imports, first model load
         for label, prompt in cases:
+            probe_rows(log)
             reset_peak(server)
             r = asyncio.run(run_timed(server, prompt))
-            rows.append((label, r["wall"], r["step_s"], decode_seconds(r, server), peak_rss_mb(server)))
-    print(f"Local engine, tiny random checkpoints on CPU at {size} px, {steps} steps "
+            decode = sum(x["seconds"] for x in probe_rows(log) if x["node"] == "VAEDecode")
+            rows.append((label, r["wall"], r["step_s"], decode, peak_rss_mb(server)))
+    print(f"Local engine, tiny random checkpoints on CPU, {w}x{h}, {steps} steps, 121 frames "
           f"(measured on this machine; GPU figures: run with --full on a GPU)")
     print(f"{'case':<40} {'wall s':>8} {'s/step':>8} {'decode s':>9} {'peak RSS MB':>12}")
     for label, wall, step, dec, rss in rows:

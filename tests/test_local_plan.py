@@ -255,6 +255,40 @@ def test_local_engine_checks_before_anything_runs_and_costs_nothing():
             engine.check(request(**kw))
         assert e.value.field == field
     engine.check(request(sixteen()))
+    modify = request().__class__(prompt="x", task="modify")
     with pytest.raises(EngineUnsupported) as e:
-        plan_shot(request().__class__(prompt="x", task="modify"), LTXV, Settings(), "p")
-    assert e.value.field == "task"
+        plan_shot(modify, LTXV, Settings(), "p")
+    assert e.value.field == "family" and "Wan" in str(e.value)
+    with pytest.raises(EngineUnsupported) as e:
+        plan_shot(modify, WAN21_VACE, Settings(), "p")
+    assert e.value.field == "video"
+
+
+def test_a_modify_shot_plans_at_the_sources_length_and_rate_in_windows_when_one_pass_would_not_fit():
+    from comfyui_director.nodes.shot.request import ShotRequest, SourceClip
+
+    src = SourceClip("clip.mp4", 30.0, 450, 1280, 720)  # 15 s at 30 fps
+    shot = ShotRequest(prompt="x", task="modify", source=src, resolution="720p", keyframes=())
+    plan = plan_shot(shot, WAN21_VACE, Settings(), "p")
+    assert plan.frames == 450 and plan.fps == 30.0 and plan.node(plan.output).inputs["fps"] == 30.0
+    assert max(w.length for w in plan.windows) == 81 and "windows of 81 frames" in plan.summary()
+    controls = plan.of_type("DirectorSourceControl")
+    assert len(controls) == len(plan.windows) and all(c.inputs["shot"] == Given("request") for c in controls)
+    assert "reference_image" not in plan.of_type("WanVaceToVideo")[0].inputs
+
+
+def test_reframe_or_modify_control_nodes_feed_each_window_of_the_wan_chain():
+    from comfyui_director.nodes.engines.local.plan import Control
+
+    control = Control("DirectorReframeControl", {"source": Given("source"), "canvas": Given("canvas")},
+                      reference=False)
+    plan = plan_wan_vace(request(duration=10), WAN21_VACE, Settings(working_size=128, max_window=81), "p",
+                         frames=200, control=control)
+    assert plan.length == 201 and plan.frames == 200 and "200 frames asked, 201 generated" in plan.summary()
+    nodes = plan.of_type("DirectorReframeControl")
+    assert [n.inputs["start_frame"] for n in nodes] == [w.start for w in plan.windows]
+    assert all(n.inputs["source"] == Given("source") and n.inputs["width"] == 128 for n in nodes)
+    vaces = plan.of_type("WanVaceToVideo")
+    assert all("reference_image" not in v.inputs for v in vaces)
+    assert [v.inputs["control_masks"] for v in vaces] == [Ref(n.id, 1) for n in nodes]
+    assert "previous" not in nodes[0].inputs and nodes[1].inputs["previous"] == Ref(plan.of_type("VAEDecode")[0].id, 0)

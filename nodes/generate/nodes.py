@@ -172,7 +172,7 @@ class DirectorGenerateVideo(io.ComfyNode):
         """The Local engine renders as ComfyUI's own nodes: return its plan as a node expansion whose
         last node writes the MP4 and outputs this node's four outputs."""
         plan = engine.plan(request, filename_prefix, n_preview)
-        graph, outputs = expansion(plan, engine, request.keyframes)
+        graph, outputs = expansion(plan, engine, request)
         glue.status_text(cls.hidden.unique_id, f"Local: {plan.summary()}")
         return io.NodeOutput(*outputs, expand=graph)
 

@@ -159,7 +159,7 @@ class DirectorLocalEngine(io.ComfyNode):
         return io.NodeOutput(engine)
 
 
-def expansion(plan: Plan, engine: LocalEngine, keyframes: Sequence[Keyframe]) -> tuple[dict, list]:
+def expansion(plan: Plan, engine: LocalEngine, request) -> tuple[dict, list]:
     """The plan as a ComfyUI node expansion (GraphBuilder), and the writer's four outputs as links.
 
     ``Given`` inputs link to the engine node's own upstream outputs where the engine node was
@@ -174,7 +174,9 @@ def expansion(plan: Plan, engine: LocalEngine, keyframes: Sequence[Keyframe]) ->
             return made[value.node].out(value.slot)
         if isinstance(value, Given):
             if value.name == "keyframes":
-                return tuple(keyframes)
+                return tuple(request.keyframes)
+            if value.name == "request":
+                return request
             if value.name in engine.inputs.links:
                 return list(engine.inputs.links[value.name])
             if value.name not in engine.inputs.values:
@@ -297,6 +299,89 @@ class DirectorGuideFrames(io.ComfyNode):
                 + ("" if size == (width, height) else f" (asked {width}x{height})"))
         return io.NodeOutput(_tensor(video), _tensor(masks), guide_batch, reference, frames_text, size[0], size[1], n,
                              info)
+
+
+# --- reframe / modify: control frames from the source video ----------------------------------------
+
+def source_window(shot, start: int, length: int):
+    """The source's frames ``start .. start+length-1`` (of its selection) as float32 chunks."""
+    from ...footage.frames import iter_images
+
+    footage = shot.options.get("footage") or getattr(shot.options.get("modify"), "footage", None)
+    if footage is None:
+        raise EngineUnsupported(f"Local engine: the {shot.task} shot carries no source footage.", field="video")
+    sel = footage.selection
+    window = footage.with_selection(start=sel.start + start * sel.stride, count=length)
+    for chunk in iter_images(window):
+        yield from chunk
+
+
+def source_control(shot, size: tuple[int, int], start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Control video and masks for one window of a reframe or modify shot (frames.py conventions)."""
+    from .frames import pose_control, reframe_control
+
+    width, height = size
+    last = shot.source.frame_count - 1
+    if shot.task == "reframe":
+        from ...reframe.geometry import place
+
+        p = place(shot.options["canvas"], shot.source.width, shot.source.height, width, height)
+        video, masks = reframe_control(source_window(shot, start, length), (p.x0, p.y0, p.x1 - p.x0, p.y1 - p.y0),
+                                       size, p.mask(), length)
+    else:
+        from ...motion.skeleton import render_pose
+
+        motion = getattr(shot.options.get("modify"), "motion", None)
+        if motion is None:
+            raise EngineUnsupported("Local engine: Modify Video on Wan VACE is driven by poses; connect a Motion "
+                                    "Source with poses on.", field="motion")
+        frames = [min(i, last) for i in range(start, start + length)]
+        video, masks = pose_control(lambda i: render_pose(motion.tracks, i, width, height), frames, size)
+    kv, km = keyframe_control(guides(shot.keyframes, size, last), size, length, start)
+    keep = km < 1.0
+    video[keep.any(axis=(1, 2))] = kv[keep.any(axis=(1, 2))]
+    masks = np.minimum(masks, km)
+    return video, masks
+
+
+class DirectorSourceControl(io.ComfyNode):
+    """Inside a Local engine expansion: one window's control video and masks for Reframe / Modify."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DirectorSourceControl",
+            display_name="Source Control Frames",
+            category=f"{glue.CATEGORY}/Engines/internal",
+            description="Used inside a Local engine expansion: Reframe (the source on a 0.5 grey canvas, the "
+                        "outpaint mask) or Modify (pose renders of the motion source) as WanVaceToVideo's control "
+                        "video and masks, one window at a time.",
+            inputs=[io.AnyType.Input("shot"), io.Int.Input("width", default=832, min=16, max=8192),
+                    io.Int.Input("height", default=480, min=16, max=8192),
+                    io.Int.Input("start_frame", default=0, min=0, max=100000),
+                    io.Int.Input("length", default=81, min=1, max=100000),
+                    io.Int.Input("overlap", default=0, min=0, max=256), io.Image.Input("previous", optional=True)],
+            outputs=[io.Image.Output("control_video"), io.Mask.Output("control_masks"), io.Image.Output("unused"),
+                     io.Image.Output("reference_image")],
+        )
+
+    @classmethod
+    def execute(cls, shot, width: int = 832, height: int = 480, start_frame: int = 0, length: int = 81,
+                overlap: int = 0, previous=None) -> io.NodeOutput:
+        from comfy_execution.graph_utils import ExecutionBlocker
+
+        size = (int(width), int(height))
+        video, masks = source_control(shot, size, int(start_frame), int(length))
+        if overlap and previous is not None:
+            from ..draft.animatic import cover_fit
+
+            for i, f in enumerate(_images_u8(previous)[-int(overlap):]):
+                video[i] = cover_fit(f.astype(np.float32) / 255.0, size).astype(np.float32) / 255.0
+                masks[i] = 0.0
+        g = guides(shot.keyframes, size, shot.source.frame_count - 1)
+        blocked = ExecutionBlocker("Source Control Frames: no image keyframes.")
+        reference = _tensor(g[0].image[None]) if g else blocked
+        return io.NodeOutput(_tensor(video), _tensor(masks), blocked, reference)
 
 
 # --- the expansion's end: decoded frames -> MP4 in the output folder -> VIDEO ---------------------
@@ -441,4 +526,4 @@ def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([cover_fit(f.astype(np.float32) / 255.0, size) for f in frames])
 
 
-NODES = [DirectorLocalEngine, DirectorGuideFrames, DirectorLocalSegment, DirectorLocalShotWriter]
+NODES = [DirectorLocalEngine, DirectorGuideFrames, DirectorSourceControl, DirectorLocalSegment, DirectorLocalShotWriter]

@@ -32,6 +32,8 @@ from .frames import Window, hold_span, windows
 GUIDE_FRAMES = "DirectorGuideFrames"
 SHOT_WRITER = "DirectorLocalShotWriter"
 SEGMENT = "DirectorLocalSegment"
+SOURCE_CONTROL = "DirectorSourceControl"
+AUTO_WINDOW = 81                 # Wan's native clip length: the window when one pass would not fit
 DECODE_BUDGET_BYTES = 4 << 30   # one decoded window as float32 (ComfyUI's IMAGE) must fit this
 WINDOW_OVERLAP = 8
 
@@ -67,7 +69,7 @@ class Settings:
     deliver_shot_size: bool = True  # scale the result to the shot's size (else deliver the working size)
     conditioning: str = "given"    # "given": positive/negative supplied; "clip": encode the prompt
     negative_prompt: str = ""
-    max_window: int = 0             # Wan: frames per window (0 = the whole clip in one pass)
+    max_window: int = 0             # Wan: frames per window (0 = one pass, or 81-frame windows when it won't fit)
     vace_strength: float = 1.0
 
 
@@ -78,7 +80,7 @@ class Plan:
     height: int
     length: int                    # frames generated per shot (valid length)
     frames: int                    # frames delivered
-    fps: int
+    fps: float
     deliver: tuple[int, int]       # delivered size
     nodes: list[PlanNode] = field(default_factory=list)
     output: Ref | None = None      # the writer: VIDEO, credits, info, preview_frames
@@ -100,7 +102,7 @@ class Plan:
     def summary(self) -> str:
         """What was chosen, for the node's status line and the file's metadata."""
         w, h = self.deliver
-        text = (f"{self.family.label}: {self.length} frames at {self.width}x{self.height}, {self.fps} fps")
+        text = f"{self.family.label}: {self.length} frames at {self.width}x{self.height}, {self.fps:g} fps"
         if (w, h) != (self.width, self.height):
             text += f", delivered scaled to {w}x{h}"
         else:
@@ -184,7 +186,7 @@ def _frame_plan(request: ShotRequest, family: Family, settings: Settings, frames
     width, height = generation_size(family, request.size, settings.working_size)
     length = family.length(frames, at_least=True)
     deliver = request.size if settings.deliver_shot_size else (width, height)
-    plan = Plan(family, width, height, length, frames, request.fps, deliver)
+    plan = Plan(family, width, height, length, frames, float(request.fps), deliver)
     if length != frames:
         plan.notes.append(f"{frames} frames asked, {length} generated and trimmed")
     return plan
@@ -218,29 +220,51 @@ def plan_ltx_keyframes(request: ShotRequest, family: Family, settings: Settings,
     return plan
 
 
+@dataclass(frozen=True)
+class Control:
+    """Where each window's control frames come from: a node ``class_type`` given ``inputs`` plus
+    ``start_frame``, ``length``, ``overlap`` and (after the first window) ``previous`` (the frames the
+    window before made). Its outputs 0, 1 and 3 must be the control video (IMAGE), the masks (MASK,
+    exactly ``length`` frames) and a reference image (IMAGE). The default is Director's keyframe
+    control (``DirectorGuideFrames``); Reframe (source on a 0.5 grey canvas, outpaint mask) and Modify
+    (pose renders, mask 1) supply their own node built on ``frames.reframe_control`` /
+    ``frames.pose_control``."""
+
+    class_type: str = GUIDE_FRAMES
+    inputs: dict = field(default_factory=dict)
+    reference: bool = True
+
+
 def plan_wan_vace(request: ShotRequest, family: Family, settings: Settings, prefix: str,
-                  preview_frames: int = 0, *, frames: int | None = None) -> Plan:
-    """Wan VACE: a keyframe-guided shot (control frames from the shot's keyframes). Reframe and
-    Modify use the same chain with their own control frames (``DirectorGuideFrames`` mode)."""
+                  preview_frames: int = 0, *, frames: int | None = None, control: Control | None = None) -> Plan:
+    """Wan VACE: by default a keyframe-guided shot (control frames from the shot's keyframes);
+    Reframe and Modify pass their own :class:`Control` and the source's frame count."""
     if family is LTXV:
         raise EngineUnsupported("Local engine: the Wan VACE plan was asked for an LTX-Video model.", field="family")
     total = request.frame_count if frames is None else frames
     plan = _frame_plan(request, family, settings, total)
-    max_window = family.length(settings.max_window, at_least=False) if settings.max_window else plan.length
+    if settings.max_window:
+        max_window = family.length(settings.max_window, at_least=False)
+    elif plan.length * plan.width * plan.height * 12 > DECODE_BUDGET_BYTES:
+        max_window = AUTO_WINDOW
+        plan.notes.append(f"windows of {AUTO_WINDOW} frames (one pass would not fit in memory)")
+    else:
+        max_window = plan.length
     plan.windows = windows(plan.length, max_window, WINDOW_OVERLAP, family.frame_stride)
     longest = max(w.length for w in plan.windows)
     _check_memory(plan, longest, "set max_window (frames per window) or working_size")
     plan.guides = [(k.frame, k.strength, k.label) for k in request.keyframes if k.image is not None]
+    control = control or Control(reference=bool(plan.guides))
     pos0, neg0 = _conditioning(plan, settings, _prompt_text(request))
     previous_images: Ref | None = None
     segments: Ref | None = None
     last = len(plan.windows) - 1
     for w in plan.windows:
-        gf = _guide_frames(plan, request, window=w, previous=previous_images)
+        gf = _control_frames(plan, request, control, w, previous_images)
         vace_inputs = dict(positive=pos0, negative=neg0, vae=Given("vae"), width=plan.width, height=plan.height,
                            length=w.length, batch_size=1, strength=float(settings.vace_strength),
                            control_video=Ref(gf.node, 0), control_masks=Ref(gf.node, 1))
-        if plan.guides:
+        if control.reference:
             vace_inputs["reference_image"] = Ref(gf.node, 3)
         vace = plan.add("WanVaceToVideo", **vace_inputs)
         sampled = _sampler(plan, settings, Ref(vace.node, 0), Ref(vace.node, 1), Ref(vace.node, 2))
@@ -255,11 +279,33 @@ def plan_wan_vace(request: ShotRequest, family: Family, settings: Settings, pref
     return plan
 
 
+def plan_source_shot(request: ShotRequest, family: Family, settings: Settings, prefix: str,
+                     preview_frames: int = 0) -> Plan:
+    """Reframe and Modify on Wan VACE: the source's own frame count and rate; each window's control
+    frames come from ``DirectorSourceControl`` (reframe: the source on a 0.5 grey canvas with the
+    outpaint mask; modify: the motion source's pose renders, keyframe images on their frames)."""
+    if family is LTXV:
+        raise EngineUnsupported(f"Local engine: {request.task} needs a Wan VACE model (control video and masks); "
+                                "LTX-Video cannot take them. Load a Wan 2.1/2.2 VACE model.", field="family")
+    if request.source is None:
+        raise EngineUnsupported(f"Local engine: a {request.task} shot needs its source video.", field="video")
+    control = Control(SOURCE_CONTROL, {"shot": Given("request")},
+                      reference=any(k.image is not None for k in request.keyframes))
+    plan = plan_wan_vace(request, family, settings, prefix, preview_frames, frames=request.source.frame_count,
+                         control=control)
+    plan.fps = float(request.source.fps)
+    writer = plan.node(plan.output)
+    writer.inputs["fps"] = plan.fps
+    writer.inputs["info"] = plan.summary()
+    return plan
+
+
 def plan_shot(request: ShotRequest, family: Family, settings: Settings, prefix: str, preview_frames: int = 0) -> Plan:
-    """The plan for a generate shot on ``family`` (LTX-Video or Wan VACE)."""
+    """The plan for a shot on ``family``: generate (LTX-Video or Wan VACE), reframe / modify (Wan VACE)."""
+    if request.task in ("reframe", "modify"):
+        return plan_source_shot(request, family, settings, prefix, preview_frames)
     if request.task != "generate":
-        raise EngineUnsupported(f"Local engine: the '{request.task}' task is not wired to the Local engine yet; "
-                                "use the Draft or Luma engine for it.", field="task")
+        raise EngineUnsupported(f"Local engine: the '{request.task}' task is not available.", field="task")
     if family is LTXV:
         return plan_ltx_keyframes(request, family, settings, prefix, preview_frames)
     return plan_wan_vace(request, family, settings, prefix, preview_frames)
@@ -283,6 +329,17 @@ def _guide_frames(plan: Plan, request: ShotRequest, *, window: Window | None = N
     return plan.add(GUIDE_FRAMES, **inputs)
 
 
+def _control_frames(plan: Plan, request: ShotRequest, control: Control, window: Window,
+                    previous: Ref | None) -> Ref:
+    if control.class_type == GUIDE_FRAMES and not control.inputs:
+        return _guide_frames(plan, request, window=window, previous=previous)
+    inputs = dict(control.inputs, width=plan.width, height=plan.height, start_frame=window.start,
+                  length=window.length, overlap=window.overlap)
+    if previous is not None:
+        inputs["previous"] = previous
+    return plan.add(control.class_type, **inputs)
+
+
 def _writer(plan: Plan, request: ShotRequest, images: Ref, segments: Ref | None, prefix: str,
             preview_frames: int) -> Ref:
     inputs = dict(images=images, fps=float(request.fps), frames=plan.frames, width=plan.deliver[0],
@@ -294,5 +351,5 @@ def _writer(plan: Plan, request: ShotRequest, images: Ref, segments: Ref | None,
     return plan.add(SHOT_WRITER, **inputs)
 
 
-__all__ = ["Plan", "PlanNode", "Ref", "Given", "Settings", "plan_shot", "plan_ltx_keyframes", "plan_wan_vace",
+__all__ = ["Plan", "PlanNode", "Ref", "Given", "Settings", "Control", "plan_shot", "plan_ltx_keyframes", "plan_wan_vace",
            "ltx_guide_entries", "check_ltx_guide", "generation_size", "FPS"]

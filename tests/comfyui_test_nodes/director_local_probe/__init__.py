@@ -5,6 +5,7 @@
 - A probe: ComfyUI's own ``LTXVAddGuide`` and ``WanVaceToVideo`` are wrapped so every call's
   inputs (frame index, strength, image, control video and masks) are appended to
   ``$DIRECTOR_PROBE_LOG`` as JSON lines; the test reads what the native nodes were really given.
+  ``VAEDecode`` calls are timed the same way (bench/bench_local.py).
 """
 
 import json
@@ -67,6 +68,19 @@ def _install_probe():
                     control_video=control_video, control_masks=control_masks, reference_image=reference_image)
 
     vace_cls.execute = classmethod(vace_to_video)
+
+    import time
+
+    decode_cls = nodes.NODE_CLASS_MAPPINGS["VAEDecode"]
+    decode = decode_cls.decode
+
+    def timed_decode(self, vae, samples):
+        t0 = time.perf_counter()
+        out = decode(self, vae, samples)
+        _log({"node": "VAEDecode", "seconds": time.perf_counter() - t0, "frames": int(out[0].shape[0])})
+        return out
+
+    decode_cls.decode = timed_decode
 
 
 _install_probe()
