@@ -177,6 +177,9 @@ def expansion(plan: Plan, engine: LocalEngine, request) -> tuple[dict, list]:
                 return tuple(request.keyframes)
             if value.name == "request":
                 return request
+            if value.name == "footage":
+                opts = request.options
+                return opts.get("footage") or getattr(opts.get("modify"), "footage", None)
             if value.name in engine.inputs.links:
                 return list(engine.inputs.links[value.name])
             if value.name not in engine.inputs.values:
@@ -456,6 +459,8 @@ class DirectorLocalShotWriter(io.ComfyNode):
                 io.Int.Input("preview_frames", default=0, min=0, max=PREVIEW_MAX),
                 io.String.Input("info", default=""),
                 io.String.Input("request", default=""),
+                io.AnyType.Input("source", optional=True,
+                                 tooltip="Footage whose audio (under its selection) goes into the MP4."),
             ],
             outputs=[io.Video.Output("video"), io.Int.Output("credits"), io.String.Output("info"),
                      io.Image.Output("preview_frames")],
@@ -465,13 +470,15 @@ class DirectorLocalShotWriter(io.ComfyNode):
     @classmethod
     def execute(cls, images, fps: float = 24.0, frames: int = 121, width: int = 1280, height: int = 720,
                 filename_prefix: str = "director/shots/shot", preview_frames: int = 0, info: str = "",
-                request: str = "", overlap: int = 0, segments=None) -> io.NodeOutput:
+                request: str = "", overlap: int = 0, segments=None, source=None) -> io.NodeOutput:
         from comfy_execution.graph_utils import ExecutionBlocker
 
         from ...footage.encode import encode_mp4
         from ...footage.nodes import make_video
-        from ...footage.stream import FootageRef
+        from ...footage.stream import FootageRef, audio_window
         from ...generate import generation as gen
+
+        window = audio_window(source) if isinstance(source, FootageRef) else None
 
         root = glue.output_dir()
         target = gen.output_target(root, filename_prefix)
@@ -493,7 +500,8 @@ class DirectorLocalShotWriter(io.ComfyNode):
 
         try:
             video = encode_mp4(chunks(), final, Fraction(fps).limit_denominator(1001), input_space="sRGB - Texture",
-                               mode="sdr", total_frames=int(frames), metadata=metadata)
+                               mode="sdr", total_frames=int(frames), metadata=metadata,
+                               audio_from=source.path if window else None, audio_window=window)
         except BaseException:
             gen.discard_if_empty(folder)
             raise

@@ -296,6 +296,7 @@ def plan_source_shot(request: ShotRequest, family: Family, settings: Settings, p
     plan.fps = float(request.source.fps)
     writer = plan.node(plan.output)
     writer.inputs["fps"] = plan.fps
+    writer.inputs["source"] = Given("footage")
     writer.inputs["info"] = plan.summary()
     return plan
 
