@@ -165,7 +165,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="GPU: full-size architectures at 720p/1080p")
     ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--size", type=int, default=64, help="long edge in pixels (CPU mode)")
+    ap.add_argument("--size", type=int, default=64, help="Wan's long edge in pixels (CPU mode; LTX runs at 128)")
     args = ap.parse_args()
     comfy_dir = os.environ["COMFYUI_DIR"]
     if args.full:
@@ -176,14 +176,14 @@ def main() -> None:
     (base / "custom_nodes").mkdir(parents=True)
     (base / "custom_nodes" / "director_local_probe").symlink_to(ROOT / "tests" / "comfyui_test_nodes" /
                                                                  "director_local_probe")
-    size, steps = args.size, args.steps
-    w, h = size, size // 2
+    steps, ltx, wan = args.steps, 128, args.size  # LTX's VAE needs 64 px on the short edge
     cases = [
-        ("LTX-Video t2v 5 s, by hand", by_hand(ltx_loaders(), "ltx", w, h, 121, steps)),
-        ("LTX-Video t2v 5 s, Director", director(ltx_loaders(), size, steps, 5)),
-        ("Wan VACE t2v 5 s, by hand", by_hand(wan_loaders(), "wan", w, h, 121, steps)),
-        ("Wan VACE t2v 5 s, Director one pass", director(wan_loaders(), size, steps, 5)),
-        ("Wan VACE t2v 5 s, Director windows of 41", director(wan_loaders(), size, steps, 5, max_window=41)),
+        (f"LTX-Video t2v 5 s {ltx}x{ltx // 2}, by hand", by_hand(ltx_loaders(), "ltx", ltx, ltx // 2, 121, steps)),
+        (f"LTX-Video t2v 5 s {ltx}x{ltx // 2}, Director", director(ltx_loaders(), ltx, steps, 5)),
+        (f"Wan VACE t2v 5 s {wan}x{wan // 2}, by hand", by_hand(wan_loaders(), "wan", wan, wan // 2, 121, steps)),
+        (f"Wan VACE t2v 5 s {wan}x{wan // 2}, Director", director(wan_loaders(), wan, steps, 5)),
+        (f"Wan VACE t2v 5 s {wan}x{wan // 2}, Director windows of 41",
+         director(wan_loaders(), wan, steps, 5, max_window=41)),
     ]
     rows = []
     log = base / "probe.jsonl"
@@ -196,11 +196,11 @@ def main() -> None:
             r = asyncio.run(run_timed(server, prompt))
             decode = sum(x["seconds"] for x in probe_rows(log) if x["node"] == "VAEDecode")
             rows.append((label, r["wall"], r["step_s"], decode, peak_rss_mb(server)))
-    print(f"Local engine, tiny random checkpoints on CPU, {w}x{h}, {steps} steps, 121 frames "
+    print(f"Local engine, tiny random checkpoints on CPU, {steps} steps, 121 frames "
           f"(measured on this machine; GPU figures: run with --full on a GPU)")
-    print(f"{'case':<40} {'wall s':>8} {'s/step':>8} {'decode s':>9} {'peak RSS MB':>12}")
+    print(f"{'case':<48} {'wall s':>8} {'s/step':>8} {'decode s':>9} {'peak RSS MB':>12}")
     for label, wall, step, dec, rss in rows:
-        print(f"{label:<40} {wall:8.2f} {step:8.2f} {dec:9.2f} {rss:12.0f}")
+        print(f"{label:<48} {wall:8.2f} {step:8.2f} {dec:9.2f} {rss:12.0f}")
 
 
 if __name__ == "__main__":

@@ -203,7 +203,8 @@ def with_tiny_models(name: str) -> dict:
     else:
         wf["12"] = {"class_type": "LotusConditioning", "inputs": {}}
         wf["13"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["12", 0]}}
-    wf[engine_id]["inputs"].update(positive=["12", 0], negative=["13", 0], steps=2, working_size=64)
+    wf[engine_id]["inputs"].update(positive=["12", 0], negative=["13", 0], steps=2,
+                                   working_size=128 if "ltx" in name else 64)
     for node in wf.values():
         if node["class_type"] == "DirectorGenerateVideo":
             node["inputs"]["resolution"] = "360p"

@@ -50,9 +50,12 @@ def test_sizes_snap_to_the_grid_ties_going_smaller():
     assert generation_size(WAN21_VACE, (720, 1280), 0) == (720, 1280)
     assert generation_size(LTXV, (1280, 720), 128) == (128, 64)
     assert generation_size(WAN21_VACE, (1280, 720), 160) == (160, 96)
+    assert generation_size(WAN21_VACE, (1280, 720), 64) == (64, 32)
     with pytest.raises(EngineUnsupported) as e:
-        generation_size(LTXV, (1280, 720), 16)
-    assert e.value.field == "working_size"
+        generation_size(LTXV, (1280, 720), 64)  # 36 px short edge: LTX's VAE needs 64
+    assert e.value.field == "working_size" and "114" in str(e.value)
+    with pytest.raises(EngineUnsupported):
+        generation_size(WAN21_VACE, (1280, 720), 16)
 
 
 # --- families: detection and mismatches -----------------------------------------------------------------

@@ -35,6 +35,7 @@ class Family:
     sampler: str
     scheduler: str
     tiled_decode_above: int    # pixels per frame above which the decode is tiled
+    min_edge: int = 16         # the VAE needs at least this many pixels on each edge
 
     def length(self, frames: int, *, at_least: bool = False) -> int:
         """The valid length nearest ``frames`` (``at_least``: the shortest valid length >= frames)."""
@@ -46,14 +47,14 @@ class Family:
     def edge(self, pixels: float) -> int:
         """The valid edge nearest ``pixels`` (ties to the smaller size, at least one step)."""
         q = self.size_step
-        return max(q, math.ceil(pixels / q - 0.5) * q)
+        return max(self.min_edge, math.ceil(pixels / q - 0.5) * q)
 
     def size(self, width: float, height: float) -> tuple[int, int]:
         return self.edge(width), self.edge(height)
 
 
 LTXV = Family("ltxv", "LTX-Video", 8, 32, 128, (8, 32, 32), steps=30, cfg=3.0, sampler="euler",
-              scheduler="simple", tiled_decode_above=1280 * 720)
+              scheduler="simple", tiled_decode_above=1280 * 720, min_edge=64)
 WAN21_VACE = Family("wan21_vace", "Wan 2.1 VACE", 4, 16, 16, (4, 8, 8), steps=30, cfg=5.0, sampler="uni_pc",
                     scheduler="simple", tiled_decode_above=1280 * 720)
 WAN22_VACE = Family("wan22_vace", "Wan 2.2 VACE", 4, 16, 16, (4, 8, 8), steps=20, cfg=3.5, sampler="euler",

@@ -21,6 +21,7 @@ frames are ever in flight.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -117,9 +118,12 @@ def generation_size(family: Family, shot_size: tuple[int, int], working_size: in
     (long edge, pixels; 0 = off)."""
     w, h = shot_size
     if working_size:
-        if working_size < family.size_step:
-            raise EngineUnsupported(f"Local engine: working_size {working_size} px is below {family.label}'s "
-                                    f"{family.size_step} px grid.", field="working_size")
+        if working_size * min(w, h) / max(w, h) < family.min_edge:
+            raise EngineUnsupported(
+                f"Local engine: working_size {working_size} px makes the short edge "
+                f"{working_size * min(w, h) / max(w, h):.0f} px; {family.label} needs at least {family.min_edge} px "
+                f"(its VAE pads each edge); raise working_size to {math.ceil(family.min_edge * max(w, h) / min(w, h))}.",
+                field="working_size")
         s = working_size / max(w, h)
         w, h = w * s, h * s
     return family.size(w, h)
