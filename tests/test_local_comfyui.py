@@ -227,8 +227,11 @@ def test_the_same_workflow_with_the_engine_node_swapped_for_draft_runs_unchanged
     wf = json.loads((WORKFLOWS / "local_ltx_keyframes.json").read_text())
     (engine_id,) = [k for k, n in wf.items() if n["class_type"] == "DirectorLocalEngine"]
     wf[engine_id] = {"class_type": "DirectorDraftEngine", "inputs": {"transition": "cross-fade", "captions": True}}
+    prefix = wf["5"]["inputs"]["filename_prefix"]
+    before = set((Path(local.base) / "output").glob(f"{prefix}_v*/*.mp4"))
     entry = local.run_prompt(wf, timeout=900)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
-    prefix = wf["5"]["inputs"]["filename_prefix"]
-    (mp4,) = sorted((Path(local.base) / "output").glob(f"{prefix}_v*/*.mp4"))
-    assert len(decoded(mp4)) == 121
+    (mp4,) = set((Path(local.base) / "output").glob(f"{prefix}_v*/*.mp4")) - before
+    video = decoded(mp4)
+    assert len(video) == 121 and video[0].shape == (720, 1280, 3)  # the shot as shipped, drawn by Draft
+    assert not probe(local, "LTXVAddGuide")
