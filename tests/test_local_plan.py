@@ -295,3 +295,17 @@ def test_reframe_or_modify_control_nodes_feed_each_window_of_the_wan_chain():
     assert all("reference_image" not in v.inputs for v in vaces)
     assert [v.inputs["control_masks"] for v in vaces] == [Ref(n.id, 1) for n in nodes]
     assert "previous" not in nodes[0].inputs and nodes[1].inputs["previous"] == Ref(plan.of_type("VAEDecode")[0].id, 0)
+
+
+def test_modify_tracking_settings_become_vace_strength_or_say_what_wan_vace_cannot_do():
+    import types
+
+    from comfyui_director.nodes.shot.request import ShotRequest, SourceClip
+
+    tracking = types.SimpleNamespace(motion_adherence=0.75, face="on", structure_adherence=0.5)
+    shot = ShotRequest(prompt="x", task="modify", source=SourceClip("clip.mp4", 24.0, 121, 640, 360),
+                       resolution="360p", options={"modify": types.SimpleNamespace(tracking=tracking)})
+    plan = plan_shot(shot, WAN21_VACE, Settings(working_size=128), "p")
+    assert [v.inputs["strength"] for v in plan.of_type("WanVaceToVideo")] == [1.5]
+    text = plan.summary()
+    assert "VACE strength 1.5" in text and "WanAnimateToVideo is not wired" in text and "structure_adherence" in text

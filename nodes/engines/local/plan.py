@@ -22,7 +22,7 @@ frames are ever in flight.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from ...common.errors import EngineUnsupported, ShotError
@@ -295,8 +295,20 @@ def plan_source_shot(request: ShotRequest, family: Family, settings: Settings, p
         raise EngineUnsupported(f"Local engine: a {request.task} shot needs its source video.", field="video")
     control = Control(SOURCE_CONTROL, {"shot": Given("request")},
                       reference=any(k.image is not None for k in request.keyframes))
+    notes = []
+    tracking = getattr(request.options.get("modify"), "tracking", None)
+    if tracking is not None:
+        adherence = getattr(tracking, "motion_adherence", None)
+        if adherence is not None:  # 0.5 (the product default) is VACE's own strength 1.0
+            settings = replace(settings, vace_strength=2.0 * float(adherence))
+            notes.append(f"motion_adherence {adherence:g} = VACE strength {2.0 * float(adherence):g}")
+        if getattr(tracking, "face", "off") not in ("off", "default"):
+            notes.append("face performance follows the pose skeleton only (WanAnimateToVideo is not wired)")
+        if getattr(tracking, "structure_adherence", None) is not None:
+            notes.append("structure_adherence has no effect on Wan VACE pose control")
     plan = plan_wan_vace(request, family, settings, prefix, preview_frames, frames=request.source.frame_count,
                          control=control)
+    plan.notes.extend(notes)
     plan.fps = float(request.source.fps)
     writer = plan.node(plan.output)
     writer.inputs["fps"] = plan.fps
