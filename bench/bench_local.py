@@ -126,9 +126,12 @@ async def run_timed(server: ComfyServer, prompt: dict, timeout: float = 3600) ->
             if current is not None:
                 nodes[current] = nodes.get(current, 0.0) + t - since
             current, since = d.get("node"), t
-    steps = [t for t, kind, d in events if kind == "progress" and d.get("max", 0) > 1
-             and "KSampler" in prompt_class(prompt, d.get("node"))]
-    step_s = (steps[-1] - steps[0]) / (len(steps) - 1) if len(steps) > 1 else float("nan")
+    by_node: dict[str, list[float]] = {}
+    for t, kind, d in events:
+        if kind == "progress" and d.get("max", 0) > 1 and "KSampler" in prompt_class(prompt, d.get("node")):
+            by_node.setdefault(d.get("node"), []).append(t)
+    gaps = [b - a for ts in by_node.values() for a, b in zip(ts, ts[1:])]  # within one sampler (one window)
+    step_s = sum(gaps) / len(gaps) if gaps else float("nan")
     return {"wall": wall, "nodes": nodes, "step_s": step_s}
 
 
