@@ -21,6 +21,7 @@ NODE_MODULES = (
     "engines.draft.nodes",
     "engines.luma.nodes",
     "engines.local.nodes",
+    "reframe.nodes",
 )
 
 

@@ -20,7 +20,9 @@ import pytest
 
 from comfyui_director.nodes.common.errors import Cancelled, DirectorError, EngineUnsupported
 from comfyui_director.nodes.engines.luma.emulator import Fault, LumaEmulator
-from comfyui_director.nodes.engines.luma.engine import LumaEngine, SessionSpend, slots_for
+from comfyui_director.nodes.engines.luma import engine as engine_module
+from comfyui_director.nodes.engines.luma.engine import LumaEngine
+from comfyui_director.nodes.engines.luma.limits import SessionSpend, slots_for
 from comfyui_director.nodes.engines.luma.keys import SecretKey
 from comfyui_director.nodes.engines.luma.ledger import JobLedger
 from comfyui_director.nodes.engines.luma.transport import LumaRejected, LumaUncertain
@@ -358,12 +360,17 @@ def test_result_that_cannot_be_downloaded_is_kept_for_the_next_run_not_paid_agai
     assert again.video.is_file() and again.job_id == first.job_id and emu.jobs_created == 1
 
 
-def test_job_that_luma_no_longer_knows_is_submitted_anew(emu, tmp_path):
+def test_job_that_luma_no_longer_knows_is_reported_and_only_a_new_queue_pays_again(emu, tmp_path):
     first = render(engine(emu, tmp_path), fast_req(), tmp_path / "out")
     first.video.unlink()
     emu.inject(Fault(route="GET /generations/*", status=404))
     eng = engine(emu, tmp_path)
-    again = render(eng, fast_req(), tmp_path / "second")
+    with pytest.raises(DirectorError, match="no longer knows job") as e:
+        render(eng, fast_req(), tmp_path / "second")
+    assert first.job_id in str(e.value) and "Queue the graph again" in str(e.value)
+    assert emu.jobs_created == 1 and posts(emu) == 1  # nothing paid in the render that met the 404
+    assert [j.state for j in eng.ledger.jobs()] == ["expired"]
+    again = render(eng, fast_req(), tmp_path / "third")  # the user queued it again: a new, deliberate job
     assert again.job_id != first.job_id and emu.jobs_created == 2
     assert [j.state for j in eng.ledger.jobs()] == ["expired", "downloaded"]
 
@@ -415,9 +422,9 @@ def test_credits_follow_hdr_and_exr_multipliers(emu, tmp_path):
 
 # --- concurrency ------------------------------------------------------------------------------
 # Wall-time ratios (8 jobs vs 1) are measured in bench/bench_luma.py, not asserted here.
-def test_eight_jobs_of_one_graph_are_in_flight_together(tmp_path):
-    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=1.0) as emu:
-        eng = engine(emu, tmp_path, max_concurrent_jobs=8, poll_interval_s=0.25)
+def test_with_no_setting_eight_jobs_of_one_graph_are_in_flight_together(tmp_path):
+    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=1.0, max_concurrent=8) as emu:
+        eng = engine(emu, tmp_path, poll_interval_s=0.25)  # no max_concurrent_jobs: learn the limit
 
         async def many():
             return await asyncio.gather(*[
@@ -425,7 +432,8 @@ def test_eight_jobs_of_one_graph_are_in_flight_together(tmp_path):
 
         results = asyncio.run(many())
         assert len({r.job_id for r in results}) == 8 and all(r.video.is_file() for r in results)
-        assert slots_for(SecretKey(KEY, "t").account, emu.base_url, 8).peak == 8
+        assert slots_for(SecretKey(KEY, "t").account, emu.base_url).peak == 8
+        assert not [r for r in emu.requests if r.status == 429]
         created = sorted(g["created_at"] for g in emu.generations)
         assert len(created) == 8
         # every job was submitted before the first one could have finished (1 s of processing)
@@ -448,6 +456,39 @@ def test_concurrent_job_limit_makes_jobs_wait_locally_instead_of_collecting_429s
         assert slots_for(SecretKey(KEY, "t").account, emu.base_url, 2).peak == 2
 
 
+def test_with_no_setting_a_concurrency_429_teaches_the_limit_and_the_rest_wait_without_a_429_storm(tmp_path):
+    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=0.4, max_concurrent=2) as emu:
+        eng = engine(emu, tmp_path, poll_interval_s=0.1)
+        hooks = [Hooks() for _ in range(8)]
+
+        async def many():
+            return await asyncio.gather(*[
+                eng.render(fast_req(f"shot {i}"), RenderTarget(_mk(tmp_path / f"s{i}")), hooks[i]) for i in range(8)])
+
+        results = asyncio.run(many())
+        assert len({r.job_id for r in results}) == 8 and all(r.video.is_file() for r in results)
+        assert emu.jobs_created == 8
+        refused = [r for r in emu.requests if r.status == 429]
+        assert 1 <= len(refused) <= 6  # at most one refusal per job beyond the account's 2, never a storm
+        slots = slots_for(SecretKey(KEY, "t").account, emu.base_url)
+        assert slots.learned == 2 and slots.in_use == 0 and slots.running == 0
+        assert any("runs 2 jobs at once" in line for h in hooks for line in h.lines)
+        assert [j.state for j in eng.ledger.jobs()] == ["downloaded"] * 8
+
+
+def test_a_setting_is_a_ceiling_the_learned_limit_never_passes(tmp_path):
+    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.0, processing_s=0.3, max_concurrent=8) as emu:
+        eng = engine(emu, tmp_path, max_concurrent_jobs=3, poll_interval_s=0.1)
+
+        async def many():
+            return await asyncio.gather(*[
+                eng.render(fast_req(f"shot {i}"), RenderTarget(_mk(tmp_path / f"s{i}")), Hooks()) for i in range(6)])
+
+        asyncio.run(many())
+        assert emu.jobs_created == 6 and not [r for r in emu.requests if r.status == 429]
+        assert slots_for(SecretKey(KEY, "t").account, emu.base_url, 3).peak == 3
+
+
 async def _hold_slot_while(emu, first, then=None, *, hold_s: float):
     """Hold the key's only job slot, start ``first`` (it waits for the slot), after ``hold_s`` start
     ``then``, release the slot a little later and return both results."""
@@ -463,8 +504,7 @@ async def _hold_slot_while(emu, first, then=None, *, hold_s: float):
 
 
 def test_render_waiting_for_a_job_slot_keeps_its_claim_so_the_shot_is_sent_once(emu, tmp_path, monkeypatch):
-    real_claim = JobLedger.claim
-    monkeypatch.setattr(JobLedger, "claim", lambda self, *a, **kw: real_claim(self, *a, **{**kw, "stale_after_s": 2.0}))
+    monkeypatch.setattr(engine_module, "STALE_S", 2.0)  # a claim silent for 2 s would be taken for dead
     eng = engine(emu, tmp_path, max_concurrent_jobs=1)
 
     def go(name):

@@ -27,22 +27,28 @@ def test_submitted_job_is_resumed_not_paid_again(tmp_path):
     ledger = JobLedger(tmp_path / "jobs.sqlite3")
     c = claim(ledger)
     ledger.mark_submitting(c.job.id, c.job.owner)
-    ledger.mark_created(c.job.id, "gen-1", "queued")
+    ledger.mark_created(c.job.id, c.job.owner, "gen-1", "queued")
+    assert claim(ledger).action == "wait"  # its render still follows the job
+    ledger.release_all(c.job.owner)  # the render stopped (interrupt, error): the next run resumes at once
     again = claim(ledger)
     assert again.action == "resume" and again.job.generation_id == "gen-1" and again.job.id == c.job.id
+    assert again.job.owner != c.job.owner  # the resuming render holds it now
     assert len(ledger.jobs()) == 1
 
 
 def test_downloaded_job_is_reused_while_its_files_exist(tmp_path):
     ledger = JobLedger(tmp_path / "jobs.sqlite3")
     c = claim(ledger)
-    ledger.mark_created(c.job.id, "gen-1", "queued")
+    ledger.mark_submitting(c.job.id, c.job.owner)
+    ledger.mark_created(c.job.id, c.job.owner, "gen-1", "queued")
+    ledger.mark_completed(c.job.id, c.job.owner, [{"type": "video", "url": "u"}])
     video = tmp_path / "shot.mp4"
     video.write_bytes(b"x")
     exr = tmp_path / "exr"
     exr.mkdir()
     (exr / "frame_0000.exr").write_bytes(b"x")
-    ledger.mark_downloaded(c.job.id, {"video": str(video), "exr_frames": str(exr), "exr_count": 1, "extra": []})
+    ledger.mark_downloaded(c.job.id, c.job.owner,
+                           {"video": str(video), "exr_frames": str(exr), "exr_count": 1, "extra": []})
     assert claim(ledger).action == "reuse"
     (exr / "frame_0000.exr").unlink()
     assert claim(ledger).action == "resume"  # files gone: fetch again from the same job
@@ -52,20 +58,25 @@ def test_downloaded_job_is_reused_while_its_files_exist(tmp_path):
 
 def test_failed_rejected_and_expired_jobs_are_submitted_anew(tmp_path):
     ledger = JobLedger(tmp_path / "jobs.sqlite3")
-    for finish in (lambda j: ledger.mark_failed(j, "generation_failed", "m"),
-                   lambda j: ledger.mark_rejected(j, "422"),
-                   lambda j: ledger.mark_abandoned(j),
-                   lambda j: ledger.mark_expired(j, "gone")):
+    def created(c):
+        ledger.mark_submitting(c.job.id, c.job.owner)
+        return ledger.mark_created(c.job.id, c.job.owner, "gen-x", "queued")
+
+    for finish in (lambda c: created(c) and ledger.mark_failed(c.job.id, c.job.owner, "generation_failed", "m"),
+                   lambda c: ledger.mark_rejected(c.job.id, c.job.owner, "422"),
+                   lambda c: ledger.mark_abandoned(c.job.id, c.job.owner),
+                   lambda c: created(c) and ledger.mark_expired(c.job.id, c.job.owner, "gone")):
         c = claim(ledger)
         assert c.action == "submit"
-        finish(c.job.id)
+        assert finish(c) is not None
     assert claim(ledger).action == "submit"
 
 
 def test_accounts_do_not_share_jobs(tmp_path):
     ledger = JobLedger(tmp_path / "jobs.sqlite3")
     c = claim(ledger, account="one")
-    ledger.mark_created(c.job.id, "gen-1", "processing")
+    ledger.mark_submitting(c.job.id, c.job.owner)
+    ledger.mark_created(c.job.id, c.job.owner, "gen-1", "processing")
     assert claim(ledger, account="two").action == "submit"
 
 

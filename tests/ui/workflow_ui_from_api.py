@@ -50,6 +50,18 @@ NOTES = {
         "`wan2.1_vace_1.3B_fp16.safetensors` in `models/diffusion_models`, `wan_2.1_vae.safetensors` in "
         "`models/vae` and `umt5_xxl_fp8_e4m3fn_scaled.safetensors` in `models/text_encoders`.\n\n"
         "working_size 832 generates at Wan 1.3B's 480p class and scales the MP4 to the shot's size."),
+    "reframe_16x9_to_9x16_for_social": (
+        "## Reframe 16:9 to 9:16 for social\n"
+        "The *Reframe Canvas* shows the new vertical frame with the source's first frame in it (run once): "
+        "drag the source, scale it from a corner (aspect locked), snap to the centre and thirds, undo. "
+        "*Reframe Video* keeps the source exactly there, with its frame count, frame rate and audio, and "
+        "fills the new area. With no engine connected the free **Draft engine** makes a preview fill; connect "
+        "a Luma Engine for Ray3.2's generated extension (billed per output second, shown before it runs)."),
+    "one_master_to_six_formats": (
+        "## One master to six formats\n"
+        "One 16:9 master, six deliverables: 9:16 (centred and top, room for captions), 3:4, 1:1, 4:3 and "
+        "21:9. Each *Reframe Canvas* places the source; each *Reframe Video* renders one format into its own "
+        "folder. On the Luma Engine the master is uploaded once and the six jobs run side by side."),
 }
 
 CONVERT = """async ([api, name, note]) => {

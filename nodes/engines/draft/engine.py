@@ -58,18 +58,13 @@ class DraftEngine(Engine):
         return f"draft/1:transition={self.transition}:captions={int(self.captions)}"
 
     def check(self, request: ShotRequest) -> None:
+        if request.task == "reframe":
+            return self._check_sdr(request)
         if request.task != "generate":
             raise EngineUnsupported(
                 f"Draft engine: the '{request.task}' task is not available yet; the draft makes generate shots only.",
                 field="task")
-        if request.exr:
-            raise EngineUnsupported(
-                "Draft engine: EXR export is not available (a draft is an 8-bit SDR preview); "
-                "turn EXR off or choose another engine.", field="exr")
-        if request.hdr:
-            raise EngineUnsupported(
-                "Draft engine: HDR is not available (a draft is an 8-bit SDR preview); "
-                "turn HDR off or choose another engine.", field="hdr")
+        self._check_sdr(request)
         if request.fps != FPS:
             raise EngineUnsupported(f"Draft engine: {request.fps} fps is not available; drafts are {FPS} fps.",
                                     field="fps")
@@ -79,6 +74,16 @@ class DraftEngine(Engine):
         if request.options:
             names = ", ".join(sorted(map(str, request.options)))
             raise EngineUnsupported(f"Draft engine: option(s) {names} not available.", field=next(iter(request.options)))
+
+    def _check_sdr(self, request: ShotRequest) -> None:
+        if request.exr:
+            raise EngineUnsupported(
+                "Draft engine: EXR export is not available (a draft is an 8-bit SDR preview); "
+                "turn EXR off or choose another engine.", field="exr")
+        if request.hdr:
+            raise EngineUnsupported(
+                "Draft engine: HDR is not available (a draft is an 8-bit SDR preview); "
+                "turn HDR off or choose another engine.", field="hdr")
 
     async def render(self, request: ShotRequest, target: RenderTarget, hooks: RenderHooks) -> ShotResult:
         """Render in a worker thread; hooks are called back on the event loop's thread."""
@@ -104,7 +109,8 @@ class DraftEngine(Engine):
         def cancelled() -> bool:
             return stop.is_set() or bool(hooks.cancelled())
 
-        hooks.status(f"Draft: {request.frame_count} frames at {request.size[0]}x{request.size[1]}")
+        frames = request.source.frame_count if request.task == "reframe" and request.source else request.frame_count
+        hooks.status(f"Draft: {frames} frames at {request.size[0]}x{request.size[1]}")
         try:
             result = await asyncio.to_thread(self._render_file, request, target, progress, cancelled)
         except Cancelled:
@@ -123,6 +129,8 @@ class DraftEngine(Engine):
 
         ensure_writable_dir(Path(target.folder))
         final = Path(target.folder) / f"{target.stem}.mp4"
+        if request.task == "reframe":
+            return self._render_reframe(request, final, progress, cancelled)
         animatic = Animatic(request, transition=self.transition, captions=self.captions)
         total = animatic.count
         progress(0, total, "Draft: starting")
@@ -137,6 +145,23 @@ class DraftEngine(Engine):
         return ShotResult(
             video=Path(video.path), frame_count=video.frames, fps=Fraction(FPS), width=video.width,
             height=video.height, engine=self.name, draft=True, hdr=False, credits=0, metadata=metadata)
+
+    def _render_reframe(self, request: ShotRequest, final: Path, progress, cancelled) -> ShotResult:
+        """Reframe shots: nodes/reframe/draft.py places the source exactly and fills the rest."""
+        from ...reframe import draft as reframe_draft
+        from ...reframe.request import canvas_of, footage_of
+
+        canvas = canvas_of(request)
+        metadata = {"director:engine": self.name, "director:preview": "true", "director:task": "reframe",
+                    "director:fill": reframe_draft.FILL_NAME, "director:aspect_ratio": canvas.aspect_ratio,
+                    "director:source_position": ",".join(f"{v:g}" for v in canvas.source_position().values()),
+                    "director:request": request.fingerprint()}
+        progress(0, request.source.frame_count, "Draft reframe: starting")
+        video = reframe_draft.render_reframe(footage_of(request), canvas, request.resolution, final,
+                                             progress=progress, cancelled=cancelled, metadata=metadata,
+                                             ahead=made_ahead)
+        return ShotResult(video=Path(video.path), frame_count=video.frames, fps=video.fps, width=video.width,
+                          height=video.height, engine=self.name, draft=True, hdr=False, credits=0, metadata=metadata)
 
     def metadata(self, request: ShotRequest) -> dict[str, str]:
         """What the result says about itself: a preview, made by Draft, and how."""

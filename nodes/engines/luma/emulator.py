@@ -41,7 +41,11 @@ Decisions where the service is not documented:
   makes a new 5 s clip; its SDR-only rule is not enforced.
 - Media URLs are plain GET (HEAD too) without Range support.
 - video_edit / video_reframe output lasts as long as the source (rounded to 24 fps frames); an
-  edit keeps the source's aspect (nearest Ray aspect). Source length comes from the upload or
+  edit keeps the source's aspect (nearest Ray aspect). A reframe of an uploaded (or inline) source
+  is the real thing, minus the AI: the source placed at ``video.source_position`` (centred fit
+  when omitted) by Director's reframe geometry, the rest filled, silent, with the SOURCE's frame
+  count and frame rate, rendered in the background from the moment the job is created (a download
+  waits for it). A reframe to the source's own aspect (within 2 %) is refused (422). Source length comes from the upload or
   generation it refers to; a plain ``url`` source cannot be fetched here (no network) and is taken
   as ``url_video_s`` seconds long.
 - Images (uni-1, types image/image_edit/layering) are not emulated: 422 saying so.
@@ -584,6 +588,9 @@ class LumaEmulator:
                    "queued_s": self.queued_s, "processing_s": self.processing_s,
                    "fate": fail.failure_code if fail else "completed", "refunded": False, "outputs": None, **plan}
             self._jobs[gid] = job
+        if job.get("reframe", {}).get("source") is not None and job["fate"] == "completed":
+            # rendered while the job is queued/processing, as the service would; a download waits for it
+            threading.Thread(target=self._reframed, args=(job,), daemon=True, name="emulator-reframe").start()
         reply = _json_reply(201, self._public(job, sign=False, as_created=True), rate_headers)
         if self._take_fault(route, kind="after_create") is not None:
             return _Reply(0, drop=True)
@@ -628,7 +635,10 @@ class LumaEmulator:
     def _sign_outputs(self, job: dict) -> list[dict]:
         """Fresh presigned-style URLs for a job's outputs; files are rendered on first download."""
         w, h, frames, hdr = job["width"], job["height"], job["frames"], job["hdr"]
-        outputs = [self._sign(job, "video", ".mp4", "video/mp4", lambda: media.synth_mp4(w, h, frames, hdr))]
+        if job.get("reframe", {}).get("source") is not None:
+            outputs = [self._sign(job, "video", ".mp4", "video/mp4", lambda: self._reframed(job))]
+        else:
+            outputs = [self._sign(job, "video", ".mp4", "video/mp4", lambda: media.synth_mp4(w, h, frames, hdr))]
         if job["exr"]:
             shape = self.exr_shape
             suffix, ctype = (".zip", "application/zip") if shape == "zip" else (".exr", "image/x-exr")
@@ -641,6 +651,28 @@ class LumaEmulator:
         self._tokens[token] = {"job": job["id"], "render": render, "expires": self.now() + self.url_ttl_s,
                                "content_type": content_type}
         return {"type": kind, "url": f"{self.url}/_media/{token}/{job['id'][:8]}{suffix}?X-Amz-Expires={int(self.url_ttl_s)}"}
+
+    def _reframed(self, job: dict) -> Path:
+        """A reframe job's output: the uploaded source placed at ``source_position`` (centred fit when
+        omitted) in the requested frame, the rest filled; silent, at the source's rate (cached per job)."""
+        with self._lock:
+            lock = job.setdefault("render_lock", threading.Lock())
+        with lock:
+            if job.get("rendered") is None:
+                job["rendered"] = media.reframe_mp4(job["reframe"]["source"], job["aspect_ratio"], job["resolution"],
+                                                    job["reframe"]["position"])
+        return job["rendered"]
+
+    def _source_file(self, key: str, ref: dict) -> Path | None:
+        """The file behind a video source reference, when it is here (an upload or inline data)."""
+        if ref.get("file_id"):
+            f = self._own_file(key, ref["file_id"], where="source.file_id", status=422)
+            return f["path"]
+        if ref.get("data"):
+            path = self._upload_dir / f"inline-{uuid.uuid4().hex}.video"
+            path.write_bytes(base64.b64decode(ref["data"]))
+            return path
+        return None
 
     def _serve_media(self, rel: str) -> _Reply:
         segs = rel.split("/")
@@ -753,8 +785,16 @@ class LumaEmulator:
                     raise ApiError(422, f"video.resolution: 1080p reframe to {aspect} is coming soon; use 720p or a landscape aspect.")
                 if "source_position" in video:
                     _source_position(video["source_position"], self.strict)
+                if src.width and src.height and _nearest_aspect(src.width, src.height) == aspect \
+                        and abs((src.width / src.height) / _ratio(aspect) - 1) <= 0.02:
+                    raise ApiError(422, f"aspect_ratio: the source is already {aspect} ({src.width}x{src.height}); "
+                                        "a reframe needs a different aspect ratio.")
                 base = CREDITS_REFRAME_PER_SECOND[RESOLUTIONS.index(resolution)] * max(1, math.ceil(src.duration - 1e-9))
+                plan["reframe"] = {"source": self._source_file(key, body["source"]),
+                                   "position": video.get("source_position")}
             frames = max(1, int(round(src.duration * FPS)))
+            if plan.get("reframe", {}).get("source") is not None:
+                frames = src.frames  # the output keeps the source's frames and rate (see the docstring)
         if hdr and not self._keys[key].get("hdr"):
             raise ApiError(403, "video.hdr: this API key does not have HDR access.")
         width, height = output_size(resolution, aspect)
@@ -1107,6 +1147,11 @@ def _bool(obj: dict, name: str, where: str) -> bool:
     if not isinstance(value, bool):
         raise ApiError(422, f"{where}{name}: must be true or false, not {value!r}.")
     return value
+
+
+def _ratio(aspect: str) -> float:
+    a, b = (int(x) for x in aspect.split(":"))
+    return a / b
 
 
 def _source_position(pos: Any, strict: bool) -> None:

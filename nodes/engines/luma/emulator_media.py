@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -212,6 +213,21 @@ def probe_bytes(data: bytes, mime: str) -> MediaInfo:
     if mime in VIDEO_TYPES:
         return _probe_video(io.BytesIO(data), mime)
     raise BadMedia(f"unsupported media type {mime!r}; images: {', '.join(IMAGE_TYPES)}; videos: {', '.join(VIDEO_TYPES)}")
+
+
+def reframe_mp4(source: Path, aspect_ratio: str, resolution: str, position: dict | None) -> Path:
+    """The emulator's video_reframe output: ``source`` placed by Director's reframe geometry (the same
+    code as the Draft engine), silent, at the source's rate, in a fresh file of the media folder."""
+    from ...footage.stream import FootageRef, probe
+    from ...reframe.draft import render_reframe
+    from ...reframe.geometry import ReframeCanvas, preset_canvas
+
+    info = probe(source)
+    canvas = (ReframeCanvas(aspect_ratio, **position) if position
+              else preset_canvas("centre fit", aspect_ratio, info.width, info.height))
+    out = media_dir() / f"reframe-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}.mp4"
+    render_reframe(FootageRef(str(source)), canvas, resolution, out, audio=False, fill="flat")
+    return out
 
 
 def probe_file(path: Path, mime: str) -> MediaInfo:

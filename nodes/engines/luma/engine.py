@@ -16,32 +16,35 @@ Limits that protect the account:
 
 An interrupt stops waiting within a second; the remote job keeps running (Luma has no cancel) and
 is billed, and the next run of the same graph picks it up from the ledger.
+
+The account-wide limits live in ``limits.py``; where downloaded files land, in ``placement.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
-import os
+import sqlite3
 import tempfile
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
 from ...common.errors import Cancelled, DirectorError, EngineUnsupported
-from ...common.paths import claim_first_free, ensure_writable_dir, numbered_names
-from ...common.progress import CancelFn
+from ...common.paths import ensure_writable_dir
 from ...footage.stream import probe
 from ...shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
 from ...shot.request import FPS, ShotRequest
-from . import mapping, media
+from . import mapping, media, sources
 from .keys import KeySource, SecretKey, base_url_from_env
-from .ledger import LEDGER_FILE, Job, JobLedger, owner_alive, owner_token
+from .ledger import LEDGER_FILE, Job, JobLedger, owner_token
+from .limits import SessionSpend, Slot, session_spend, slots_for
+from .placement import claim_dir, link_files, place, safe_suffix, unpack_exr
 from .transport import (LumaError, LumaLinkRefused, LumaNotFound, LumaRejected, LumaTransport, LumaUnavailable,
                         LumaUncertain, sleep_or_cancel, until_cancelled)
 
@@ -79,150 +82,16 @@ def interrupt_message(generation_id: str) -> str:
             "again to pick it up from Director's job ledger (nothing is paid twice).")
 
 
-# --- process-wide limits, per key ------------------------------------------------------------
-class JobSlots:
-    """A counting limit on jobs in flight, shared by threads and event loops (ComfyUI runs each
-    prompt in its own loop). Waiters are served first come, first served."""
-
-    @dataclass(eq=False)
-    class _Waiter:
-        loop: asyncio.AbstractEventLoop
-        future: asyncio.Future
-        granted: bool = False
-
-    def __init__(self, limit: int):
-        self._lock = threading.Lock()
-        self._limit = max(1, int(limit))
-        self._used = 0
-        self._waiters: deque[JobSlots._Waiter] = deque()
-        self.peak = 0
-
-    @property
-    def in_use(self) -> int:
-        return self._used
-
-    def set_limit(self, limit: int) -> None:
-        with self._lock:
-            self._limit = max(1, int(limit))
-            self._grant_locked()
-
-    def _take_locked(self) -> None:
-        self._used += 1
-        self.peak = max(self.peak, self._used)
-
-    def _grant_locked(self) -> None:
-        while self._waiters and self._used < self._limit:
-            w = self._waiters.popleft()
-            try:
-                w.loop.call_soon_threadsafe(_wake, w.future)
-            except RuntimeError:  # that waiter's loop is gone; serve the next one
-                continue
-            w.granted = True
-            self._take_locked()
-
-    async def acquire(self, cancelled: CancelFn, status: Callable[[str], None] = lambda t: None,
-                      *, force: bool = False, tick: Callable[[], None] = lambda: None) -> "Slot":
-        """Take a slot, waiting (interruptibly) while all are in use; ``tick`` is called about once a
-        second while waiting. ``force`` takes one at once, for a job that already runs at Luma."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if force or (self._used < self._limit and not self._waiters):
-                self._take_locked()
-                return Slot(self)
-            w = JobSlots._Waiter(loop, loop.create_future())
-            self._waiters.append(w)
-        started = time.monotonic()
-        shown = -1
-        try:
-            while not w.granted:
-                if cancelled():
-                    raise Cancelled("Interrupted by the user while waiting for a free Luma job slot; "
-                                    "no job was sent.")
-                waited = int(time.monotonic() - started)
-                if waited != shown:
-                    status(f"waiting for a free Luma job slot ({self._limit} in use), {waited} s")
-                    tick()
-                    shown = waited
-                await asyncio.wait({w.future}, timeout=0.1)
-            return Slot(self)
-        except BaseException:
-            with self._lock:
-                if not w.granted:
-                    self._waiters.remove(w)
-                    raise
-            self.release()
-            raise
-
-    def release(self) -> None:
-        with self._lock:
-            self._used = max(0, self._used - 1)
-            self._grant_locked()
-
-
-def _wake(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_result(True)
-
-
 class _TakenOver(Exception):
-    """This run's 'preparing' row was taken over by another run of the same shot: nothing was sent."""
+    """This render no longer holds its ledger row (another run of the same shot took it over); it
+    sent nothing new and follows the other run."""
 
 
-class Slot:
-    """One taken job slot; ``release`` is idempotent."""
-
-    def __init__(self, slots: JobSlots):
-        self._slots: JobSlots | None = slots
-
-    def release(self) -> None:
-        if self._slots is not None:
-            self._slots, s = None, self._slots
-            s.release()
-
-
-class SessionSpend:
-    """Credits committed by this process with one key, checked against a session cap."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.committed = 0
-
-    def reserve(self, credits: int, cap: int) -> int:
-        """Count ``credits`` now, or raise when that would pass ``cap`` (0 = no cap)."""
-        with self._lock:
-            if cap and self.committed + credits > cap:
-                left = max(0, cap - self.committed)
-                raise DirectorError(
-                    f"Luma engine: this shot costs {credits} credits but only {left} of the session budget of "
-                    f"{cap} credits are left (max_credits_per_session); nothing was uploaded or sent.",
-                    field="max_credits_per_session")
-            self.committed += credits
-            return credits
-
-    def give_back(self, credits: int) -> None:
-        with self._lock:
-            self.committed = max(0, self.committed - credits)
-
-
-_REGISTRY_LOCK = threading.Lock()
-_SLOTS: dict[str, JobSlots] = {}
-_SPEND: dict[str, SessionSpend] = {}
-
-
-def slots_for(account: str, base_url: str, limit: int) -> JobSlots:
-    """The process-wide job limiter of one key at one endpoint (its limit follows the latest engine)."""
-    k = f"{account}@{base_url}"
-    with _REGISTRY_LOCK:
-        s = _SLOTS.get(k)
-        if s is None:
-            s = _SLOTS[k] = JobSlots(limit)
-    s.set_limit(limit)
-    return s
-
-
-def session_spend(account: str) -> SessionSpend:
-    with _REGISTRY_LOCK:
-        return _SPEND.setdefault(account, SessionSpend())
+def _held(job: Job | None) -> Job:
+    """The row a guarded transition returned, or _TakenOver when the render no longer held it."""
+    if job is None:
+        raise _TakenOver("another run of the same shot took this render's ledger row over")
+    return job
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -234,8 +103,39 @@ class _Run:
     target: RenderTarget
     hooks: RenderHooks
     transport: LumaTransport
+    owner: str = ""
     reserved: int = 0
     started: float = field(default_factory=time.monotonic)
+    abort: bool = False  # the render's task was cancelled: send nothing more
+
+    def stopped(self) -> bool:
+        return self.abort or self.hooks.cancelled()
+
+
+class _Keeper:
+    """Keeps every ledger row one render holds fresh, from a thread: the heartbeat goes on through
+    every wait (429 back-off, job slot, polling, downloads), even while the event loop is busy, so a
+    live render is never taken for dead. On exit, jobs it still follows are let go for the next run."""
+
+    def __init__(self, ledger: JobLedger, owner: str, period_s: float):
+        self.ledger, self.owner, self.period_s = ledger, owner, max(0.05, period_s)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="director-luma-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.period_s):
+            with contextlib.suppress(sqlite3.Error):
+                self.ledger.heartbeat(self.owner)
+
+    def __enter__(self) -> "_Keeper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        with contextlib.suppress(sqlite3.Error):
+            self.ledger.release_all(self.owner)
 
 
 class LumaEngine(Engine):
@@ -253,7 +153,7 @@ class LumaEngine(Engine):
     def __init__(self, *, api_key: str | None = None, user_dir: str | Path | None = None,
                  base_url: str | None = None, ledger_path: str | Path | None = None,
                  model: str = mapping.MODEL, user_id: str = "", poll_interval_s: float = 3.0,
-                 max_credits_per_job: int = 0, max_credits_per_session: int = 0, max_concurrent_jobs: int = 4,
+                 max_credits_per_job: int = 0, max_credits_per_session: int = 0, max_concurrent_jobs: int = 0,
                  timeout_s: float = 60.0, max_wait_s: float = 3 * 3600.0, retry_base_s: float = 1.0,
                  work_dir: str | Path | None = None, spend: SessionSpend | None = None,
                  on_request: Callable[[str], None] | None = None):
@@ -262,8 +162,9 @@ class LumaEngine(Engine):
                                 field="model")
         if not poll_interval_s > 0:
             raise DirectorError("Luma engine: poll interval must be above 0 s.", field="poll_interval")
-        if int(max_concurrent_jobs) < 1:
-            raise DirectorError("Luma engine: max concurrent jobs must be at least 1.", field="max_concurrent_jobs")
+        if int(max_concurrent_jobs) < 0:
+            raise DirectorError("Luma engine: max concurrent jobs must be 0 (learn Luma's limit) or more.",
+                                field="max_concurrent_jobs")
         if int(max_credits_per_job) < 0 or int(max_credits_per_session) < 0:
             raise DirectorError("Luma engine: credit caps must be 0 (no cap) or more.", field="max_credits_per_job")
         self._keys = KeySource(Path(user_dir) if user_dir is not None else None,
@@ -288,6 +189,7 @@ class LumaEngine(Engine):
         self._spend = spend
         self._on_request = on_request
         self._ledger: JobLedger | None = None
+        self._sources: sources.SourceUploads | None = None
 
     def __repr__(self) -> str:
         return f"LumaEngine(model={self.model!r}, base_url={self.base_url!r}, ledger={str(self.ledger_path)!r})"
@@ -322,15 +224,24 @@ class LumaEngine(Engine):
         self.check(request)
         key = self._keys.resolve()
         ledger = self.ledger
+        owner = owner_token()
+        stale = STALE_S
+        with _Keeper(ledger, owner, stale / 4):
+            return await self._render(request, target, hooks, key, owner, stale)
+
+    async def _render(self, request: ShotRequest, target: RenderTarget, hooks: RenderHooks, key: SecretKey,
+                      owner: str, stale: float) -> ShotResult:
+        ledger = self.ledger
         request_hash = self.request_hash(request)
         credits = self.estimate_credits(request)
-        owner = owner_token()
         summary = (f"{request.mode} {request.resolution} {request.duration}s {request.aspect_ratio}"
                    f"{' hdr' if request.hdr else ''}{' exr' if request.exr else ''}: {request.prompt[:80]}")
-        stale = max(STALE_S, self.timeout_s + 60.0)
-        for _ in range(5):
-            claim = ledger.claim(request_hash, key.account, credits=credits, owner=owner, stale_after_s=stale,
-                                 summary=summary)
+        if request.task != "generate" and request.source is not None:
+            summary = (f"{request.task} {request.resolution} {request.source.duration:.2f}s {request.aspect_ratio} "
+                       f"of {Path(request.source.path).name}: {request.prompt[:80]}")
+        for _ in range(CLAIM_ROUNDS):
+            claim = await asyncio.to_thread(ledger.claim, request_hash, key.account, credits=credits, owner=owner,
+                                            stale_after_s=stale, summary=summary)
             if claim.action == "wait":
                 await self._wait_for_other(claim.job, hooks, stale)
                 continue
@@ -340,52 +251,59 @@ class LumaEngine(Engine):
             if claim.action == "reuse":
                 hooks.status(f"reusing Luma job {claim.job.generation_id} (files on disk, no network)")
                 hooks.progress(STEPS, STEPS, "reused")
-                files = await asyncio.to_thread(_link_files, claim.job.files, Path(target.folder), target.stem)
-                return self._result(claim.job, request, files=files, how="reused")
+                files = await asyncio.to_thread(link_files, claim.job.files, Path(target.folder), target.stem)
+                return await asyncio.to_thread(self._result, claim.job, request, files=files, how="reused")
             transport = LumaTransport(key, self.base_url, timeout_s=self.timeout_s, retry_base_s=self.retry_base_s,
                                       user_id=self.user_id, on_request=self._on_request)
             async with transport:
-                run = _Run(request, target, hooks, transport)
-                if claim.action == "submit":
-                    try:
-                        job, slot = await self._submit(run, claim.job, key, credits)
-                    except _TakenOver:
-                        hooks.status("this shot was taken over by another run of the same shot while it waited; "
-                                     "nothing was sent, following that run's job")
-                        continue
-                    how = "new job"
-                else:
-                    job = claim.job
-                    hooks.status(f"resuming Luma job {job.generation_id} from the ledger (no new job)")
-                    slot = None
-                    how = "resumed"
+                run = _Run(request, target, hooks, transport, owner=owner)
+                job = claim.job
                 try:
+                    if claim.action == "submit":
+                        job, slot = await self._submit(run, job, key, credits)
+                        how = "new job"
+                    else:
+                        hooks.status(f"resuming Luma job {job.generation_id} from the ledger (no new job)")
+                        slot = None
+                        how = "resumed"
                     job = await self._finish(run, job, key, slot, fresh=claim.action == "submit")
-                    return self._result(job, request, how=how)
+                    return await asyncio.to_thread(self._result, job, request, how=how)
+                except _TakenOver as e:
+                    hooks.status(f"{e}; following the other run of the same shot")
+                    continue
                 except LumaNotFound as e:  # only get_generation says this: Luma no longer knows the job
                     if claim.action != "resume":
                         raise
-                    ledger.mark_expired(job.id, str(e))
-                    hooks.status(f"Luma job {job.generation_id} is gone and its files too; submitting a new job")
+                    ledger.mark_expired(job.id, owner, str(e))
+                    msg = (f"Luma engine: Luma no longer knows job {job.generation_id} of this shot (404), and its "
+                           "files are gone. Nothing was sent again. Queue the graph again to submit a new job "
+                           "(a new job is billed).")
+                    hooks.status(msg)
+                    raise LumaError(msg) from None
         raise LumaError("Luma engine: the job ledger kept changing under this render; queue the graph again.")
 
     # --- steps --------------------------------------------------------------------------------
     async def _wait_for_other(self, job: Job, hooks: RenderHooks, stale: float) -> None:
-        """Another caller is preparing or sending the same request: wait until it has a job id."""
+        """Another live render holds the same request (sending it, or following its job): wait until it
+        lets go, then claim again (its files are reused, or its job resumed)."""
         while True:
             current = self.ledger.get(job.id)
-            if current.state not in ("preparing", "submitting"):
+            if not JobLedger.held(current, stale):
                 return
-            if (current.heartbeat is not None and time.time() - current.heartbeat >= stale) or \
-                    not owner_alive(current.owner):
-                return
-            hooks.status("the same shot is being sent by another run; waiting for its job")
+            if current.generation_id:
+                hooks.status(f"Luma job {current.generation_id} of the same shot is followed by another run; "
+                             "waiting for its result")
+            else:
+                hooks.status("the same shot is being sent by another run; waiting for its job")
             await sleep_or_cancel(0.25, hooks.cancelled)
 
     def _spend_for(self, key: SecretKey) -> SessionSpend:
         return self._spend if self._spend is not None else session_spend(key.account)
 
-    async def _submit(self, run: _Run, job: Job, key: SecretKey, credits: int) -> tuple[Job, "Slot"]:
+    def _slots(self, key: SecretKey):
+        return slots_for(key.account, self.base_url, self.max_concurrent_jobs or None)
+
+    async def _submit(self, run: _Run, job: Job, key: SecretKey, credits: int) -> tuple[Job, Slot]:
         """Budget, uploads, slot, then the one job request. Returns the ledger row with its job id."""
         ledger, hooks = self.ledger, run.hooks
         spend = self._spend_for(key)
@@ -393,14 +311,10 @@ class LumaEngine(Engine):
         slot = None
         try:
             reserved = run.reserved = spend.reserve(credits, self.max_credits_per_session)
-            refs = await self._upload_images(run, job)
-            body = mapping.build_body(run.req, refs, model=self.model, user_id=self.user_id or None)
-            slots = slots_for(key.account, self.base_url, self.max_concurrent_jobs)
-            # the heartbeat keeps this claim fresh, so a second run of the same shot waits for this
-            # one instead of taking the row over as stale and sending the shot as well
-            slot = await slots.acquire(hooks.cancelled, hooks.status, tick=lambda: ledger.heartbeat(job.id))
+            body = await self._request_body(run, job, key)
+            slot = await self._slots(key).acquire(hooks.cancelled, hooks.status)
         except BaseException:
-            ledger.mark_abandoned(job.id)
+            ledger.mark_abandoned(job.id, run.owner)
             spend.give_back(reserved)
             if slot is not None:
                 slot.release()
@@ -412,8 +326,9 @@ class LumaEngine(Engine):
         try:
             created = await asyncio.shield(inner)
         except asyncio.CancelledError:
-            # Let the request finish on its open connection so its outcome lands in the ledger; nobody
-            # polls the job here, so its slot is freed (the next run resumes it).
+            # Let the request finish on its open connection so its outcome lands in the ledger (a render
+            # waiting to send again stops instead); nobody polls the job here, so its slot is freed.
+            run.abort = True
             with contextlib.suppress(BaseException):
                 await asyncio.shield(inner)
             slot.release()
@@ -421,30 +336,118 @@ class LumaEngine(Engine):
         return created, slot
 
     async def _send(self, run: _Run, job: Job, body: dict[str, Any], spend: SessionSpend, slot: Slot) -> Job:
-        ledger = self.ledger
-        if ledger.mark_submitting(job.id, job.owner) is None:
+        ledger, owner, hooks = self.ledger, run.owner, run.hooks
+
+        def give_back() -> None:
             spend.give_back(run.reserved)
             run.reserved = 0
             slot.release()
-            raise _TakenOver()
+
+        if await asyncio.to_thread(ledger.mark_submitting, job.id, owner) is None:
+            give_back()
+            raise _TakenOver("this shot was taken over by another run of the same shot while it waited; "
+                             "nothing was sent")
+
+        async def on_busy() -> bool:
+            """A concurrency 429 (no job created): learn the limit, wait for a free slot, send again."""
+            learned = await slot.refused(run.stopped)
+            if learned is None:
+                return False
+            if ledger.mark_preparing(job.id, owner) is None:
+                raise _TakenOver("this render's ledger row was taken by another run; nothing was created")
+            hooks.status(f"Luma runs {learned} job{'s' if learned != 1 else ''} at once for this key; waiting "
+                         "for one to finish (no job created yet)")
+            await slot.wait_again(run.stopped, hooks.status)
+            if await asyncio.to_thread(ledger.mark_submitting, job.id, owner) is None:
+                raise _TakenOver("this render's ledger row was taken by another run; nothing was created")
+            return True
+
         try:
-            gen = await run.transport.create_generation(body, cancelled=run.hooks.cancelled, status=run.hooks.status)
+            gen = await run.transport.create_generation(body, cancelled=run.stopped, status=hooks.status,
+                                                        on_busy=on_busy)
+        except _TakenOver:
+            give_back()
+            raise
         except (LumaRejected, LumaUnavailable, Cancelled) as e:
-            if isinstance(e, Cancelled):  # interrupted while waiting to retry: nothing was created
-                ledger.mark_abandoned(job.id)
+            if isinstance(e, Cancelled):  # interrupted while waiting to send again: nothing was created
+                ledger.mark_abandoned(job.id, owner)
             else:
-                ledger.mark_rejected(job.id, str(e))
-            spend.give_back(run.reserved)
-            run.reserved = 0
-            slot.release()
+                ledger.mark_rejected(job.id, owner, str(e))
+            give_back()
             raise
         except BaseException as e:
             msg = str(e) if isinstance(e, LumaUncertain) else "the job request was cut off after it was sent"
-            ledger.mark_uncertain(job.id, msg)
+            if ledger.mark_uncertain(job.id, owner, msg) is None:  # it was waiting, not sending
+                ledger.mark_abandoned(job.id, owner)
+            give_back()
+            raise
+        slot.job_created()
+        hooks.status(f"Luma job {gen.id} created ({gen.state})")
+        try:
+            return await self._record_created(run, job, gen.id, gen.state)
+        except BaseException:
             slot.release()
             raise
-        run.hooks.status(f"Luma job {gen.id} created ({gen.state})")
-        return ledger.mark_created(job.id, gen.id, gen.state)
+
+    async def _record_created(self, run: _Run, job: Job, gid: str, state: str) -> Job:
+        """Put the new job's id on its row. The job exists and is billed, so its id must survive: the
+        write is retried, then appended to the journal beside the ledger (the next run folds it in)."""
+        ledger, owner = self.ledger, run.owner
+        error: Exception | None = None
+        for attempt in range(LEDGER_TRIES):
+            if attempt:
+                await asyncio.sleep(LEDGER_RETRY_S * 2 ** (attempt - 1))
+            try:
+                row = await asyncio.to_thread(ledger.mark_created, job.id, owner, gid, state)
+                if row is None:  # another run took this row for dead meanwhile: the job still belongs on it
+                    row = ledger.record_created(job.id, owner, gid, state,
+                                                "created after another run had given this row up")
+                if row is None:
+                    raise LumaError(f"Luma engine: Luma created job {gid} (billed), but its ledger row {job.id} "
+                                    "already holds another job. Report this with both job ids.")
+                return row
+            except sqlite3.Error as e:
+                error = e
+        what = f"{type(error).__name__}: {error}"
+        try:
+            ledger.journal_created(job, gid, state)
+        except OSError as e:
+            raise LumaError(
+                f"Luma engine: Luma created job {gid} (billed), but neither Director's job ledger "
+                f"({ledger.path.name}) nor its journal could record it ({what}; {e}). Write the job id "
+                f"{gid} down: queuing the same graph again before the ledger works again would pay for a "
+                "new job.") from None
+        raise LumaError(
+            f"Luma engine: Luma created job {gid} (billed), but Director's job ledger ({ledger.path.name}) could "
+            f"not record it ({what}). The job id was written to {ledger.journal_path.name} beside the ledger. "
+            "Fix the cause (free disk space, or close whatever holds the ledger open), then queue the same "
+            f"graph again: it picks up job {gid} and pays nothing again.") from None
+
+    async def _request_body(self, run: _Run, job: Job, key: SecretKey) -> dict[str, Any]:
+        """Uploads, then the job's body, per task (generate: keyframe images; reframe: the source video)."""
+        if run.req.task == "reframe":
+            source = await self._upload_source(run, job, key, run.req.options["footage"])
+            return mapping.build_reframe_body(run.req, source, model=self.model, user_id=self.user_id or None)
+        refs = await self._upload_images(run, job)
+        return mapping.build_body(run.req, refs, model=self.model, user_id=self.user_id or None)
+
+    @property
+    def source_uploads(self) -> sources.SourceUploads:
+        """The table of source videos already uploaded (beside the ledger)."""
+        if self._sources is None:
+            self._sources = sources.SourceUploads(self.ledger_path.with_name(sources.SOURCES_FILE.name))
+        return self._sources
+
+    async def _upload_source(self, run: _Run, job: Job, key: SecretKey, footage) -> dict[str, str]:
+        """A source video (reframe, modify) through the Files API, once per distinct file and selection
+        (sources.py: prepared by remux or a high-quality encode, reused by content hash)."""
+        ref = await until_cancelled(
+            sources.upload_source(run.transport, footage, self.source_uploads, account=key.account,
+                                  base_url=self.base_url, work_dir=self.work_dir, cancelled=run.hooks.cancelled,
+                                  status=run.hooks.status),
+            run.hooks.cancelled)
+        _progress(run.hooks, 1, "uploaded")
+        return ref
 
     async def _upload_images(self, run: _Run, job: Job) -> list[dict[str, str]]:
         """Each keyframe image as a lossless PNG through the Files API (base64 if it is down)."""
@@ -472,19 +475,17 @@ class LumaEngine(Engine):
                         raise
                     run.hooks.status(f"file upload unavailable; sending {k.label} inline")
                     refs.append({"data": await asyncio.to_thread(_b64_file, path), "media_type": "image/png"})
-                self.ledger.heartbeat(job.id)
         _progress(run.hooks, 1, "uploaded")
         return refs
 
     async def _finish(self, run: _Run, job: Job, key: SecretKey, slot: Slot | None, *, fresh: bool) -> Job:
         """Poll to the end, record the outputs, download them all; return the 'downloaded' row."""
-        hooks, ledger, gid = run.hooks, self.ledger, job.generation_id
+        hooks, ledger, gid, owner = run.hooks, self.ledger, job.generation_id, run.owner
         cancelled = hooks.cancelled
         try:
             _progress(hooks, 2, "sent")
             if slot is None and job.state in ("queued", "processing"):
-                slots = slots_for(key.account, self.base_url, self.max_concurrent_jobs)
-                slot = await slots.acquire(cancelled, hooks.status, force=True)
+                slot = await self._slots(key).acquire(cancelled, hooks.status, force=True, running=True)
             gen = await self._poll(run, job, first_wait=fresh)
         except Cancelled:
             msg = interrupt_message(gid)
@@ -497,7 +498,7 @@ class LumaEngine(Engine):
         if not outputs:
             raise LumaError(f"Luma engine: job {gid} completed without any output; Luma billed it, so report it "
                             "to Luma support with the job id.")
-        job = ledger.mark_completed(job.id, outputs)
+        job = _held(await asyncio.to_thread(ledger.mark_completed, job.id, owner, outputs))
         try:
             _progress(hooks, 4, "downloading")
             files = await self._download_all(run, job, outputs)
@@ -506,7 +507,8 @@ class LumaEngine(Engine):
                    "graph again within the hour to download it from the ledger (no new job).")
             hooks.status(msg)
             raise Cancelled(msg) from None
-        job = ledger.mark_downloaded(job.id, files)
+        done = await asyncio.to_thread(ledger.mark_downloaded, job.id, owner, files)
+        job = done if done is not None else dataclasses.replace(job, files=files)  # the files are here anyway
         hooks.progress(STEPS, STEPS, "done")
         hooks.status(f"Luma job {gid} done in {time.monotonic() - run.started:.0f} s")
         return job
@@ -532,7 +534,7 @@ class LumaEngine(Engine):
                 continue
             elapsed = time.monotonic() - run.started
             if gen.state != state and gen.state in ("queued", "processing"):
-                ledger.mark_state(job.id, gen.state)
+                _held(await asyncio.to_thread(ledger.mark_state, job.id, run.owner, gen.state))
                 state = gen.state
             hooks.status(f"Luma {gen.state} · {elapsed:.0f} s · job {gid}")
             if gen.state == "processing":
@@ -541,7 +543,7 @@ class LumaEngine(Engine):
                 return gen
             if gen.state == "failed":
                 msg = failure_message(gid, gen.failure_code, gen.failure_reason)
-                ledger.mark_failed(job.id, gen.failure_code, msg)
+                ledger.mark_failed(job.id, run.owner, gen.failure_code, msg)
                 self._spend_for(run.transport.key).give_back(run.reserved)
                 run.reserved = 0
                 raise LumaError(msg)
@@ -565,14 +567,14 @@ class LumaEngine(Engine):
                 await self._fetch(run, job, i, item["url"], tmp)
                 kind = media.sniff(tmp)
                 if kind == "mp4" and video is None:
-                    video = _place(tmp, folder, stem, ".mp4")
+                    video = place(tmp, folder, stem, ".mp4")
                 elif kind in ("exr", "zip"):
-                    exr_dir = exr_dir or _claim_dir(folder, "exr")
-                    frames = await asyncio.to_thread(_unpack_exr, tmp, kind, exr_dir, exr_count)
+                    exr_dir = exr_dir or claim_dir(folder, "exr")
+                    frames = await asyncio.to_thread(unpack_exr, tmp, kind, exr_dir, exr_count)
                     exr_count += frames
                 else:
-                    suffix = ".mp4" if kind == "mp4" else f".{_safe_suffix(item['type'])}"
-                    extra.append(str(_place(tmp, folder, f"{stem}_output{i + 1}", suffix)))
+                    suffix = ".mp4" if kind == "mp4" else f".{safe_suffix(item['type'])}"
+                    extra.append(str(place(tmp, folder, f"{stem}_output{i + 1}", suffix)))
             finally:
                 if tmp.exists():
                     tmp.unlink()
@@ -622,7 +624,8 @@ class LumaEngine(Engine):
                 "credits": str(job.credits), "ledger_row": str(job.id), "luma_job": how}
         if files.get("extra"):
             meta["luma_other_outputs"] = ";".join(files["extra"])
-        return ShotResult(video=video, frame_count=frames, fps=Fraction(FPS), width=width, height=height,
+        fps = Fraction(FPS) if req.task == "generate" else info.fps  # video tasks keep their source's rate
+        return ShotResult(video=video, frame_count=frames, fps=fps, width=width, height=height,
                           engine=self.name, draft=False, hdr=req.hdr,
                           exr_frames=Path(files["exr_frames"]) if files.get("exr_frames") else None,
                           job_id=job.generation_id, credits=job.credits, metadata=meta)
@@ -637,8 +640,11 @@ def _progress(hooks: RenderHooks, step: int, text: str) -> None:
 
 
 POLL_ERRORS_MAX = 20
+CLAIM_ROUNDS = 20  # claims per render (waiting for another run of the same shot, then claiming again)
+LEDGER_TRIES = 4  # writes of a new job's id before it goes to the journal
+LEDGER_RETRY_S = 0.25
 DOWNLOAD_TRIES = 3  # one output: the link from the job, then twice with freshly signed links
-STALE_S = 600.0  # a preparing/submitting row of a live owner silent this long is taken as dead
+STALE_S = 600.0  # a held row whose heartbeat is this old is taken as dead (live renders beat every STALE_S/4)
 BASE64_MAX_BYTES = 10 * 1024 * 1024
 
 
@@ -653,68 +659,3 @@ def _b64_file(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _safe_suffix(kind: str) -> str:
-    s = "".join(c for c in (kind or "").split("/")[-1].lower() if c.isalnum())[:8]
-    return s or "bin"
-
-
-def _place(tmp: Path, folder: Path, stem: str, suffix: str) -> Path:
-    """Move a finished download to ``stem.suffix`` (or ``stem_2.suffix``...), never over a file."""
-    final = _place_link(tmp, folder, stem, suffix)
-    tmp.unlink()
-    return final
-
-
-def _link_files(files: dict[str, Any], folder: Path, stem: str) -> dict[str, Any] | None:
-    """Hard links of a reused job's files in this run's folder (no copy, no network), so every run's
-    folder holds its result; None (use the files where they are) when links are impossible."""
-    if Path(files["video"]).parent == folder:
-        return None
-    made: list[Path] = []
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        video = _place_link(Path(files["video"]), folder, stem, ".mp4")
-        made.append(video)
-        extra = []
-        for i, src in enumerate(files.get("extra", ())):
-            extra.append(str(_place_link(Path(src), folder, f"{stem}_output{i + 1}", Path(src).suffix)))
-            made.append(Path(extra[-1]))
-        exr = None
-        if files.get("exr_frames"):
-            exr = _claim_dir(folder, "exr")
-            made.append(exr)
-            for f in sorted(Path(files["exr_frames"]).iterdir()):
-                if f.suffix.lower() == ".exr":
-                    os.link(f, exr / f.name)
-        return {**files, "video": str(video), "exr_frames": str(exr) if exr else None, "extra": extra}
-    except OSError:
-        for p in reversed(made):
-            if p.is_dir():
-                for f in p.iterdir():
-                    f.unlink()
-                p.rmdir()
-            else:
-                p.unlink(missing_ok=True)
-        return None
-
-
-def _place_link(src: Path, folder: Path, stem: str, suffix: str) -> Path:
-    """A hard link to ``src`` named ``stem.suffix`` (or ``stem_2.suffix``...) in ``folder``; the
-    link fails rather than replace an existing name, so nothing is ever written over."""
-    return claim_first_free(numbered_names(folder, stem, suffix), lambda p: os.link(src, p),
-                            f"'{stem}{suffix}' in {folder}")
-
-
-def _claim_dir(folder: Path, name: str) -> Path:
-    return claim_first_free(numbered_names(folder, name), Path.mkdir, f"folder '{name}' in {folder}")
-
-
-def _unpack_exr(path: Path, kind: str, folder: Path, first: int) -> int:
-    """EXR delivery -> frames in ``folder``: a zip of frames, a multi-part file, or one frame. Generated
-    names continue the sequence at ``first`` (the frames of earlier deliveries of the same job)."""
-    if kind == "zip":
-        return len(media.extract_exr_zip(path, folder))
-    if media.exr_part_count(path) > 1:
-        return len(media.split_multipart_exr(path, folder, first=first))
-    _place(path, folder, f"frame_{first:04d}", ".exr")
-    return 1

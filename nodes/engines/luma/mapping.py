@@ -22,6 +22,12 @@ upload or paid request. What Luma does differently is mapped in one documented w
 * **Aspect ratio.** Luma takes the shape of an image-guided shot from its anchor images, so an
   image whose shape differs from the shot's aspect ratio by more than 2 % is refused.
 * ``hdr`` -> ``video.hdr``; ``exr`` -> ``video.exr_export``; ``loop`` -> ``video.loop``.
+* **Reframe** (``task="reframe"``, :func:`build_reframe_body`): ``type=video_reframe`` with the
+  canvas's ``aspect_ratio``, the uploaded ``source``, the prompt for the new area (may be empty),
+  ``video.resolution`` and ``video.source_position`` (the canvas rectangle, always sent, so Luma
+  places the source exactly where the Draft engine and the widget do). Refused before upload
+  (:func:`check_reframe`): 1080p for 9:16 and 3:4, HDR/EXR, the source's own aspect ratio, a source
+  longer than ``REFRAME_MAX_S``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ ASPECT_TOLERANCE = 0.02
 KEYFRAMES_MAX = 64
 IMAGE_MAX_BYTES = 50 * 1024 * 1024  # Luma refuses larger images with 413
 ENGINE = "Luma engine"
+REFRAME_MAX_S = 30.0  # the API's longest reframe source
+REFRAME_NO_1080P = ("9:16", "3:4")
 
 
 def timed_prompt(req: ShotRequest) -> str:
@@ -52,6 +60,8 @@ def check_request(req: ShotRequest, *, model: str = MODEL) -> None:
     """Refuse, naming the option, anything Luma cannot make as asked."""
     if model not in MODELS:
         raise EngineUnsupported(f"{ENGINE}: model '{model}' is not available; use {', '.join(MODELS)}.", field="model")
+    if req.task == "reframe":
+        return check_reframe(req)
     if req.task != "generate":
         raise EngineUnsupported(f"{ENGINE}: {req.task} shots are not available yet; only generate.", field="task")
     if req.fps != FPS:
@@ -150,3 +160,46 @@ def build_body(
 def _ratio(aspect: str) -> float:
     a, b = (int(x) for x in aspect.split(":"))
     return a / b
+
+
+def check_reframe(req: ShotRequest) -> None:
+    """What Luma's video_reframe refuses, refused here first, naming value and limit."""
+    from ...reframe.geometry import same_aspect
+
+    src = req.source
+    if src is None or "canvas" not in req.options:
+        raise EngineUnsupported(f"{ENGINE}: a reframe shot needs a source video and a canvas.", field="video")
+    if req.hdr or req.exr:
+        raise EngineUnsupported(f"{ENGINE}: HDR is not available for reframe (video_reframe is SDR only); "
+                                "turn HDR off.", field="hdr")
+    if req.resolution == "1080p" and req.aspect_ratio in REFRAME_NO_1080P:
+        raise EngineUnsupported(
+            f"{ENGINE}: 1080p reframe to {req.aspect_ratio} is not available (Luma makes vertical reframes "
+            f"({', '.join(REFRAME_NO_1080P)}) up to 720p); choose 720p or another engine.", field="resolution")
+    if same_aspect(req.aspect_ratio, src.width, src.height):
+        raise EngineUnsupported(f"{ENGINE}: the source is {src.width}x{src.height}, already {req.aspect_ratio}; "
+                                "there is nothing to reframe.", field="canvas")
+    if src.duration > REFRAME_MAX_S + 1e-9:
+        raise EngineUnsupported(f"{ENGINE}: the source is {src.duration:.2f} s; video_reframe takes at most "
+                                f"{REFRAME_MAX_S:g} s.", field="video")
+    if len(req.prompt) > PROMPT_MAX:
+        raise EngineUnsupported(f"{ENGINE}: the prompt is {len(req.prompt)} characters, Luma takes at most "
+                                f"{PROMPT_MAX}.", field="prompt")
+
+
+def build_reframe_body(req: ShotRequest, source: Mapping[str, Any], *, model: str = MODEL,
+                       user_id: str | None = None) -> dict[str, Any]:
+    """The ``POST /generations`` body of a reframe shot; ``source`` is the uploaded video's reference
+    (``{"file_id": ...}``)."""
+    canvas = req.options["canvas"]
+    body: dict[str, Any] = {
+        "model": model,
+        "type": "video_reframe",
+        "prompt": req.prompt,
+        "aspect_ratio": canvas.aspect_ratio,
+        "source": dict(source),
+        "video": {"resolution": req.resolution, "source_position": canvas.source_position()},
+    }
+    if user_id:
+        body["user_id"] = user_id
+    return body

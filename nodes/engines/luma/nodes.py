@@ -31,9 +31,11 @@ class DirectorLumaEngine(io.ComfyNode):
                 io.Combo.Input("model", options=list(MODELS), default=MODELS[0], tooltip="Luma's video model (Ray3.2 on the Agents API)."),
                 io.Float.Input("poll_interval", default=3.0, min=0.5, max=60.0, step=0.5,
                                tooltip="Seconds between status checks of a running job."),
-                io.Int.Input("max_concurrent_jobs", default=4, min=1, max=64,
-                             tooltip="Your Luma plan's concurrent-job limit. Jobs beyond it wait here instead "
-                                     "of being refused by Luma (shared by every graph of this ComfyUI)."),
+                io.Int.Input("max_concurrent_jobs", default=0, min=0, max=64,
+                             tooltip="0 (default): learn your Luma plan's concurrent-job limit. Jobs go out "
+                                     "together; the first time Luma says the limit is reached, the rest wait "
+                                     "here for a free slot. A number is a ceiling never passed. Shared by every "
+                                     "graph of this ComfyUI."),
                 io.Int.Input("max_credits_per_job", default=0, min=0, max=1_000_000, step=10,
                              tooltip="Refuse any shot that costs more credits than this (0 = no cap)."),
                 io.Int.Input("max_credits_per_session", default=0, min=0, max=100_000_000, step=100,
@@ -47,7 +49,7 @@ class DirectorLumaEngine(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model: str = MODELS[0], poll_interval: float = 3.0, max_concurrent_jobs: int = 4,
+    def execute(cls, model: str = MODELS[0], poll_interval: float = 3.0, max_concurrent_jobs: int = 0,
                 max_credits_per_job: int = 0, max_credits_per_session: int = 0, user_id: str = "") -> io.NodeOutput:
         engine = LumaEngine(user_dir=glue.user_dir(), model=model, poll_interval_s=poll_interval,
                             max_concurrent_jobs=max_concurrent_jobs, max_credits_per_job=max_credits_per_job,

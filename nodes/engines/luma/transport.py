@@ -2,8 +2,8 @@
 
 Money rule: ``POST /generations`` has no idempotency key, so a request that may have reached
 Luma is never sent again. Job creation runs with the client's retries OFF and only these are
-retried here: 429 (after its ``Retry-After``) and 502/503, which Luma returns before any job
-exists. A POST that timed out, lost its connection or got another 5xx raises
+retried here: 429 (after a job slot frees, or after its ``Retry-After``) and 502/503, which Luma
+returns before any job exists. A POST that timed out, lost its connection or got another 5xx raises
 :class:`LumaUncertain` and is not repeated. A connection that could not even be opened is
 :class:`LumaUnavailable` (nothing was sent).
 
@@ -22,7 +22,7 @@ import email.utils
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from ...common.errors import Cancelled, DirectorError
 from ...common.progress import CancelFn, never_cancelled
@@ -195,8 +195,13 @@ class LumaTransport:
 
     # --- job creation (never repeated once it may have reached Luma) ----------------------------
     async def create_generation(self, body: dict[str, Any], *, cancelled: CancelFn = never_cancelled,
-                                status: Callable[[str], None] = lambda t: None):
-        """Create one job; return the client's ``Generation``. See the module docstring for retries."""
+                                status: Callable[[str], None] = lambda t: None,
+                                on_busy: Callable[[], Awaitable[bool]] | None = None):
+        """Create one job; return the client's ``Generation``. See the module docstring for retries.
+
+        On a 429 that is not the requests-per-minute limit, ``on_busy`` is awaited first: True means
+        it waited until a job slot freed (the concurrent-job limit), so the request goes again at
+        once; False falls back to waiting for ``Retry-After``."""
         import httpx
         from luma_agents import APIConnectionError, APIStatusError
 
@@ -211,6 +216,9 @@ class LumaTransport:
                 code = e.status_code
                 detail = self.redact(_detail(e))
                 if code == 429:
+                    per_minute = str(e.response.headers.get("x-ratelimit-remaining", "")).strip() == "0"
+                    if on_busy is not None and not per_minute and await on_busy():
+                        continue
                     wait = min(_retry_after(e.response.headers, 5.0), 120.0)
                     if rate_waited + wait > self.max_rate_wait_s:
                         raise LumaUnavailable(
