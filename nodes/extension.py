@@ -21,7 +21,9 @@ NODE_MODULES = (
     "engines.draft.nodes",
     "engines.luma.nodes",
     "engines.local.nodes",
+    "modify.nodes",
     "reframe.nodes",
+    "motion.nodes",
 )
 
 

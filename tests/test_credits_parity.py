@@ -47,3 +47,32 @@ def test_js_estimate_equals_python_for_every_option():
                for d, r, h, e in combos]
     assert from_js == from_py
     assert max(from_py) == 3600 and min(from_py) == 20
+
+
+def test_js_modify_table_equals_the_python_table():
+    from comfyui_director.nodes.shot.request import CREDITS_MODIFY
+
+    assert {int(k): tuple(v) for k, v in js_literal("CREDITS_MODIFY").items()} == CREDITS_MODIFY
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+def test_js_modify_estimate_equals_python_for_lengths_between_and_beyond_the_blocks():
+    from fractions import Fraction
+
+    from comfyui_director.nodes.shot.request import SourceClip
+
+    combos = list(itertools.product((24, 48, 120, 121, 240, 241, 300, 480), RESOLUTIONS, (False, True), (False, True)))
+    combos = [c for c in combos if not (c[3] and not c[2])]
+    script = (
+        f"import {{ estimateModifyCredits }} from {json.dumps(JS.as_uri())};\n"
+        f"const combos = {json.dumps(combos)};\n"
+        "console.log(JSON.stringify(combos.map(([frames, resolution, hdr, exr]) =>"
+        " estimateModifyCredits({ seconds: frames / 24, resolution, hdr, exr }))));\n"
+    )
+    out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60,
+                         check=True)
+    from_py = [estimate_credits(ShotRequest(prompt="p", task="modify", resolution=r, hdr=h, exr=e,
+                                            source=SourceClip("s.mp4", Fraction(24), n, 64, 36)))
+               for n, r, h, e in combos]
+    assert json.loads(out.stdout) == from_py
+    assert len(from_py) == 8 * 4 * 3

@@ -141,10 +141,9 @@ def test_draft_refuses_hdr_and_exr_by_name(change, field, words):
     assert e.value.field == field and str(e.value).startswith("Draft engine:")
 
 
-@pytest.mark.parametrize("task", ["modify"])
-def test_draft_refuses_tasks_it_cannot_make_by_name(task):
-    req = with_options(build_request("x", resolution="360p"), task=task)
-    with pytest.raises(EngineUnsupported, match=f"'{task}' task is not available yet"):
+def test_draft_refuses_a_modify_shot_without_source_footage():
+    req = with_options(build_request("x", resolution="360p"), task="modify")
+    with pytest.raises(EngineUnsupported, match="needs source footage"):
         DraftEngine().check(req)
 
 

@@ -118,7 +118,7 @@ def test_prompt_too_long_once_directions_fold_in_is_refused():
 
 def test_other_tasks_and_models_are_refused():
     req = build_request("x")
-    with pytest.raises(EngineUnsupported, match="modify shots are not available"):
+    with pytest.raises(EngineUnsupported, match="a modify shot needs a source video"):
         mapping.check_request(with_options(req, task="modify"))
     with pytest.raises(EngineUnsupported, match="model 'ray-2'"):
         mapping.check_request(req, model="ray-2")

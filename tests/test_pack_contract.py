@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-HEAVY = ("av", "cv2", "OpenEXR", "PyOpenColorIO", "httpx", "luma_agents", "torch")
+HEAVY = ("av", "cv2", "OpenEXR", "PyOpenColorIO", "httpx", "luma_agents", "torch", "mediapipe")
 
 
 def test_importing_the_pack_loads_no_heavy_library():

@@ -37,6 +37,8 @@ POSITION_UNITS = ("frame", "seconds", "fraction")
 Task = Literal["generate", "modify", "reframe"]
 
 # Credits, SDR base, per resolution 360p/540p/720p/1080p (HDR x2, HDR+EXR x3).
+# Modify Video is billed per started 5 s block of source: up to 5 s costs the 5 s price, up to
+# 10 s the 10 s price (two blocks), 10-15 s three blocks, 15-20 s four (e.g. 12 s at 720p: 3 x 360).
 CREDITS_GENERATE = {5: (20, 50, 100, 400), 10: (60, 150, 300, 1200)}
 CREDITS_MODIFY = {5: (180, 240, 360, 720), 10: (360, 480, 720, 1440)}
 CREDITS_REFRAME_PER_SECOND = (10, 20, 40, 120)
@@ -227,7 +229,10 @@ def estimate_credits(req: ShotRequest) -> int:
     if req.task == "generate":
         base = CREDITS_GENERATE[req.duration][idx]
     elif req.task == "modify":
-        base = CREDITS_MODIFY[req.duration][idx]
+        if req.source is not None:  # per started 5 s block of source (see CREDITS_MODIFY)
+            base = CREDITS_MODIFY[5][idx] * max(1, math.ceil(req.source.duration / 5 - 1e-9))
+        else:
+            base = CREDITS_MODIFY[req.duration][idx]
     elif req.task == "reframe":
         secs = math.ceil(req.source.duration) if req.source else req.duration
         base = CREDITS_REFRAME_PER_SECOND[idx] * secs

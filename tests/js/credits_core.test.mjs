@@ -41,3 +41,23 @@ test("the note warns about shots that would be refused or pass the engine's cap"
   assert.equal(capped.tone, "warn");
   assert.equal(creditsNote({ billing: true, duration: "5 s", resolution: "1080p", cap: 400 }).tone, "cost");
 });
+
+import { estimateModifyCredits, modifyCreditsNote } from "../../web/js/credits_core.js";
+
+test("Modify Video is billed per started 5 s block of source", () => {
+  assert.equal(estimateModifyCredits({ seconds: 5, resolution: "720p" }), 360);
+  assert.equal(estimateModifyCredits({ seconds: 5.04, resolution: "720p" }), 720);
+  assert.equal(estimateModifyCredits({ seconds: 12, resolution: "1080p" }), 2160);
+  assert.equal(estimateModifyCredits({ seconds: 20, resolution: "540p", hdr: true }), 1920);
+  assert.equal(estimateModifyCredits({ seconds: 2, resolution: "360p", hdr: true, exr: true }), 540);
+  assert.equal(estimateModifyCredits({ seconds: 5, resolution: "4K" }), null);
+});
+
+test("the Modify Video note gives the price of a 5 s block, free on Draft", () => {
+  assert.equal(modifyCreditsNote({ billing: false, resolution: "720p" }).text, "Draft: free");
+  const n = modifyCreditsNote({ billing: true, resolution: "720p", hdr: true });
+  assert.equal(n.text, "≈ 720 credits / 5 s");
+  assert.match(n.detail, /per started 5 s of source/);
+  assert.equal(modifyCreditsNote({ billing: true, resolution: "540p", hdr: true }).tone, "warn");
+  assert.equal(modifyCreditsNote({ billing: true, resolution: "1080p", cap: 500 }).tone, "warn");
+});

@@ -4,7 +4,9 @@
 
 Builds three Generate Video nodes in headless Chromium: one fed by a Luma Engine at 1080p HDR
 (expect "≈ 800 credits"), one without an engine ("Draft: free"), one with a Luma Engine and EXR
-but no HDR ("EXR needs HDR"), and saves a screenshot to open and check by eye.
+but no HDR ("EXR needs HDR"), then two Modify Video nodes: one fed by a Luma Engine at 720p HDR
+(expect "≈ 720 credits / 5 s") and one without ("Draft: free"), and saves a screenshot to open and
+check by eye.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ BUILD = """async () => {
   const exr = add("DirectorGenerateVideo", 480, 620);
   luma2.connect(0, exr, exr.findInputSlot("engine"));
   set(exr, "exr", true);
-  app.canvas.ds.scale = 0.85; app.canvas.ds.offset = [0, 0];
+  const luma3 = add("DirectorLumaEngine", 80, 1120);
+  const mod = add("DirectorModifyVideo", 480, 1120);
+  luma3.connect(0, mod, mod.findInputSlot("engine"));
+  set(mod, "hdr", true);
+  add("DirectorModifyVideo", 980, 1120);
+  app.canvas.ds.scale = 0.6; app.canvas.ds.offset = [0, 0];
   app.graph.setDirtyCanvas(true, true);
 }"""
 

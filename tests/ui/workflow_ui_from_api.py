@@ -62,6 +62,21 @@ NOTES = {
         "One 16:9 master, six deliverables: 9:16 (centred and top, room for captions), 3:4, 1:1, 4:3 and "
         "21:9. Each *Reframe Canvas* places the source; each *Reframe Video* renders one format into its own "
         "folder. On the Luma Engine the master is uploaded once and the six jobs run side by side."),
+    "modify_keep_the_performance": (
+        "## Modify: keep the performance, change the world\n"
+        "*Motion Source* tracks the people (COCO-17 skeletons), their faces, the camera and the edges of the "
+        "sample clip; *Tracking* says what survives the restyle (poses precise, face performance, structure and "
+        "motion adherence). *Modify Video* without an engine makes the free **Draft preview**: the source "
+        "restyled and labelled DRAFT with the tracked skeletons, faces and edges on top, exactly the source's "
+        "frames and rate, its audio untouched.\n\nConnect a Luma Engine to *Modify Video* for the real "
+        "Ray3.2 video_edit (credits are shown on the node before running)."),
+    "camera_move_from_reference_footage": (
+        "## Camera move from reference footage\n"
+        "*Motion Source* (camera only) tracks the pan of the reference clip. *Camera Motion* moves a still "
+        "(a frame from *Grab Frames*) along that path: an exact warp, one frame per reference frame. The moved "
+        "plate is saved, and becomes the source of *Modify Video*, which keeps its motion (motion adherence 1) "
+        "while the prompt makes a new world.\n\nWith a Luma Engine on *Modify Video*, the plate is uploaded "
+        "as the video_edit source, so the reference's camera move drives a Ray3.2 shot."),
 }
 
 CONVERT = """async ([api, name, note]) => {

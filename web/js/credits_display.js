@@ -1,14 +1,16 @@
-// Shows the estimated credits on the Generate Video node before it runs: the estimate when its
+// Shows the estimated credits on the Generate Video and Modify Video nodes before they run: the estimate when its
 // engine input comes from a Luma Engine node (the only billing engine), "Draft: free" otherwise.
 // The canvas renderer gets a pill in the title bar; the Vue ("Nodes 2.0") renderer, which does not
 // draw onDrawForeground, gets the same note as a one-line DOM widget (never serialized).
 // Pure view; the numbers come from credits_core.js.
 
-import { creditsNote } from "./credits_core.js";
+import { creditsNote, modifyCreditsNote } from "./credits_core.js";
 
 const { app } = window.comfyAPI.app;
 
 const NODE_ID = "DirectorGenerateVideo";
+const MODIFY_ID = "DirectorModifyVideo";
+const NODE_IDS = new Set([NODE_ID, MODIFY_ID]);
 const BILLING_ENGINES = new Set(["DirectorLumaEngine"]);
 const TONES = {
   free: { bg: "#2b3a2e", fg: "#8fd19e" },
@@ -30,8 +32,18 @@ function engineNode(node) {
 function noteFor(node) {
   const engine = engineNode(node);
   const type = engine?.comfyClass ?? engine?.type;
+  const billing = BILLING_ENGINES.has(type) && engine.mode !== 4 && engine.mode !== 2;
+  if ((node?.comfyClass ?? node?.type) === MODIFY_ID) {
+    return modifyCreditsNote({
+      billing,
+      resolution: widgetValue(node, "resolution"),
+      hdr: !!widgetValue(node, "hdr"),
+      exr: !!widgetValue(node, "exr"),
+      cap: Number(widgetValue(engine, "max_credits_per_job") ?? 0),
+    });
+  }
   return creditsNote({
-    billing: BILLING_ENGINES.has(type) && engine.mode !== 4 && engine.mode !== 2,
+    billing,
     local: type === "DirectorLocalEngine" && engine.mode !== 4 && engine.mode !== 2,
     duration: widgetValue(node, "duration"),
     resolution: widgetValue(node, "resolution"),
@@ -104,10 +116,10 @@ function addNoteLine(node) {
 app.registerExtension({
   name: "Director.CreditsEstimate",
   async nodeCreated(node) {
-    if ((node?.comfyClass ?? node?.type) === NODE_ID && vueNodes()) addNoteLine(node);
+    if (NODE_IDS.has(node?.comfyClass ?? node?.type) && vueNodes()) addNoteLine(node);
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData?.name !== NODE_ID) return;
+    if (!NODE_IDS.has(nodeData?.name)) return;
     const onDrawForeground = nodeType.prototype.onDrawForeground;
     nodeType.prototype.onDrawForeground = function (ctx) {
       const r = onDrawForeground?.apply(this, arguments);

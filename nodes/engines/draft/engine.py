@@ -2,9 +2,11 @@
 
 It shows what a shot will be timed and framed like: each keyframe image exactly on its frame,
 motion-aware morphs between them, directions as captions, a slate for text-only shots
-(rules in ``animatic.py``). It is honest about being a preview: ``ShotResult.draft`` is True and
-the metadata says ``director:preview = true``. What it cannot do (HDR, EXR, modify, reframe) it
-refuses in ``check``, by name, before anything runs.
+(rules in ``animatic.py``). Reframe and modify shots dispatch to their capability's renderer
+(``nodes/reframe/draft.py``; ``nodes/modify/draft.py``: the source through a labelled restyle with the
+tracked skeletons, faces and structure on top, audio kept). It is honest about being a preview:
+``ShotResult.draft`` is True and the metadata says ``director:preview = true``. What it cannot do
+(HDR, EXR) it refuses in ``check``, by name, before anything runs.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ class DraftEngine(Engine):
     def check(self, request: ShotRequest) -> None:
         if request.task == "reframe":
             return self._check_sdr(request)
+        if request.task == "modify":  # the preview of what a modify shot keeps (nodes/modify/draft.py)
+            self._check_sdr(request)
+            if request.source is None:
+                raise EngineUnsupported("Draft engine: a modify shot needs source footage.", field="source")
+            return
         if request.task != "generate":
             raise EngineUnsupported(
                 f"Draft engine: the '{request.task}' task is not available yet; the draft makes generate shots only.",
@@ -109,7 +116,8 @@ class DraftEngine(Engine):
         def cancelled() -> bool:
             return stop.is_set() or bool(hooks.cancelled())
 
-        frames = request.source.frame_count if request.task == "reframe" and request.source else request.frame_count
+        frames = request.source.frame_count if request.task in ("reframe", "modify") and request.source \
+            else request.frame_count
         hooks.status(f"Draft: {frames} frames at {request.size[0]}x{request.size[1]}")
         try:
             result = await asyncio.to_thread(self._render_file, request, target, progress, cancelled)
@@ -131,6 +139,8 @@ class DraftEngine(Engine):
         final = Path(target.folder) / f"{target.stem}.mp4"
         if request.task == "reframe":
             return self._render_reframe(request, final, progress, cancelled)
+        if request.task == "modify":
+            return self._render_modify(request, final, progress, cancelled)
         animatic = Animatic(request, transition=self.transition, captions=self.captions)
         total = animatic.count
         progress(0, total, "Draft: starting")
@@ -162,6 +172,20 @@ class DraftEngine(Engine):
                                              ahead=made_ahead)
         return ShotResult(video=Path(video.path), frame_count=video.frames, fps=video.fps, width=video.width,
                           height=video.height, engine=self.name, draft=True, hdr=False, credits=0, metadata=metadata)
+
+    def _render_modify(self, request: ShotRequest, final: Path, progress, cancelled) -> ShotResult:
+        """Modify shots: nodes/modify/draft.py restyles the source with the tracked overlays, audio kept."""
+        from ...modify.draft import render_modify
+
+        total = request.source.frame_count
+        metadata = {"director:engine": self.name, "director:preview": "true", "director:task": "modify",
+                    "director:request": request.fingerprint()}
+        progress(0, total, "Draft modify: starting")
+        video = render_modify(request, final, metadata=metadata, cancelled=cancelled,
+                              progress=lambda done, _: progress(done, total, f"Draft: {done}/{total} frames"))
+        return ShotResult(
+            video=Path(video.path), frame_count=video.frames, fps=Fraction(request.source.fps), width=video.width,
+            height=video.height, engine=self.name, draft=True, hdr=False, credits=0, metadata=metadata)
 
     def metadata(self, request: ShotRequest) -> dict[str, str]:
         """What the result says about itself: a preview, made by Draft, and how."""

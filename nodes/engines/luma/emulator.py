@@ -46,7 +46,9 @@ Decisions where the service is not documented:
   when omitted) by Director's reframe geometry, the rest filled, silent, with the SOURCE's frame
   count and frame rate, rendered in the background from the moment the job is created (a download
   waits for it). A reframe to the source's own aspect (within 2 %) is refused (422). Source length comes from the upload or
-  generation it refers to; a plain ``url`` source cannot be fetched here (no network) and is taken
+  generation it refers to. An edit of an uploaded (or inline) source is likewise the source itself,
+  restyled (a colour grade and posterisation, Director's Draft restyle) at the requested size,
+  silent, with the source's frame count and rate. A plain ``url`` source cannot be fetched here (no network) and is taken
   as ``url_video_s`` seconds long.
 - Images (uni-1, types image/image_edit/layering) are not emulated: 422 saying so.
 - Failed jobs are refunded (``billed_jobs`` drops, the key's balance is restored).
@@ -637,6 +639,8 @@ class LumaEmulator:
         w, h, frames, hdr = job["width"], job["height"], job["frames"], job["hdr"]
         if job.get("reframe", {}).get("source") is not None:
             outputs = [self._sign(job, "video", ".mp4", "video/mp4", lambda: self._reframed(job))]
+        elif job.get("edit", {}).get("source") is not None:
+            outputs = [self._sign(job, "video", ".mp4", "video/mp4", lambda: self._edited(job))]
         else:
             outputs = [self._sign(job, "video", ".mp4", "video/mp4", lambda: media.synth_mp4(w, h, frames, hdr))]
         if job["exr"]:
@@ -651,6 +655,16 @@ class LumaEmulator:
         self._tokens[token] = {"job": job["id"], "render": render, "expires": self.now() + self.url_ttl_s,
                                "content_type": content_type}
         return {"type": kind, "url": f"{self.url}/_media/{token}/{job['id'][:8]}{suffix}?X-Amz-Expires={int(self.url_ttl_s)}"}
+
+    def _edited(self, job: dict) -> Path:
+        """A video_edit job's output: the uploaded source restyled (graded, posterised) at the
+        requested size, silent, with the source's frame count and rate (cached per job)."""
+        with self._lock:
+            lock = job.setdefault("render_lock", threading.Lock())
+        with lock:
+            if job.get("rendered") is None:
+                job["rendered"] = media.edit_mp4(job["edit"]["source"], job["width"], job["height"], job["hdr"])
+        return job["rendered"]
 
     def _reframed(self, job: dict) -> Path:
         """A reframe job's output: the uploaded source placed at ``source_position`` (centred fit when
@@ -774,6 +788,7 @@ class LumaEmulator:
                 self._validate_edit(key, video, src)
                 if "start_frame" in video:
                     self._ref(key, video["start_frame"], "video.start_frame")
+                plan["edit"] = {"source": self._source_file(key, body["source"])}
                 base = CREDITS_MODIFY[5][RESOLUTIONS.index(resolution)] * max(1, math.ceil(src.duration / 5 - 1e-9))
             else:
                 limit = self.reframe_max_s
@@ -793,7 +808,7 @@ class LumaEmulator:
                 plan["reframe"] = {"source": self._source_file(key, body["source"]),
                                    "position": video.get("source_position")}
             frames = max(1, int(round(src.duration * FPS)))
-            if plan.get("reframe", {}).get("source") is not None:
+            if plan.get("reframe", {}).get("source") is not None or plan.get("edit", {}).get("source") is not None:
                 frames = src.frames  # the output keeps the source's frames and rate (see the docstring)
         if hdr and not self._keys[key].get("hdr"):
             raise ApiError(403, "video.hdr: this API key does not have HDR access.")

@@ -230,6 +230,27 @@ def reframe_mp4(source: Path, aspect_ratio: str, resolution: str, position: dict
     return out
 
 
+def edit_mp4(source: Path, width: int, height: int, hdr: bool = False) -> Path:
+    """The emulator's video_edit output: ``source`` restyled (Director's Draft restyle: a grade and
+    posterisation) at ``width`` x ``height``, silent, at the source's frame count and rate."""
+    import cv2
+
+    from ...footage.encode import encode_mp4
+    from ...footage.stream import FootageRef, iter_chunks, probe
+    from ...modify.draft import _to_uint8, restyle
+
+    info = probe(source)
+
+    def frames():
+        for chunk in iter_chunks(FootageRef(str(source))):
+            chunk = _to_uint8(chunk)
+            yield np.stack([restyle(cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)) for f in chunk])
+
+    out = media_dir() / f"edit-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}.mp4"
+    encode_mp4(frames(), out, info.fps, mode="hdr10" if hdr else "sdr")
+    return out
+
+
 def probe_file(path: Path, mime: str) -> MediaInfo:
     """:func:`probe_bytes` for a file on disk (videos are not read into memory)."""
     if mime in VIDEO_TYPES:

@@ -424,10 +424,17 @@ class LumaEngine(Engine):
             f"graph again: it picks up job {gid} and pays nothing again.") from None
 
     async def _request_body(self, run: _Run, job: Job, key: SecretKey) -> dict[str, Any]:
-        """Uploads, then the job's body, per task (generate: keyframe images; reframe: the source video)."""
+        """Uploads, then the job's body, per task (generate: keyframe images; reframe: the source video;
+        modify: the source video and the guide images)."""
         if run.req.task == "reframe":
             source = await self._upload_source(run, job, key, run.req.options["footage"])
             return mapping.build_reframe_body(run.req, source, model=self.model, user_id=self.user_id or None)
+        if run.req.task == "modify":  # the source video, then the guide images (nodes/modify)
+            from ...modify.request import modify_inputs
+
+            source = await self._upload_source(run, job, key, modify_inputs(run.req).footage)
+            refs = await self._upload_images(run, job)
+            return mapping.build_edit_body(run.req, source, refs, model=self.model, user_id=self.user_id or None)
         refs = await self._upload_images(run, job)
         return mapping.build_body(run.req, refs, model=self.model, user_id=self.user_id or None)
 

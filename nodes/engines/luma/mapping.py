@@ -28,6 +28,11 @@ upload or paid request. What Luma does differently is mapped in one documented w
   places the source exactly where the Draft engine and the widget do). Refused before upload
   (:func:`check_reframe`): 1080p for 9:16 and 3:4, HDR/EXR, the source's own aspect ratio, a source
   longer than ``REFRAME_MAX_S``.
+* **Modify Video** (``task="modify"``, :func:`build_edit_body`): ``type=video_edit`` with the
+  uploaded ``source`` and ``video.edit`` from the Tracking settings (:func:`edit_controls`); guide
+  frames to ``video.edit.keyframes`` + ``keyframe_indexes`` on the source's frame grid, a first
+  frame to ``video.start_frame``. Refused before upload (:func:`check_edit`): a source longer than
+  ``EDIT_MAX_S`` (18 s, the API contract).
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ def check_request(req: ShotRequest, *, model: str = MODEL) -> None:
         raise EngineUnsupported(f"{ENGINE}: model '{model}' is not available; use {', '.join(MODELS)}.", field="model")
     if req.task == "reframe":
         return check_reframe(req)
+    if req.task == "modify":
+        return check_edit(req)
     if req.task != "generate":
         raise EngineUnsupported(f"{ENGINE}: {req.task} shots are not available yet; only generate.", field="task")
     if req.fps != FPS:
@@ -200,6 +207,111 @@ def build_reframe_body(req: ShotRequest, source: Mapping[str, Any], *, model: st
         "source": dict(source),
         "video": {"resolution": req.resolution, "source_position": canvas.source_position()},
     }
+    if user_id:
+        body["user_id"] = user_id
+    return body
+
+
+# --- Modify Video (type video_edit) ------------------------------------------------------------
+EDIT_MAX_S = 18.0
+"""Longest source Luma's video_edit takes (the SDK's contract; the product rule allows up to 20 s)."""
+
+
+def edit_prompt(req: ShotRequest) -> str:
+    """The prompt plus guide-frame directions as timed cues on the SOURCE's frame grid."""
+    cues = [k for k in req.keyframes if k.direction]
+    if not cues:
+        return req.prompt
+    fps = float(req.source.fps)
+    lines = [f"- {k.frame / fps:.2f} s (source frame {k.frame}): {k.direction}" for k in cues]
+    return f"{req.prompt.rstrip()}\n\nTimed directions:\n" + "\n".join(lines)
+
+
+def check_edit(req: ShotRequest) -> None:
+    """What Luma's video_edit refuses, refused before any upload, naming the value and the limit."""
+    from ...modify.request import modify_inputs
+
+    src = req.source
+    if src is None:
+        raise EngineUnsupported(f"{ENGINE}: a modify shot needs a source video.", field="video")
+    modify_inputs(req)
+    seconds = src.frame_count / float(src.fps)
+    if seconds > EDIT_MAX_S + 1e-9:
+        raise EngineUnsupported(
+            f"{ENGINE}: the source is {src.frame_count} frames ({seconds:.2f} s); Luma's video_edit takes at most "
+            f"{EDIT_MAX_S:g} s of source ({int(EDIT_MAX_S * float(src.fps)) } frames at this rate). Trim it with "
+            "Load Video's frame_count, or use another engine.", field="video")
+    if len(req.image_keyframes) > KEYFRAMES_MAX:
+        raise EngineUnsupported(f"{ENGINE}: {len(req.image_keyframes)} guide frames, Luma takes at most "
+                                f"{KEYFRAMES_MAX}.", field="keyframes")
+    prompt = edit_prompt(req)
+    if len(prompt) > PROMPT_MAX:
+        raise EngineUnsupported(f"{ENGINE}: the prompt with the keyframe directions folded in is {len(prompt)} "
+                                f"characters, Luma takes at most {PROMPT_MAX}.", field="keyframes")
+
+
+def edit_controls(tracking) -> dict[str, Any]:
+    """``video.edit`` from the Tracking settings (nodes/modify/tracking.py):
+
+    auto -> ``auto_controls: true`` alone; otherwise ``strength`` (a preset, when set) and
+    ``controls``: characters poses/blocking -> ``pose {enabled, strength precise|coarse}``, off ->
+    ``pose {enabled: false}``; face on/off -> ``face {enabled}``; structure adherence a ->
+    ``depth {enabled, blur: 1 - a}`` and ``normals {enabled, augmentation: 1 - a}``; motion
+    adherence m -> ``trajectory {enabled, sparsity: 1 - m}``. A control left at the model's
+    default is omitted (the model's default); one the user turned off is ``enabled: false``.
+    """
+    if tracking.auto:
+        return {"auto_controls": True}
+    edit: dict[str, Any] = {}
+    if tracking.strength:
+        edit["strength"] = tracking.strength
+    controls: dict[str, Any] = {}
+    if tracking.characters in ("poses", "blocking"):
+        controls["pose"] = {"enabled": True, "strength": "precise" if tracking.characters == "poses" else "coarse"}
+    elif tracking.characters == "off":
+        controls["pose"] = {"enabled": False}
+    if tracking.face in ("on", "off"):
+        controls["face"] = {"enabled": tracking.face == "on"}
+    if tracking.structure_adherence is not None:
+        free = round(1.0 - float(tracking.structure_adherence), 4)
+        controls["depth"] = {"enabled": True, "blur": free}
+        controls["normals"] = {"enabled": True, "augmentation": free}
+    if tracking.motion_adherence is not None:
+        controls["trajectory"] = {"enabled": True, "sparsity": round(1.0 - float(tracking.motion_adherence), 4)}
+    if controls:
+        edit["controls"] = controls
+    return edit
+
+
+def build_edit_body(req: ShotRequest, source: Mapping[str, Any], refs: Sequence[Mapping[str, Any]] = (), *,
+                    model: str = MODEL, user_id: str | None = None) -> dict[str, Any]:
+    """The ``POST /generations`` body of a Modify Video shot (``type=video_edit``).
+
+    ``source`` is the uploaded source video's reference (``{"file_id": ...}``); ``refs`` one image
+    reference per guide image, in the order of ``req.image_keyframes``. Guide frames go to
+    ``video.edit.keyframes`` + ``keyframe_indexes`` (source frame grid); a first frame alone to
+    ``video.start_frame``. No ``duration``/``aspect_ratio``: the output follows the source.
+    """
+    from ...modify.request import modify_inputs
+
+    inputs = modify_inputs(req)
+    images = req.image_keyframes
+    if len(refs) != len(images):
+        raise ValueError(f"{len(images)} guide images but {len(refs)} uploaded references")
+    edit = edit_controls(inputs.tracking)
+    video: dict[str, Any] = {"resolution": req.resolution}
+    if images and inputs.first_frame:
+        video["start_frame"] = dict(refs[0])
+    elif images:
+        edit["keyframes"] = [dict(r) for r in refs]
+        edit["keyframe_indexes"] = [k.frame for k in images]
+    video["edit"] = edit
+    if req.hdr:
+        video["hdr"] = True
+    if req.exr:
+        video["exr_export"] = True
+    body: dict[str, Any] = {"model": model, "type": "video_edit", "prompt": edit_prompt(req),
+                            "source": dict(source), "video": video}
     if user_id:
         body["user_id"] = user_id
     return body

@@ -1,0 +1,1 @@
+"""Modify Video: restyle footage while the performance, structure and camera motion survive."""
