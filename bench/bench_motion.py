@@ -4,7 +4,7 @@ Cases (each in a fresh interpreter, frames made beforehand from the astronaut an
 photographs, tests/motion_scenes.py, and not timed):
 
 - faces: 8 faces at 1280x720 (face tracks: tiled detection every 2nd frame + face mesh per face);
-- poses: 8 people at 1280x720 (faces found without landmarks, then one pose tracker per person);
+- poses: 8 people at 1280x720 (face tracks, as the node finds people, then one pose tracker per person);
 - camera: the homography chain at 1280x720 with 8 smaller people (220 px) moving over a panning
   plate, masked by their boxes as the node does with its face and pose tracks;
 - crossing: the walk clip of the tests (640x360, 80 frames: a crossing and a leave-and-return),
@@ -70,7 +70,7 @@ print(json.dumps(r))
 from comfyui_director.nodes.motion.faces import FaceTracker
 from comfyui_director.nodes.motion.poses import PoseTracker
 sc = crowd({n}); frames = [sc.frame(f) for f in range({n})]
-ft = FaceTracker(1280, 720, landmarks=False); pt = PoseTracker(1280, 720)
+ft = FaceTracker(1280, 720); pt = PoseTracker(1280, 720)  # as the node runs them
 counts = []
 def step(fr, i):
     faces, _ = ft.process(fr, i); counts.append(len(pt.process(fr, i, [(f.id, f.box) for f in faces])))
