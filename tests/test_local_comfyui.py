@@ -235,3 +235,32 @@ def test_the_same_workflow_with_the_engine_node_swapped_for_draft_runs_unchanged
     video = decoded(mp4)
     assert len(video) == 121 and video[0].shape == (720, 1280, 3)  # the shot as shipped, drawn by Draft
     assert not probe(local, "LTXVAddGuide")
+
+
+def test_reframe_on_wan_vace_keeps_the_sources_frames_rate_and_audio(local):
+    from media import make_clip
+
+    src = make_clip(Path(local.base) / "input" / "local_reframe.mp4", 128, 72, 25, fps=24, audio=True)
+    prompt = {
+        "1": {"class_type": "DirectorLoadVideo", "inputs": {
+            "video": "director-samples/director_sample_720p24.mp4", "path": str(src), "start_frame": 0,
+            "frame_count": 0, "stride": 1, "max_size": 0}},
+        "2": {"class_type": "DirectorReframeCanvas", "inputs": {
+            "video": ["1", 0], "canvas": '{"version": 1, "aspect_ratio": "9:16", "x_norm": 0, "y_norm": 0.34, '
+                                         '"w_norm": 1, "h_norm": 0.32}', "preset": "centre fit",
+            "resolution": "360p"}},
+        **wan_nodes(), "20": engine_node(working_size=64, deliver="shot size (scaled)"),
+        "30": {"class_type": "DirectorReframeVideo", "inputs": {
+            "video": ["1", 0], "canvas": ["2", 0], "engine": ["20", 0], "prompt": "open sky", "resolution": "360p",
+            "max_source_seconds": 16.0, "filename_prefix": "director/local/reframe"}},
+    }
+    entry = local.run_prompt(prompt, timeout=900)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    (call,) = probe(local, "WanVaceToVideo")
+    assert (call["width"], call["height"], call["length"]) == (32, 64, 25)
+    assert call["control_frames"] == 25 and call["mask_frames"] == 25 and not call["reference"]
+    mp4 = only_mp4(local, "reframe")
+    video = decoded(mp4)
+    assert len(video) == 25 and video[0].shape == (640, 360, 3)
+    with av.open(str(mp4)) as c:
+        assert c.streams.audio, "the source's audio is kept"
