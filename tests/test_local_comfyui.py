@@ -264,3 +264,33 @@ def test_reframe_on_wan_vace_keeps_the_sources_frames_rate_and_audio(local):
     assert len(video) == 25 and video[0].shape == (640, 360, 3)
     with av.open(str(mp4)) as c:
         assert c.streams.audio, "the source's audio is kept"
+
+
+def test_modify_on_wan_vace_is_driven_by_the_motion_sources_poses(local):
+    pytest.importorskip("skimage", reason="scikit-image (test extra) provides the photographs of the walk scene")
+    import subprocess
+
+    import motion_scenes
+
+    if subprocess.run([_python(local.comfy_dir), "-c", "import mediapipe.python.solutions"],
+                      capture_output=True).returncode:
+        pytest.skip("mediapipe 0.10.21 is not installed in ComfyUI's Python")
+    motion_scenes.walk_scene(frames=25, width=320, height=180).write(Path(local.base) / "input" / "local_walk.mp4")
+    prompt = {
+        "1": {"class_type": "DirectorLoadVideo", "inputs": {"video": "local_walk.mp4", "path": "", "start_frame": 0,
+                                                           "frame_count": 0, "stride": 1, "max_size": 0}},
+        "2": {"class_type": "DirectorMotionSource", "inputs": {
+            "video": ["1", 0], "faces": False, "poses": True, "camera": False, "structure": "off", "max_people": 8,
+            "filename_prefix": "director/local/motion"}},
+        **wan_nodes(), "20": engine_node(working_size=64),
+        "30": {"class_type": "DirectorModifyVideo", "inputs": {
+            "video": ["1", 0], "prompt": "the same walk on Mars", "motion": ["2", 0], "engine": ["20", 0],
+            "resolution": "360p", "hdr": False, "exr": False, "max_keyframes": 16,
+            "filename_prefix": "director/local/modify", "preview_frames": 0}},
+    }
+    entry = local.run_prompt(prompt, timeout=900)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    (call,) = probe(local, "WanVaceToVideo")
+    assert call["length"] == 25 and call["control_frames"] == 25 and call["mask_frames"] == 25
+    assert call["kept_frames"] == []  # every frame generated, driven by the skeletons
+    assert len(decoded(only_mp4(local, "modify"))) == 25
