@@ -20,6 +20,7 @@ NODE_MODULES = (
     "generate.nodes",
     "engines.draft.nodes",
     "engines.luma.nodes",
+    "engines.local.nodes",
     "modify.nodes",
     "reframe.nodes",
     "motion.nodes",

@@ -50,7 +50,7 @@ io = types.ModuleType("comfy_api.latest.io")
 for _n, _t in {
     "Boolean": "BOOLEAN", "Int": "INT", "Float": "FLOAT", "String": "STRING", "Combo": "COMBO",
     "Image": "IMAGE", "Mask": "MASK", "Audio": "AUDIO", "Video": "VIDEO", "Latent": "LATENT",
-    "AnyType": "*",
+    "AnyType": "*", "Model": "MODEL", "Vae": "VAE", "Clip": "CLIP", "Conditioning": "CONDITIONING",
 }.items():
     setattr(io, _n, _mk(_n, _t))
 
@@ -341,6 +341,35 @@ class ExecutionBlocker:
 
 
 graph_utils.ExecutionBlocker = ExecutionBlocker
+
+
+class _GraphNode:
+    def __init__(self, id, class_type, inputs):
+        self.id, self.class_type, self.inputs = id, class_type, inputs
+
+    def out(self, index):
+        return [self.id, index]
+
+
+class GraphBuilder:
+    """ComfyUI's GraphBuilder, reduced to what expansions use: node(), out(), finalize()."""
+
+    def __init__(self, prefix="stub."):
+        self.prefix, self.nodes, self.id_gen = prefix, {}, 1
+
+    def node(self, class_type, id=None, **kwargs):
+        if id is None:
+            id = str(self.id_gen)
+            self.id_gen += 1
+        node = _GraphNode(self.prefix + id, class_type, kwargs)
+        self.nodes[node.id] = node
+        return node
+
+    def finalize(self):
+        return {i: {"class_type": n.class_type, "inputs": n.inputs} for i, n in self.nodes.items()}
+
+
+graph_utils.GraphBuilder = GraphBuilder
 comfy_execution.graph_utils = graph_utils
 
 MODULES = {

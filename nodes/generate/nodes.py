@@ -12,6 +12,8 @@ from comfy_execution.graph_utils import ExecutionBlocker
 from ..common import glue
 from ..common.errors import Cancelled
 from ..engines.draft.engine import DraftEngine
+from ..engines.local.engine import LocalEngine
+from ..engines.local.nodes import expansion
 from ..footage.nodes import make_video
 from ..footage.stream import FootageRef
 from ..keyframes.nodes import batch_to_images
@@ -85,6 +87,7 @@ class DirectorGenerateVideo(io.ComfyNode):
             ],
             hidden=[io.Hidden.unique_id],
             is_output_node=True,
+            enable_expand=True,
         )
 
     @classmethod
@@ -122,6 +125,8 @@ class DirectorGenerateVideo(io.ComfyNode):
         n_preview = gen.check_preview_frames(preview_frames)
         root = glue.output_dir()
         target = gen.output_target(root, filename_prefix)
+        if isinstance(engine, LocalEngine):
+            return cls._expand_local(engine, request, filename_prefix, n_preview)
         estimate = engine.estimate_credits(request)
         width, height = request.size
         glue.status_text(node_id, f"{engine.display_name}: {request.frame_count} frames {width}x{height}, "
@@ -158,6 +163,15 @@ class DirectorGenerateVideo(io.ComfyNode):
         else:
             frames = ExecutionBlocker("Generate Video: set preview_frames above 0 to use the preview_frames output.")
         return io.NodeOutput(video, credits, info, frames, ui=shown)
+
+    @classmethod
+    def _expand_local(cls, engine: LocalEngine, request, filename_prefix: str, n_preview: int) -> io.NodeOutput:
+        """The Local engine renders as ComfyUI's own nodes: return its plan as a node expansion whose
+        last node writes the MP4 and outputs this node's four outputs."""
+        plan = engine.plan(request, filename_prefix, n_preview)
+        graph, outputs = expansion(plan, engine, request)
+        glue.status_text(cls.hidden.unique_id, f"Local: {plan.summary()}")
+        return io.NodeOutput(*outputs, expand=graph)
 
 
 NODES = [DirectorGenerateVideo]

@@ -12,6 +12,8 @@ from comfy_execution.graph_utils import ExecutionBlocker
 from ..common import glue
 from ..common.errors import Cancelled, DirectorError
 from ..engines.draft.engine import DraftEngine
+from ..engines.local.engine import LocalEngine
+from ..engines.local.nodes import expansion
 from ..footage.nodes import make_video
 from ..footage.refs import footage_from_video
 from ..footage.stream import FootageRef
@@ -142,6 +144,7 @@ class DirectorModifyVideo(io.ComfyNode):
             ],
             hidden=[io.Hidden.unique_id],
             is_output_node=True,
+            enable_expand=True,
         )
 
     @classmethod
@@ -181,6 +184,11 @@ class DirectorModifyVideo(io.ComfyNode):
         n_preview = gen.check_preview_frames(preview_frames)
         root = glue.output_dir()
         target = gen.output_target(root, filename_prefix)
+        if isinstance(engine, LocalEngine):  # runs as native Wan VACE nodes (engines/local)
+            plan = engine.plan(request, filename_prefix, n_preview)
+            graph, outputs = expansion(plan, engine, request)
+            glue.status_text(node_id, f"Local: {plan.summary()}")
+            return io.NodeOutput(*outputs, expand=graph)
         estimate = engine.estimate_credits(request)
         src = request.source
         warned = "".join(f" · warning: {w}" for w in request.options["modify"].warnings)

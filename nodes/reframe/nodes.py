@@ -8,6 +8,8 @@ from comfy_api.latest import io, ui
 from ..common import glue
 from ..common.errors import Cancelled, DirectorError
 from ..engines.draft.engine import DraftEngine
+from ..engines.local.engine import LocalEngine
+from ..engines.local.nodes import expansion
 from ..footage.nodes import make_video
 from ..footage.refs import footage_from_video
 from ..footage.stream import FootageRef, ref_info
@@ -145,6 +147,7 @@ class DirectorReframeVideo(io.ComfyNode):
             ],
             hidden=[io.Hidden.unique_id],
             is_output_node=True,
+            enable_expand=True,
         )
 
     @classmethod
@@ -182,6 +185,11 @@ class DirectorReframeVideo(io.ComfyNode):
         engine.check(request)
         root = glue.output_dir()
         target = gen.output_target(root, filename_prefix)
+        if isinstance(engine, LocalEngine):  # runs as native Wan VACE nodes (engines/local)
+            plan = engine.plan(request, filename_prefix)
+            graph, outputs = expansion(plan, engine, request)
+            glue.status_text(node_id, f"Local: {plan.summary()}")
+            return io.NodeOutput(*outputs[:3], expand=graph)
         estimate = engine.estimate_credits(request)
         width, height = request.size
         src = request.source

@@ -26,6 +26,7 @@ test("unknown settings give no number", () => {
 
 test("the note says free without a billing engine and the price with one", () => {
   assert.deepEqual(creditsNote({ billing: false, duration: "10 s", resolution: "1080p" }).text, "Draft: free");
+  assert.deepEqual(creditsNote({ billing: false, local: true, duration: "10 s", resolution: "1080p" }).text, "Local: free");
   const n = creditsNote({ billing: true, duration: "10 s", resolution: "720p", hdr: true });
   assert.equal(n.text, "≈ 600 credits");
   assert.equal(n.tone, "cost");

@@ -36,6 +36,20 @@ NOTES = {
         "The keyframe shot from the timeline, finished to an **ACES2065-1 EXR sequence** for compositing. "
         "With the Luma Engine, HDR and EXR on, the EXR Writer reads Luma's scene-linear 16-bit frames "
         "directly instead of the MP4."),
+    "local_ltx_keyframes": (
+        "## Keyframes on your own LTX-Video model\n"
+        "The *Local Engine* runs the timeline's shot on **your LTX-Video checkpoint** as ComfyUI's native nodes "
+        "(one `LTXVAddGuide` per keyframe at its frame). Put `ltx-video-2b-v0.9.5.safetensors` in "
+        "`models/checkpoints` and `t5xxl_fp16.safetensors` in `models/text_encoders` (or load your own).\n\n"
+        "Generate Video says the length and size chosen (8n+1 frames, multiples of 32). Swap the engine node "
+        "for Draft or Luma: nothing else changes."),
+    "local_wan_vace_keyframes": (
+        "## Keyframes on your own Wan VACE model\n"
+        "The *Local Engine* runs the shot on **Wan 2.1/2.2 VACE** as native nodes: `WanVaceToVideo` with a "
+        "control video (keyframe images on their frames) and one mask per frame. Put "
+        "`wan2.1_vace_1.3B_fp16.safetensors` in `models/diffusion_models`, `wan_2.1_vae.safetensors` in "
+        "`models/vae` and `umt5_xxl_fp8_e4m3fn_scaled.safetensors` in `models/text_encoders`.\n\n"
+        "working_size 832 generates at Wan 1.3B's 480p class and scales the MP4 to the shot's size."),
     "reframe_16x9_to_9x16_for_social": (
         "## Reframe 16:9 to 9:16 for social\n"
         "The *Reframe Canvas* shows the new vertical frame with the source's first frame in it (run once): "

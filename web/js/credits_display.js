@@ -44,6 +44,7 @@ function noteFor(node) {
   }
   return creditsNote({
     billing,
+    local: type === "DirectorLocalEngine" && engine.mode !== 4 && engine.mode !== 2,
     duration: widgetValue(node, "duration"),
     resolution: widgetValue(node, "resolution"),
     hdr: !!widgetValue(node, "hdr"),

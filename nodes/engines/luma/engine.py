@@ -241,7 +241,7 @@ class LumaEngine(Engine):
         summary = (f"{request.mode} {request.resolution} {request.duration}s {request.aspect_ratio}"
                    f"{' hdr' if request.hdr else ''}{' exr' if request.exr else ''}: {request.prompt[:80]}")
         if request.task != "generate" and request.source is not None:
-            summary = (f"{request.task} {request.resolution} {request.source.duration:.2f}s {request.aspect_ratio} "
+            summary = (f"{request.task} {request.resolution} {float(request.source.duration):.2f}s {request.aspect_ratio} "
                        f"of {Path(request.source.path).name}: {request.prompt[:80]}")
         for _ in range(CLAIM_ROUNDS):
             claim = await asyncio.to_thread(ledger.claim, request_hash, key.account, credits=credits, owner=owner,

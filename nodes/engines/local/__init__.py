@@ -1,0 +1,1 @@
+"""The Local engine: Director shots as native ComfyUI LTX-Video / Wan VACE subgraphs."""
