@@ -31,10 +31,10 @@ def version() -> str:
 
 def _sample_clip() -> Path:
     samples = Path(__file__).resolve().parent / "nodes" / "footage" / "samples"
-    clips = sorted(p for p in samples.glob("*.mp4"))
-    if not clips:
-        raise SystemExit(f"no sample footage found in {samples}")
-    return clips[0]
+    clip = samples / "director_sample_720p24.mp4"
+    if not clip.is_file():
+        raise SystemExit(f"the sample footage {clip.name} is missing from the pack")
+    return clip
 
 
 def demo(out_root: Path) -> int:

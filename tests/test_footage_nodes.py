@@ -206,7 +206,8 @@ def test_samples_are_published_to_the_input_folder_once_and_never_overwritten(co
     inp = comfy_dirs / "input"
     made = publish_samples(inp)
     shipped = sorted(p.name for p in SAMPLES_DIR.iterdir() if p.suffix == ".mp4")
-    assert len(shipped) == 1 and sorted(p.name for p in made) == shipped
+    assert shipped == ["director_sample_720p24.mp4", "director_sample_people_360p24.mp4"]
+    assert sorted(p.name for p in made) == shipped
     assert all(p.read_bytes() == (SAMPLES_DIR / p.name).read_bytes() for p in made)
     made[0].write_bytes(b"the user's own file")
     assert publish_samples(inp) == []
