@@ -57,6 +57,8 @@ from ..common.progress import CancelFn, ProgressFn, check_cancel
 MODES = ("sdr", "hdr10", "prores4444")
 VIEW_TRANSFORMS = ("fast", "exact")
 """How a view transform runs: the fast path of ``colour.fastview``, or OCIO's processor per pixel."""
+ENCODE_SPEEDS = ("final", "draft")
+"""encode_mp4's ``speed``: "draft" is for Draft previews only (a faster x264 preset)."""
 SUFFIX = {"sdr": ".mp4", "hdr10": ".mp4", "prores4444": ".mov"}
 """The file suffix each mode writes by default."""
 
@@ -292,7 +294,7 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                audio_window: tuple[float, float] | None = None, config=None,
                progress: ProgressFn | None = None, cancel: CancelFn | None = None,
                total_frames: int | None = None, metadata: Mapping[str, str] | None = None,
-               view_transform: str = "fast") -> EncodedVideo:
+               view_transform: str = "fast", speed: str = "final") -> EncodedVideo:
     """Encode ``chunks`` ((n, H, W, 3) uint8/uint16/float32 in ``input_space``) to ``out_path``.
 
     ``mode`` picks the format (module docstring). ``audio_from`` names a file whose audio goes
@@ -301,11 +303,19 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
     :class:`~..common.errors.Cancelled` and leaves no file. ``out_path`` must not exist.
     ``view_transform``: "fast" (``colour.fastview``: exact codes for 8-bit input, a checked 3D LUT
     for deeper input) or "exact" (OCIO's processor on every pixel, slow).
+    ``speed``: "final" (the defaults above: Save Video, EXR finishing, every delivered file) or
+    "draft" (Draft previews only): SDR H.264 with x264's ``ultrafast`` preset and swscale's
+    bilinear RGB->YUV without accurate rounding (codes may differ by one); about four times less
+    encoder CPU for a bigger file. Other modes ignore it.
     """
     import av
     from av.video.reformatter import Interpolation
 
-    sws = Interpolation.BILINEAR | Interpolation.ACCURATE_RND  # exact rounding; faster than the default here
+    if speed not in ENCODE_SPEEDS:
+        raise DirectorError(f"speed: '{speed}' is not one of {', '.join(ENCODE_SPEEDS)}.", field="speed")
+    draft = speed == "draft" and mode == "sdr"
+    # exact rounding (faster than the default here); Draft previews skip the exact rounding
+    sws = Interpolation.BILINEAR if draft else Interpolation.BILINEAR | Interpolation.ACCURATE_RND
     if mode not in MODES:
         raise DirectorError(f"format: '{mode}' is not one of {', '.join(MODES)}.", field="format")
     out_path = Path(out_path)
@@ -339,7 +349,7 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                         continue
                     if vs is None:
                         height, width = int(rgb.shape[1]), int(rgb.shape[2])
-                        vs = _video_stream(out, spec, mode, fps, width, height, pixels.view)
+                        vs = _video_stream(out, spec, mode, fps, width, height, pixels.view, draft)
                         if audio_from:
                             audio = _Audio(out, audio_from, audio_window)
                     elif rgb.shape[1:3] != (height, width):
@@ -381,7 +391,7 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                         pix_fmt=spec.pix_fmt, fps=fps, mode=mode, audio=audio.label if audio else None)
 
 
-def _video_stream(out, spec: _Spec, mode: str, fps: Fraction, width: int, height: int, view):
+def _video_stream(out, spec: _Spec, mode: str, fps: Fraction, width: int, height: int, view, draft: bool = False):
     if spec.pix_fmt.startswith("yuv420") and (width % 2 or height % 2):
         raise DirectorError(
             f"images: {width}x{height} has an odd side; {mode} video needs even width and height "
@@ -394,7 +404,8 @@ def _video_stream(out, spec: _Spec, mode: str, fps: Fraction, width: int, height
     cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = spec.primaries, spec.trc, spec.colorspace, 1
     gop = str(max(24, min(48, int(round(fps * 2)))))  # 1-2 s: quick seeks when scrubbing
     if mode == "sdr":
-        cc.options = {"preset": "veryfast", "crf": "18", "g": gop, "profile": "high"}
+        # Draft previews: ultrafast (no CABAC/B-frames, so profile high is moot) for ~4x less CPU
+        cc.options = {"preset": "ultrafast" if draft else "veryfast", "crf": "18", "g": gop, "profile": "high"}
     elif mode == "hdr10":
         master = _MASTER_P3D65 if view and "P3" in view[1] else _MASTER_BT2020
         cc.options = {

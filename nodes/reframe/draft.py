@@ -24,15 +24,24 @@ from .geometry import Placement, ReframeCanvas, canvas_size, place
 
 FILL_EDGE = 64
 FILL_DIM = 0.8
+FILL_REUSE_STEP = 3
+"""Largest change (code values, anywhere in the small fill) for which the last full-size fill is reused."""
 FILL_NAME = "blurred inpaint of the source's edges (draft preview)"
 
 
 class Reframer:
-    """Turns source frames into output frames for one placement (no state between frames)."""
+    """Turns source frames into output frames for one placement.
 
-    def __init__(self, placement: Placement, src_w: int, src_h: int, *, fill: str = "preview"):
+    ``reuse_fill`` (the default) keeps the last full-size fill while the small inpainted fill
+    changes by at most ``FILL_REUSE_STEP`` code values anywhere (the source's edges barely moved),
+    so most frames only copy it instead of scaling it up again; ``False`` recomputes every frame
+    (the old path, kept for bench/bench_reframe.py's before/after)."""
+
+    def __init__(self, placement: Placement, src_w: int, src_h: int, *, fill: str = "preview",
+                 reuse_fill: bool = True):
         self.p = placement
         self.flat = fill == "flat"  # mid grey instead of the inpainted preview (the Luma emulator: cheap)
+        self.reuse_fill = reuse_fill
         self.src_w, self.src_h = src_w, src_h
         scale = min(1.0, FILL_EDGE / max(placement.out_w, placement.out_h))
         self.small = (max(2, round(placement.out_w * scale)), max(2, round(placement.out_h * scale)))
@@ -46,32 +55,59 @@ class Reframer:
         # inpaint only what the source does not cover
         if vx1 > vx0 and vy1 > vy0:
             self.small_mask[vy0:vy1, vx0:vx1] = 0
+        self._fill: np.ndarray | None = None  # the full-size dimmed fill last scaled up
+        self._fill_small: np.ndarray | None = None  # the small fill it was scaled from
+        self.fills_made = 0  # how many times the full-size fill was scaled up (reuse shows here)
 
-    def frame(self, src: np.ndarray) -> np.ndarray:
-        """One uint8 (out_h, out_w, 3) output frame from one uint8 (src_h, src_w, 3) source frame."""
+    def frame(self, src: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """One uint8 (out_h, out_w, 3) output frame from one uint8 (src_h, src_w, 3) source frame,
+        written into ``out`` when given (a slice of the chunk: no extra full-frame copy)."""
         import cv2
 
         p = self.p
-        out = np.empty((p.out_h, p.out_w, 3), np.uint8)
-        sw, sh = self.small
+        if out is None:
+            out = np.empty((p.out_h, p.out_w, 3), np.uint8)
         interp = cv2.INTER_AREA if p.width < self.src_w else cv2.INTER_LINEAR
         scaled = src if (p.width, p.height) == (self.src_w, self.src_h) else \
             cv2.resize(src, (p.width, p.height), interpolation=interp)
-        if self.flat:
-            out.fill(128)
-        elif self.small_mask.any():
-            small = np.zeros((sh, sw, 3), np.uint8)
-            rx0, ry0, rx1, ry1 = self.small_rect
-            # the fill's seed comes from the scaled source (cheaper than from the full-size frame)
-            _paste(small, cv2.resize(scaled, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_AREA), rx0, ry0)
-            small = cv2.inpaint(small, self.small_mask, 3, cv2.INPAINT_TELEA)
-            small = cv2.GaussianBlur(small, (0, 0), max(1.0, min(sw, sh) / 24.0))
-            cv2.resize(small, (p.out_w, p.out_h), dst=out, interpolation=cv2.INTER_LINEAR)
-            cv2.convertScaleAbs(out, dst=out, alpha=FILL_DIM)
         vx0, vy0, vx1, vy1 = p.visible
-        if vx1 > vx0 and vy1 > vy0:
+        shown = vx1 > vx0 and vy1 > vy0
+        if self.flat or self.small_mask.any():
+            fill = None if self.flat else self._full_fill(scaled)
+            # only the bands around the source are written: the source covers the rest below
+            bands = ((slice(0, vy0), slice(None)), (slice(vy1, None), slice(None)),
+                     (slice(vy0, vy1), slice(0, vx0)), (slice(vy0, vy1), slice(vx1, None))) if shown \
+                else ((slice(None), slice(None)),)
+            for band in bands:
+                if fill is None:
+                    out[band].fill(128)
+                else:
+                    out[band] = fill[band]
+        if shown:
             out[vy0:vy1, vx0:vx1] = scaled[vy0 - p.y0:vy1 - p.y0, vx0 - p.x0:vx1 - p.x0]
         return out
+
+    def _full_fill(self, scaled: np.ndarray) -> np.ndarray:
+        """The dimmed full-size fill for this frame: inpainted and blurred at the small size (cheap),
+        scaled up only when it changed by more than ``FILL_REUSE_STEP`` since the last one."""
+        import cv2
+
+        p = self.p
+        sw, sh = self.small
+        small = np.zeros((sh, sw, 3), np.uint8)
+        rx0, ry0, rx1, ry1 = self.small_rect
+        # the fill's seed comes from the scaled source (cheaper than from the full-size frame)
+        _paste(small, cv2.resize(scaled, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_AREA), rx0, ry0)
+        small = cv2.inpaint(small, self.small_mask, 3, cv2.INPAINT_TELEA)
+        small = cv2.GaussianBlur(small, (0, 0), max(1.0, min(sw, sh) / 24.0))
+        cv2.convertScaleAbs(small, dst=small, alpha=FILL_DIM)  # dimmed before scaling up: 1/256 of the work
+        if (self.reuse_fill and self._fill is not None
+                and int(cv2.norm(small, self._fill_small, cv2.NORM_INF)) <= FILL_REUSE_STEP):
+            return self._fill
+        self._fill = cv2.resize(small, (p.out_w, p.out_h), interpolation=cv2.INTER_LINEAR)
+        self._fill_small = small
+        self.fills_made += 1
+        return self._fill
 
 
 def _floor(v: float) -> int:
@@ -103,11 +139,14 @@ def _to_uint8(chunk: np.ndarray) -> np.ndarray:
 
 
 def reframed_chunks(ref: FootageRef, canvas: ReframeCanvas, out_w: int, out_h: int, *, chunk: int = 8,
-                    cancelled: CancelFn | None = None, ahead=None, fill: str = "preview") -> Iterator[np.ndarray]:
+                    cancelled: CancelFn | None = None, ahead=None, fill: str = "preview",
+                    reuse_fill: bool = True) -> Iterator[np.ndarray]:
     """The reframed clip as uint8 ``(n, out_h, out_w, 3)`` chunks, one source chunk at a time.
-    ``ahead`` (optional) wraps the decoder, so decoding the next chunk overlaps placing this one."""
+    ``ahead`` (optional) wraps the decoder, so decoding the next chunk overlaps placing this one;
+    ``reuse_fill``: see :class:`Reframer`."""
     info = ref_info(ref)
-    reframer = Reframer(place(canvas, info.width, info.height, out_w, out_h), info.width, info.height, fill=fill)
+    reframer = Reframer(place(canvas, info.width, info.height, out_w, out_h), info.width, info.height, fill=fill,
+                        reuse_fill=reuse_fill)
     blocks = iter_chunks(ref, chunk)
     if ahead is not None:
         blocks = ahead(blocks)
@@ -117,31 +156,39 @@ def reframed_chunks(ref: FootageRef, canvas: ReframeCanvas, out_w: int, out_h: i
         block = _to_uint8(block)
         out = np.empty((len(block), out_h, out_w, 3), np.uint8)
         for i, img in enumerate(block):
-            out[i] = reframer.frame(img)
+            reframer.frame(img, out[i])
         yield out
 
 
 def render_reframe(ref: FootageRef, canvas: ReframeCanvas, resolution: str, final: Path, *,
                    progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
-                   metadata: dict[str, str] | None = None, ahead=None, audio: bool = True, fill: str = "preview"):
+                   metadata: dict[str, str] | None = None, ahead=None, audio: bool = True, fill: str = "preview",
+                   speed: str = "draft"):
     """Encode the Draft reframe to ``final`` (H.264 SDR .mp4, the source's rate, its audio copied).
     ``ahead`` wraps the decoder and the placed chunks (e.g. the Draft engine's one-chunk-ahead helper
     thread): decoding, placing and encoding then overlap on separate threads;
     ``audio=False`` leaves the audio out and ``fill="flat"`` fills with grey (the Luma emulator: the
-    service's output is silent, and a cheap fill keeps its rendering out of benchmarks)."""
+    service's output is silent, and a cheap fill keeps its rendering out of benchmarks).
+    ``speed="draft"`` (the default: this is a preview) reuses the fill between frames and encodes
+    with encode_mp4's Draft preset; ``"final"`` scales the fill up for every frame and encodes with
+    the finishing settings (the path before, kept for bench/bench_reframe.py). Placement and audio
+    are identical either way."""
     from ..footage.encode import encode_mp4
 
     info = ref_info(ref)
     out_w, out_h = canvas_size(canvas.aspect_ratio, resolution)
     total = info.frame_count
-    chunks = reframed_chunks(ref, canvas, out_w, out_h, cancelled=cancelled, ahead=ahead, fill=fill)
+    if speed not in ("draft", "final"):
+        raise ValueError(f"speed must be 'draft' or 'final', not {speed!r}")
+    chunks = reframed_chunks(ref, canvas, out_w, out_h, cancelled=cancelled, ahead=ahead, fill=fill,
+                             reuse_fill=speed == "draft")
     if ahead is not None:
         chunks = ahead(chunks)
     window = audio_window(ref) if audio and not ref.exr_frames else None
     try:
         return encode_mp4(chunks, final, Fraction(info.fps), input_space="sRGB - Texture", mode="sdr",
                           audio_from=ref.path if window else None, audio_window=window, cancel=cancelled,
-                          total_frames=total, metadata=metadata,
+                          total_frames=total, metadata=metadata, speed=speed,
                           progress=(lambda done, _: progress(done, total, f"Draft reframe: {done}/{total} frames"))
                           if progress else None)
     finally:
