@@ -1,8 +1,12 @@
 """Reframe speed and memory; prints ONE table.
 
 - Draft: a 10 s and a 20 s 1920x1080 24 fps clip (with AAC audio) reframed to 9:16 ("centre fit")
-  at 720p and at 1080p output, each in a fresh interpreter: wall time, times real time, peak RSS.
-  Memory should be flat between 10 s and 20 s (frames stream in chunks).
+  at 720p and at 1080p output, each in a fresh interpreter, before and after side by side:
+  ``speed="final"`` (the fill scaled up for every frame, the finishing encoder settings: the path
+  before) and ``speed="draft"`` (the Draft engine's default: the fill reused while the source's
+  edges barely change, x264 ultrafast). Wall time, CPU seconds per clip second (below 2 = faster
+  than real time on 2 free cores, whatever else loads the machine), peak RSS, file size. Memory
+  should be flat between 10 s and 20 s (frames stream in chunks).
 - Luma, "one master to six formats": six reframe jobs of one source in one graph (one
   ``asyncio.gather``, as ComfyUI runs the async nodes of a prompt) against one job alone, with the
   Luma emulator in its own process (job latency L = queued + processing), for the old fixed limit
@@ -10,7 +14,7 @@
   the emulator's flat fill, so its own (CPU) rendering of the placed source stays small next to L
   (real jobs take minutes: A1.11 of the research notes).
 
-    python bench/bench_reframe.py [--quick]
+    python bench/bench_reframe.py [--quick] [--draft-only | --luma-only]
 
 ``--quick`` runs the 10 s / 720p Draft case and L = 2 s only (full: L = 20 s, best of two). Clips are cached in the temp folder.
 Numbers depend on the machine and on what else runs on it: say so when you quote them.
@@ -33,25 +37,26 @@ KEY = "bench-reframe-key"
 CACHE = Path(tempfile.gettempdir()) / "director-bench-reframe"
 
 DRAFT = r"""
-import asyncio, json, resource, sys, time, tempfile
+import json, resource, tempfile, time
 from pathlib import Path
-from comfyui_director.nodes.engines.draft.engine import DraftEngine
+from comfyui_director.nodes.engines.draft.engine import made_ahead
 from comfyui_director.nodes.footage.stream import FootageRef, probe
-from comfyui_director.nodes.reframe.geometry import ReframeCanvas
-from comfyui_director.nodes.reframe.request import build_reframe_request
-from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
+from comfyui_director.nodes.reframe import draft
+from comfyui_director.nodes.reframe.geometry import preset_canvas
 
-clip, resolution = {clip!r}, {resolution!r}
-req = build_reframe_request("", FootageRef(clip), ReframeCanvas("9:16"), resolution=resolution, preset="centre fit",
-                            max_source_s=30)
-out = Path(tempfile.mkdtemp())
+clip, resolution, speed = {clip!r}, {resolution!r}, {speed!r}
+out = Path(tempfile.mkdtemp()) / "reframe.mp4"
+ru0 = resource.getrusage(resource.RUSAGE_SELF)  # after the imports: the render's own CPU below
 t0 = time.perf_counter()
-res = asyncio.run(DraftEngine().render(req, RenderTarget(out, "reframe"), RenderHooks()))
+# what the Draft engine runs (nodes/engines/draft/engine.py), with the speed picked here
+draft.render_reframe(FootageRef(clip), preset_canvas("centre fit", "9:16", 1920, 1080), resolution, out,
+                     ahead=made_ahead, speed=speed)
 wall = time.perf_counter() - t0
-info = probe(res.video)
+info = probe(out)
 ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({{"wall": wall, "frames": info.frame_count, "size": [info.width, info.height],
-                  "audio": info.has_audio, "rss_mb": ru.ru_maxrss / 1024, "cpu": ru.ru_utime + ru.ru_stime}}))
+                  "audio": info.has_audio, "rss_mb": ru.ru_maxrss / 1024, "cpu": ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime,
+                  "mb": out.stat().st_size / 1e6}}))
 """
 
 LUMA = r"""
@@ -143,30 +148,39 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--luma-only", action="store_true", help="skip the Draft rows")
+    ap.add_argument("--draft-only", action="store_true", help="skip the Luma rows")
     args = ap.parse_args()
     rows = []
     lengths = [10] if args.quick else [10, 20]
     resolutions = [] if args.luma_only else ["720p"] if args.quick else ["720p", "1080p"]
     for res in resolutions:
         for secs in lengths:
-            r = run_child(DRAFT.format(clip=str(clip(secs)), resolution=res))
-            rows.append(("Draft 1080p -> 9:16 " + res, f"{secs} s source", f"wall {r['wall']:.1f} s "
-                         f"({secs / r['wall']:.2f}x real time)", f"CPU {r['cpu']:.1f} s ({r['cpu'] / secs:.2f} "
-                         "core-s per s: < 2 = real time on 2 free cores)", f"peak RSS {r['rss_mb']:.0f} MB",
-                         f"{r['frames']} frames {r['size'][0]}x{r['size'][1]}{' +audio' if r['audio'] else ''}"))
+            got = {speed: run_child(DRAFT.format(clip=str(clip(secs)), resolution=res, speed=speed))
+                   for speed in ("final", "draft")}
+            cells = [f"Draft 1080p -> 9:16 {res}", f"{secs} s source"]
+            for speed, label in (("final", "before (fill every frame, finishing encoder)"),
+                                 ("draft", "after (reused fill, Draft encoder)")):
+                r = got[speed]
+                cells.append(f"{label}: wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s = {r['cpu'] / secs:.2f} "
+                             f"core-s per s, peak RSS {r['rss_mb']:.0f} MB, {r['mb']:.1f} MB file")
+            f, d = got["final"], got["draft"]
+            cells.append(f"CPU {f['cpu'] / d['cpu']:.1f}x less, wall {f['wall'] / d['wall']:.1f}x")
+            cells.append(f"{d['frames']} frames {d['size'][0]}x{d['size'][1]}{' +audio' if d['audio'] else ''}")
+            rows.append(tuple(cells))
     latency = 2.0 if args.quick else 20.0
     sample = ROOT / "nodes" / "footage" / "samples" / "director_sample_720p24.mp4"
-    proc, base = emulator(latency)
+    proc, base = emulator(latency) if not args.draft_only else (None, "")
     try:
-        for limit, label in ((4, "old fixed limit 4"), (0, "default (learned)")):
+        for limit, label in () if args.draft_only else ((4, "old fixed limit 4"), (0, "default (learned)")):
             r = run_child(LUMA.format(base=base, key=KEY, limit=limit, clip=str(sample), runs=1 if args.quick else 2))
             rows.append((f"Luma six formats, {label}", f"L = {latency:g} s", f"one {r['one']:.1f} s",
                          f"six {r['six']:.1f} s", f"ratio {r['six'] / r['one']:.2f} (goal <= 1.10)",
                          f"{r['jobs']} jobs, {r['uploads']} source upload(s)"))
     finally:
-        proc.terminate()
-        proc.wait(10)
-    widths = [max(len(str(row[i])) for row in rows) for i in range(6)]
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+    widths = [max(len(str(row[i])) for row in rows if i < len(row)) for i in range(max(map(len, rows)))]
     print(f"bench_reframe (cpu count {os.cpu_count()}):")
     for row in rows:
         print("  " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)))

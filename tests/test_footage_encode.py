@@ -197,3 +197,32 @@ def test_unknown_input_colour_space_is_named(tmp_path):
     with pytest.raises(DirectorError, match="'Kodak 2383'") as e:
         encode_mp4([np.zeros((1, 16, 16, 3), np.uint8)], tmp_path / "x.mp4", 24, input_space="Kodak 2383")
     assert e.value.field == "input_colour_space"
+
+
+def x264_settings(path) -> bytes:
+    """The settings line x264 writes into the stream's first packet (SEI user data)."""
+    with av.open(str(path)) as c:
+        data = bytes(next(p for p in c.demux(video=0) if p.size))
+    start = data.index(b"x264 - core")
+    return data[start:data.index(b"\x00", start)]
+
+
+def test_draft_speed_uses_the_fast_preset_and_keeps_frames_tags_and_audio(source, tmp_path):
+    final, draft = tmp_path / "final.mp4", tmp_path / "draft.mp4"
+    encode_mp4(iter_chunks(FootageRef(str(source))), final, Fraction(24), audio_from=str(source))
+    result = encode_mp4(iter_chunks(FootageRef(str(source))), draft, Fraction(24), audio_from=str(source),
+                        speed="draft")
+    assert b"cabac=1" in x264_settings(final) and b"cabac=0" in x264_settings(draft)  # veryfast vs ultrafast
+    assert (result.frames, probe(draft).frame_count) == (48, 48)
+    assert colour_tags(draft) == (1, 1, 1)
+    assert audio_packets(draft) == audio_packets(source)
+    a = np.concatenate(list(iter_chunks(FootageRef(str(final))))).astype(int)
+    b = np.concatenate(list(iter_chunks(FootageRef(str(draft))))).astype(int)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 2.0  # the same picture, previewed
+
+
+def test_unknown_encoder_speed_is_named(tmp_path):
+    with pytest.raises(DirectorError) as e:
+        encode_mp4([np.zeros((1, 16, 16, 3), np.uint8)], tmp_path / "x.mp4", 24, speed="fastest")
+    assert e.value.field == "speed" and "draft" in str(e.value)
+    assert not (tmp_path / "x.mp4").exists()

@@ -121,3 +121,30 @@ def test_credits_are_per_started_output_second(clip, tmp_path):
                                 preset="top")
     assert req.credits() == 120 * 3
     assert DraftEngine().estimate_credits(req) == 0
+
+
+def test_fill_is_reused_while_the_source_edges_stay_still_and_remade_when_they_change():
+    p = place(ReframeCanvas("9:16", 0.0, 0.341796875, 1.0, 0.31640625), 320, 180, 360, 640)
+    red = np.full((180, 320, 3), (200, 40, 40), np.uint8)
+    blue = np.full((180, 320, 3), (40, 40, 200), np.uint8)
+    frames = [red] * 5 + [blue] * 5
+    reuse = draft.Reframer(p, 320, 180)
+    every = draft.Reframer(p, 320, 180, reuse_fill=False)
+    outs = [(reuse.frame(f), every.frame(f)) for f in frames]
+    assert (reuse.fills_made, every.fills_made) == (2, 10)  # red once, blue once; vs every frame
+    assert len(outs) == 10
+    for a, b in outs:
+        assert np.array_equal(a, b)  # still frames: reusing changes nothing
+    assert outs[-1][0][:100].reshape(-1, 3).mean(axis=0)[2] > 100  # the fill turned blue with the source
+
+
+def test_reused_fill_keeps_the_placed_source_exact_and_the_fill_within_the_reuse_step(clip):
+    ref = FootageRef(str(clip))
+    canvas = ReframeCanvas("9:16", 0.0, 0.341796875, 1.0, 0.31640625)
+    p = place(canvas, 320, 180, 360, 640)
+    fast = np.concatenate(list(draft.reframed_chunks(ref, canvas, 360, 640)))
+    exact = np.concatenate(list(draft.reframed_chunks(ref, canvas, 360, 640, reuse_fill=False)))
+    assert fast.shape == exact.shape == (30, 640, 360, 3)
+    vx0, vy0, vx1, vy1 = p.visible
+    assert np.array_equal(fast[:, vy0:vy1, vx0:vx1], exact[:, vy0:vy1, vx0:vx1])
+    assert np.abs(fast.astype(int) - exact).max() <= draft.FILL_REUSE_STEP + 1

@@ -228,8 +228,8 @@ def draft_frames(req: ShotRequest, *, cancelled: CancelFn | None = None, chunk: 
 
 def render_modify(req: ShotRequest, out_path: Path, *, metadata: Mapping[str, str] | None = None,
                   progress: ProgressFn | None = None, cancelled: CancelFn | None = None):
-    """Encode the preview to ``out_path`` (SDR H.264 MP4) with the source audio copied through,
-    exactly the source's frame count and rate. Returns the encoder's ``EncodedVideo``."""
+    """Encode the preview to ``out_path`` (SDR H.264 MP4, encode_mp4's Draft speed) with the source
+    audio copied through, exactly the source's frame count and rate. Returns the encoder's ``EncodedVideo``."""
     from ..footage.encode import encode_mp4
     from ..footage.stream import audio_window
 
@@ -239,4 +239,5 @@ def render_modify(req: ShotRequest, out_path: Path, *, metadata: Mapping[str, st
     return encode_mp4(draft_frames(req, cancelled=cancelled), out_path, Fraction(src.fps),
                       input_space="sRGB - Texture", mode="sdr",
                       audio_from=inputs.footage.path if window else None, audio_window=window,
-                      cancel=cancelled, total_frames=src.frame_count, metadata=metadata, progress=progress)
+                      cancel=cancelled, total_frames=src.frame_count, metadata=metadata, progress=progress,
+                      speed="draft")

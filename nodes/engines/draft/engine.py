@@ -148,7 +148,7 @@ class DraftEngine(Engine):
         chunks = made_ahead(animatic.chunks(cancelled=cancelled))
         try:
             video = encode_mp4(chunks, final, Fraction(FPS), input_space="sRGB - Texture", mode="sdr",
-                               cancel=cancelled, total_frames=total, metadata=metadata,
+                               cancel=cancelled, total_frames=total, metadata=metadata, speed="draft",
                                progress=lambda done, _: progress(done, total, f"Draft: {done}/{total} frames"))
         finally:
             chunks.close()  # stops the helper thread when the encoder gave up early
