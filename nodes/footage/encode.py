@@ -4,7 +4,8 @@ Modes (all written with this PyAV wheel's own encoders; FFmpeg 8.1 inside av 18.
 
 ``"sdr"``        H.264 High, 8-bit 4:2:0 (libx264, crf 18, preset veryfast, GOP 2 s up to 48),
                  .mp4 (or .mov/.mkv). RGB->YUV with the BT.709 matrix, stream tagged
-                 BT.709 primaries/transfer/matrix, limited range.
+                 BT.709 primaries/transfer/matrix, limited range. ``speed="draft"`` (Draft
+                 previews only, never Save Video or finishing): preset ultrafast instead.
 ``"hdr10"``      HEVC Main 10, 4:2:0 10-bit (libx265, crf 18, preset fast), .mp4 tagged
                  ``hvc1``: BT.2020 non-constant-luminance matrix, BT.2020 primaries, SMPTE ST 2084
                  (PQ) transfer, with HDR10 SEI: mastering display (the view's gamut, P3-D65 or
