@@ -24,12 +24,6 @@ from .tracker import iou
 MEDIAPIPE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 CROP = 320
 SEEN = 0.5
-KEEP_FRAMES = 12
-"""How long a person's tracker is kept while they are missing (face not tracked, or no pose found) before
-its graph is reset and handed back. A reset graph's next frame reloads its models and runs the pose
-detector again (about 120 ms of CPU against about 25 ms for a tracked frame), so a person missing for a
-frame or two keeps their tracker; mediapipe re-detects inside the crop by itself when its tracking lost
-them."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,6 @@ class PoseTracker:
         self.width, self.height = int(width), int(height)
         self._trackers: dict[int, object] = {}
         self._last: dict[int, tuple[int, np.ndarray]] = {}  # id -> (frame, keypoints)
-        self._alive: dict[int, int] = {}  # id -> the last frame its tracker ran or found a pose
         self._executor = None
         self._pool_graphs = backend.GraphPool(lambda: self._solutions.pose.Pose(
             static_image_mode=False, model_complexity=1, smooth_landmarks=True, enable_segmentation=False,
@@ -121,7 +114,6 @@ class PoseTracker:
                     region = np.array([min(region[0], kb[0]), min(region[1], kb[1]),
                                        max(region[2], kb[2]), max(region[3], kb[3])])
             self._tracker(fid)  # kept while the face is tracked: a lost pose is searched for again inside
-            self._alive.setdefault(fid, frame)
             others = [np.asarray(b, np.float64) for f2, b in faces if f2 != fid and iou(b, fbox) == 0.0]
             jobs.append((fid, fbox, region, others))
 
@@ -142,12 +134,10 @@ class PoseTracker:
                 continue
             self._last[fid] = (frame, kps)
             poses.append(Pose(fid, kps))
-        for p in poses:
-            self._alive[p.id] = frame
+        alive = {p.id for p in poses}
         for pid in list(self._trackers):
-            if frame - self._alive.get(pid, frame) > KEEP_FRAMES:
+            if pid not in alive:
                 self._drop(pid)
-                self._alive.pop(pid, None)
         return _without_duplicates(poses)
 
     def _restart(self, pid: int) -> None:
