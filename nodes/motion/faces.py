@@ -5,7 +5,10 @@ frame's short side, overlapping by a third), merged by non-maximum suppression: 
 faces of about 60 px that the full-range model on the whole frame misses. Landmarks: one
 mediapipe face-mesh tracker per face id, run on a square crop around the face (468 points:
 face oval, brows, eyes, lips and mouth opening, enough for expression and mouth shape).
-Detection runs every ``detect_every`` frames; in between each face follows its own mesh.
+Detection runs every ``detect_every`` frames; in between each face follows its own mesh. Two
+graphs run at once (the tiles in two halves on two detectors, the meshes two faces at a time): each
+is its own mediapipe graph and releases the GIL, so a frame's face stage spreads over two cores
+with the same results as one after the other.
 Models ship inside the mediapipe 0.10.21 wheel (see backend.py). No ComfyUI import.
 """
 
