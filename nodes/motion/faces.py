@@ -5,7 +5,10 @@ frame's short side, overlapping by a third), merged by non-maximum suppression: 
 faces of about 60 px that the full-range model on the whole frame misses. Landmarks: one
 mediapipe face-mesh tracker per face id, run on a square crop around the face (468 points:
 face oval, brows, eyes, lips and mouth opening, enough for expression and mouth shape).
-Detection runs every ``detect_every`` frames; in between each face follows its own mesh.
+Detection runs every ``detect_every`` frames; in between each face follows its own mesh. Two
+graphs run at once (the tiles in two halves on two detectors, the meshes two faces at a time): each
+is its own mediapipe graph and releases the GIL, so a frame's face stage spreads over two cores
+with the same results as one after the other.
 Models ship inside the mediapipe 0.10.21 wheel (see backend.py). No ComfyUI import.
 """
 
@@ -98,8 +101,8 @@ class FaceTracker:
         self.landmarks = landmarks
         self.detect_every = max(1, int(detect_every))
         self.tile, self.tiles = plan_tiles(self.width, self.height)
-        self._detector = self._solutions.face_detection.FaceDetection(model_selection=0,
-                                                                      min_detection_confidence=min_score)
+        self._min_score = min_score
+        self._detector = self._make_detector()
         self.ids = IdTracker()
         self.indices = np.array(landmark_indices())
         self._meshes: dict[int, object] = {}
@@ -110,19 +113,45 @@ class FaceTracker:
         self._prev: list[Face] = []
         self._seen = 0
         self._public: dict[int, int] = {}  # tracker id -> the id users see: 0, 1, 2... as faces are confirmed
+        self._executor = None
+        self._detector2 = None  # a second detector graph: the tiles run in two halves at once
+
+    def _pool(self):
+        """Two worker threads: each mesh (one per face id) and each detector is its own mediapipe graph,
+        which releases the GIL while it works, so two run at once on two cores."""
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(2, thread_name_prefix="director-face")
+        return self._executor
+
+    def _make_detector(self):
+        return self._solutions.face_detection.FaceDetection(model_selection=0,
+                                                            min_detection_confidence=self._min_score)
 
     # -- detection -----------------------------------------------------------------------------
     def detect(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """Face boxes (x0, y0, x1, y1) and scores on the whole frame, from the tiles."""
-        found = []
         s = self.tile
-        for x, y in self.tiles:
-            res = self._detector.process(np.ascontiguousarray(rgb[y:y + s, x:x + s]))
-            for d in res.detections or ():
-                b = d.location_data.relative_bounding_box
-                box = np.array([x + b.xmin * s, y + b.ymin * s, x + (b.xmin + b.width) * s,
-                                y + (b.ymin + b.height) * s])
-                found.append((box, float(d.score[0])))
+
+        def run(detector, tiles):
+            out = []
+            for x, y in tiles:
+                res = detector.process(np.ascontiguousarray(rgb[y:y + s, x:x + s]))
+                for d in res.detections or ():
+                    b = d.location_data.relative_bounding_box
+                    box = np.array([x + b.xmin * s, y + b.ymin * s, x + (b.xmin + b.width) * s,
+                                    y + (b.ymin + b.height) * s])
+                    out.append((box, float(d.score[0])))
+            return out
+
+        half = (len(self.tiles) + 1) // 2
+        if half == len(self.tiles):
+            return nms(run(self._detector, self.tiles))
+        if self._detector2 is None:
+            self._detector2 = self._make_detector()
+        second = self._pool().submit(run, self._detector2, self.tiles[half:])
+        found = run(self._detector, self.tiles[:half]) + second.result()  # tile order kept: same NMS ties
         return nms(found)
 
     # -- landmarks -----------------------------------------------------------------------------
@@ -160,11 +189,15 @@ class FaceTracker:
             dets = dets[:self.max_faces + 4]
             looks = [appearance(rgb, b) for b, _ in dets]
             ids = self.ids.assign(frame, [b for b, _ in dets], looks)
+            # the detections' meshes two at a time (each id has its own mesh graph; ids are distinct)
+            # (the first max_faces always get a mesh; the rest run one by one below, only where they did before)
+            meshes = self._all_landmarks(rgb, [(tid, box) for (box, _s), tid in
+                                               list(zip(dets, ids))[:self.max_faces]])
             for (box, score), tid, look in zip(dets, ids, looks):
                 fresh = self.ids.tracks[tid].hits == 1 and self.ids.tracks[tid].last == frame
                 if len(faces) >= self.max_faces:
                     if fresh:
-                        face = self._face(rgb, tid, box, score) if self.landmarks else None
+                        face = self._face(rgb, tid, box, score, meshes) if self.landmarks else None
                         self.ids.discard(tid)
                         self._drop_mesh(tid)
                         if face is None or len(face.landmarks):
@@ -172,7 +205,7 @@ class FaceTracker:
                     else:
                         seen += 1
                     continue
-                face = self._face(rgb, tid, box, score)
+                face = self._face(rgb, tid, box, score, meshes)
                 if fresh and self.landmarks and not len(face.landmarks):
                     self.ids.discard(tid)  # a new face the mesh cannot confirm: a false detection
                     self._drop_mesh(tid)
@@ -183,11 +216,11 @@ class FaceTracker:
                 seen += 1
             self._seen = seen
         else:
-            for prev in self._prev:
-                track = self.ids.tracks.get(prev.id)
-                if track is None:
-                    continue
-                lm = self._landmarks(rgb, prev.id, track.predicted_box(frame))
+            live = [(prev, self.ids.tracks.get(prev.id)) for prev in self._prev]
+            live = [(prev, track) for prev, track in live if track is not None]
+            meshes = self._all_landmarks(rgb, [(prev.id, track.predicted_box(frame)) for prev, track in live])
+            for prev, track in live:
+                lm = meshes[prev.id]
                 if lm is None:
                     continue
                 box = _landmark_box(lm)
@@ -211,9 +244,19 @@ class FaceTracker:
             out.append(Face(pid, f.box, f.landmarks, f.score))
         return out, seen
 
-    def _face(self, rgb, tid: int, box, score: float) -> Face:
+    def _all_landmarks(self, rgb: np.ndarray, jobs) -> dict:
+        """``{id: landmarks or None}`` for ``(id, box)`` jobs with distinct ids, two meshes at a time."""
+        if not self.landmarks:
+            return {}
+        for tid, _box in jobs:
+            self._mesh(tid)  # graphs taken here, in order, not from the worker threads
+        if len(jobs) < 2:
+            return {tid: self._landmarks(rgb, tid, box) for tid, box in jobs}
+        return dict(zip((tid for tid, _ in jobs), self._pool().map(lambda j: self._landmarks(rgb, *j), jobs)))
+
+    def _face(self, rgb, tid: int, box, score: float, meshes: dict | None = None) -> Face:
         if self.landmarks:
-            lm = self._landmarks(rgb, tid, box)
+            lm = meshes[tid] if meshes is not None and tid in meshes else self._landmarks(rgb, tid, box)
             if lm is not None:
                 box = _landmark_box(lm)
                 return Face(tid, tuple(float(v) for v in box), lm, score)
@@ -224,6 +267,12 @@ class FaceTracker:
             self._drop_mesh(tid)
         self._mesh_pool.close()
         self._detector.close()
+        if self._detector2 is not None:
+            self._detector2.close()
+            self._detector2 = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
 
 def _landmark_box(lm: np.ndarray) -> np.ndarray:

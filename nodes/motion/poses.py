@@ -22,7 +22,7 @@ from .tracker import iou
 
 # mediapipe's 33 pose landmarks -> COCO-17 order
 MEDIAPIPE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
-CROP = 320
+CROP = 256  # the pose landmark model takes 256x256: a bigger crop is only resized again inside mediapipe
 SEEN = 0.5
 
 
