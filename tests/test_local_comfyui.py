@@ -211,7 +211,10 @@ def with_tiny_models(name: str) -> dict:
     return wf
 
 
-@pytest.mark.parametrize("name", ["local_ltx_keyframes", "local_wan_vace_keyframes"])
+KEYFRAME_WORKFLOWS = ["local_ltx_keyframes", "local_wan_vace_keyframes"]
+
+
+@pytest.mark.parametrize("name", KEYFRAME_WORKFLOWS)
 def test_shipped_local_workflow_runs_with_tiny_checkpoints(local, name):
     entry = local.run_prompt(with_tiny_models(name), timeout=900)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]

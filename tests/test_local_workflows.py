@@ -27,6 +27,17 @@ def ui_widgets(node) -> dict:
 NAMES = ["local_ltx_keyframes", "local_wan_vace_keyframes", "local_wan_vace_reframe", "local_wan_vace_modify"]
 
 
+def test_every_shipped_local_workflow_is_checked_here_and_run_in_the_real_comfyui():
+    """test_comfyui_real.py leaves workflows that load model files out; each one is run in
+    test_local_comfyui.py instead (with tiny checkpoints), so none goes untested."""
+    from test_local_comfyui import KEYFRAME_WORKFLOWS, SOURCE_WORKFLOWS
+
+    shipped = {p.stem for p in (ROOT / "api").glob("*.json")
+               if any(n["class_type"] == "DirectorLocalEngine" for n in json.loads(p.read_text()).values())}
+    assert len(shipped) == 4 and shipped == set(NAMES) == {*KEYFRAME_WORKFLOWS, *SOURCE_WORKFLOWS}
+    assert all((ROOT / f"{name}.json").is_file() and (ROOT / f"{name}.jpg").is_file() for name in shipped)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_ui_and_api_copies_have_the_same_nodes_values_and_links(name):
     ui, api = load(name)
