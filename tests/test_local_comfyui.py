@@ -211,7 +211,10 @@ def with_tiny_models(name: str) -> dict:
     return wf
 
 
-@pytest.mark.parametrize("name", ["local_ltx_keyframes", "local_wan_vace_keyframes"])
+KEYFRAME_WORKFLOWS = ["local_ltx_keyframes", "local_wan_vace_keyframes"]
+
+
+@pytest.mark.parametrize("name", KEYFRAME_WORKFLOWS)
 def test_shipped_local_workflow_runs_with_tiny_checkpoints(local, name):
     entry = local.run_prompt(with_tiny_models(name), timeout=900)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
@@ -294,3 +297,88 @@ def test_modify_on_wan_vace_is_driven_by_the_motion_sources_poses(local):
     assert call["length"] == 25 and call["control_frames"] == 25 and call["mask_frames"] == 25
     assert call["kept_frames"] == []  # every frame generated, driven by the skeletons
     assert len(decoded(only_mp4(local, "modify"))) == 25
+
+
+# --- Reframe and Modify Video on Wan VACE, as shipped (tiny checkpoints, a short stretch of the sample) --------
+
+SOURCE_WORKFLOWS = {  # name: (the size delivered, the size generated at the test's working_size 64)
+    "local_wan_vace_reframe": ((720, 1280), (32, 64)),
+    "local_wan_vace_modify": ((640, 360), (64, 32)),
+}
+
+
+def saved_video(server, wf: dict, before: set[Path]) -> Path:
+    """The one new MP4 the workflow's Save Video wrote (its filename_prefix, inside the output folder)."""
+    (save,) = [n["inputs"] for n in wf.values() if n["class_type"] == "DirectorSaveVideo"]
+    prefix = Path(server.base) / "output" / save["filename_prefix"]
+    (mp4,) = set(prefix.parent.glob(f"{prefix.name}*.mp4")) - before
+    return mp4
+
+
+def existing(server, wf: dict) -> set[Path]:
+    (save,) = [n["inputs"] for n in wf.values() if n["class_type"] == "DirectorSaveVideo"]
+    prefix = Path(server.base) / "output" / save["filename_prefix"]
+    return set(prefix.parent.glob(f"{prefix.name}*.mp4"))
+
+
+def video_facts(path: Path) -> tuple[int, float, tuple[int, int], float | None]:
+    """Frames, frame rate, (width, height) and the audio's duration in seconds (None: no audio)."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = sum(1 for _ in c.decode(video=0))
+        audio = c.streams.audio[0] if c.streams.audio else None
+        seconds = None if audio is None else float(audio.duration * audio.time_base)
+        return frames, float(v.average_rate), (v.width, v.height), seconds
+
+
+def need_mediapipe(server) -> None:
+    import subprocess
+
+    if subprocess.run([_python(server.comfy_dir), "-c", "import mediapipe.python.solutions"],
+                      capture_output=True).returncode:
+        pytest.skip("mediapipe 0.10.21 is not installed in ComfyUI's Python")
+
+
+@pytest.mark.parametrize("name", list(SOURCE_WORKFLOWS))
+def test_shipped_wan_vace_source_workflow_keeps_the_sources_frames_rate_and_audio(local, name):
+    if "modify" in name:
+        need_mediapipe(local)
+    deliver, working = SOURCE_WORKFLOWS[name]
+    wf = with_tiny_models(name)
+    (loader,) = [n["inputs"] for n in wf.values() if n["class_type"] == "DirectorLoadVideo"]
+    loader["frame_count"] = 25  # a short stretch of the sample: CPU speed (the shipped one takes it all)
+    before = existing(local, wf)
+    entry = local.run_prompt(wf, timeout=900)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    (call,) = probe(local, "WanVaceToVideo")
+    assert (call["width"], call["height"], call["length"]) == (*working, 25)
+    assert call["control_frames"] == 25 and call["mask_frames"] == 25 and not call["reference"]
+    if "modify" in name:
+        assert call["kept_frames"] == []  # every frame generated, driven by the skeletons
+    frames, fps, size, audio_s = video_facts(saved_video(local, wf, before))
+    assert (frames, fps, size) == (25, 24.0, deliver)
+    assert audio_s is not None and abs(audio_s - 25 / 24) < 0.1, audio_s  # the source's audio, that stretch of it
+
+
+@pytest.mark.parametrize("name", list(SOURCE_WORKFLOWS))
+def test_shipped_wan_vace_source_workflow_with_the_engine_swapped_for_draft_runs_unchanged(local, name):
+    if "modify" in name:
+        need_mediapipe(local)
+    wf = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    (engine_id,) = [k for k, n in wf.items() if n["class_type"] == "DirectorLocalEngine"]
+    wf[engine_id] = {"class_type": "DirectorDraftEngine", "inputs": {"transition": "cross-fade", "captions": True}}
+    before = existing(local, wf)
+    entry = local.run_prompt(wf, timeout=900)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    assert not probe(local, "WanVaceToVideo")
+    source = _sample_frames(wf)
+    frames, fps, size, audio_s = video_facts(saved_video(local, wf, before))
+    assert (frames, fps, size) == (source, 24.0, SOURCE_WORKFLOWS[name][0])  # the whole sample, drawn by Draft
+    assert audio_s is not None and abs(audio_s - source / 24) < 0.1, audio_s
+
+
+def _sample_frames(wf: dict) -> int:
+    (loader,) = [n["inputs"] for n in wf.values() if n["class_type"] == "DirectorLoadVideo"]
+    sample = PACK_ROOT / "nodes" / "footage" / "samples" / loader["video"].split("/", 1)[1]
+    with av.open(str(sample)) as c:
+        return sum(1 for _ in c.decode(video=0))

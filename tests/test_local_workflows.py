@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from test_generate_workflows import ROOT, load
@@ -23,7 +24,18 @@ def ui_widgets(node) -> dict:
             values.pop(0)
     return out
 
-NAMES = ["local_ltx_keyframes", "local_wan_vace_keyframes"]
+NAMES = ["local_ltx_keyframes", "local_wan_vace_keyframes", "local_wan_vace_reframe", "local_wan_vace_modify"]
+
+
+def test_every_shipped_local_workflow_is_checked_here_and_run_in_the_real_comfyui():
+    """test_comfyui_real.py leaves workflows that load model files out; each one is run in
+    test_local_comfyui.py instead (with tiny checkpoints), so none goes untested."""
+    from test_local_comfyui import KEYFRAME_WORKFLOWS, SOURCE_WORKFLOWS
+
+    shipped = {p.stem for p in (ROOT / "api").glob("*.json")
+               if any(n["class_type"] == "DirectorLocalEngine" for n in json.loads(p.read_text()).values())}
+    assert len(shipped) == 4 and shipped == set(NAMES) == {*KEYFRAME_WORKFLOWS, *SOURCE_WORKFLOWS}
+    assert all((ROOT / f"{name}.json").is_file() and (ROOT / f"{name}.jpg").is_file() for name in shipped)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -65,3 +77,101 @@ def test_shipped_local_shot_plans_on_its_family(name, family, size):
                      gen["filename_prefix"])
     assert (plan.width, plan.height, plan.length) == (*size, 121)
     assert plan.deliver == req.size
+
+
+# --- Reframe and Modify Video on Wan VACE: the source's frames, rate and audio; one mask per frame ----------------
+
+def _api(name: str) -> dict:
+    return json.loads((ROOT / "api" / f"{name}.json").read_text())
+
+
+def _one(api: dict, class_type: str) -> dict:
+    (inputs,) = [e["inputs"] for e in api.values() if e["class_type"] == class_type]
+    return inputs
+
+
+def _sample(loader: dict):
+    from comfyui_director.nodes.footage.nodes import SAMPLES_DIR
+    from comfyui_director.nodes.footage.stream import FootageRef
+
+    assert loader["video"].startswith("director-samples/")  # runs on a fresh ComfyUI, nothing copied by hand
+    assert (loader["start_frame"], loader["frame_count"], loader["stride"]) == (0, 0, 1)  # the whole clip
+    return FootageRef(str(SAMPLES_DIR / loader["video"].split("/", 1)[1]))
+
+
+def _settings(api: dict):
+    from comfyui_director.nodes.engines.local.plan import Settings
+
+    eng = _one(api, "DirectorLocalEngine")
+    assert "clip" in eng and "positive" not in eng  # the user's text encoder encodes the shot's prompt
+    assert eng["family"] == "auto" and eng["max_window"] == 0
+    return Settings(conditioning="clip", working_size=eng["working_size"],
+                    deliver_shot_size=eng["deliver"] == "shot size (scaled)")
+
+
+def _reframe_request(api: dict):
+    from comfyui_director.nodes.reframe import geometry
+    from comfyui_director.nodes.reframe.request import build_reframe_request, resolve_canvas
+
+    footage = _sample(_one(api, "DirectorLoadVideo"))
+    v = _one(api, "DirectorReframeVideo")
+    c = api[v["canvas"][0]]["inputs"]
+    canvas = resolve_canvas(geometry.parse_state(c["canvas"]), c["preset"], 1280, 720)
+    return build_reframe_request(v["prompt"], footage, canvas, resolution=v["resolution"],
+                                 max_source_s=v["max_source_seconds"])
+
+
+def _modify_request(api: dict):
+    """The shipped Modify Video request, with poses standing in for what Motion Source would track on
+    the people sample (two people walking across, every frame)."""
+    from comfyui_director.nodes.modify.request import build_modify_request
+    from comfyui_director.nodes.modify.tracking import tracking_settings
+    from modify_helpers import motion_for, tracks
+
+    footage = _sample(_one(api, "DirectorLoadVideo"))
+    m = _one(api, "DirectorModifyVideo")
+    motion = motion_for(footage, tracks(640, 360, 48, 24, people=2, faces=0, camera=False))
+    return build_modify_request(m["prompt"], footage, resolution=m["resolution"], hdr=m["hdr"], exr=m["exr"],
+                                tracking=tracking_settings(**_one(api, "DirectorTracking")), motion=motion,
+                                max_keyframes=m["max_keyframes"])
+
+
+@pytest.mark.parametrize("name,make,frames,size,deliver", [
+    ("local_wan_vace_reframe", _reframe_request, 96, (464, 832), (720, 1280)),
+    ("local_wan_vace_modify", _modify_request, 48, (832, 464), (640, 360)),
+])
+def test_shipped_wan_vace_source_shot_plans_the_sources_frames_and_a_mask_for_every_frame(
+        name, make, frames, size, deliver):
+    from comfyui_director.nodes.engines.local.families import FAMILIES
+    from comfyui_director.nodes.engines.local.nodes import source_control
+    from comfyui_director.nodes.engines.local.plan import plan_shot
+
+    api = _api(name)
+    req = make(api)
+    assert (req.source.frame_count, req.source.fps, req.source.has_audio) == (frames, 24, True)
+    prefix = next(e["inputs"]["filename_prefix"] for e in api.values()
+                  if e["class_type"] in ("DirectorReframeVideo", "DirectorModifyVideo"))
+    plan = plan_shot(req, FAMILIES["Wan 2.1 VACE"], _settings(api), prefix)
+    assert (plan.width, plan.height) == size and plan.width % 16 == 0 and plan.height % 16 == 0
+    assert plan.length == frames + 1 and (plan.length - 1) % 4 == 0  # the shortest 4n+1 that holds the source
+    assert (plan.frames, plan.fps, plan.deliver) == (frames, 24.0, deliver)
+    assert len(plan.windows) == 1  # one pass at this size
+    (control,) = plan.of_type("DirectorSourceControl")
+    (vace,) = plan.of_type("WanVaceToVideo")
+    assert vace.inputs["length"] == control.inputs["length"] == plan.length
+    assert (vace.inputs["width"], vace.inputs["height"]) == (control.inputs["width"], control.inputs["height"]) == size
+    assert vace.inputs["control_masks"].node == control.id and "reference_image" not in vace.inputs  # no keyframes
+    (writer,) = plan.of_type("DirectorLocalShotWriter")
+    assert (writer.inputs["frames"], writer.inputs["fps"], writer.inputs["filename_prefix"]) == (frames, 24.0, prefix)
+    assert writer.inputs["source"].name == "footage"  # the source's audio goes into the MP4
+    # the control the node makes for that window: exactly `length` frames of video and masks (at a quarter of
+    # the size to keep this quick; the frame count does not depend on it)
+    small = (size[0] // 4, size[1] // 4)
+    video, masks = source_control(req, small, control.inputs["start_frame"], control.inputs["length"])
+    assert video.shape == (plan.length, small[1], small[0], 3) and masks.shape == (plan.length, small[1], small[0])
+    if req.task == "reframe":  # the source is kept where it is placed, the rest is generated
+        assert 0.0 < float((masks[0] == 0.0).mean()) < 0.5 and np.all(masks[-1] == 1.0)  # the frame past the end
+    else:  # every frame generated, driven by the skeletons
+        assert np.all(masks == 1.0) and 0.0 < float((video.max(axis=3) > 0.2).mean()) < 0.5
+        assert "VACE strength 1;" in plan.summary() + ";"  # motion_adherence 0.5 as shipped
+        assert "no effect" not in plan.summary() and "not wired" not in plan.summary()  # nothing set is ignored

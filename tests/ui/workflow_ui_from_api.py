@@ -50,6 +50,21 @@ NOTES = {
         "`wan2.1_vace_1.3B_fp16.safetensors` in `models/diffusion_models`, `wan_2.1_vae.safetensors` in "
         "`models/vae` and `umt5_xxl_fp8_e4m3fn_scaled.safetensors` in `models/text_encoders`.\n\n"
         "working_size 832 generates at Wan 1.3B's 480p class and scales the MP4 to the shot's size."),
+    "local_wan_vace_reframe": (
+        "## Reframe on your own Wan VACE model\n"
+        "The *Local Engine* runs *Reframe Video* on **Wan 2.1/2.2 VACE** as native nodes: the control video is "
+        "the source placed on the new 9:16 canvas over 0.5 grey, one mask per frame (0 where the source is, 1 "
+        "where the model fills). The result keeps the source's frame count, frame rate and audio. Model files as "
+        "in the Wan VACE keyframes template (`models/diffusion_models`, `models/vae`, `models/text_encoders`).\n\n"
+        "working_size 832 generates at Wan 1.3B's 480p class and scales to the shot's size. Swap the engine node "
+        "for Draft or Luma: nothing else changes."),
+    "local_wan_vace_modify": (
+        "## Modify Video on your own Wan VACE model\n"
+        "*Motion Source* tracks the people's poses; the *Local Engine* runs *Modify Video* on **Wan 2.1/2.2 VACE** "
+        "with the rendered skeletons as the control video (every frame generated, one mask per frame). "
+        "*Tracking*'s motion_adherence 0.5 is VACE strength 1.0. The result keeps the source's frame count, frame "
+        "rate and audio. Model files as in the Wan VACE keyframes template.\n\n"
+        "Swap the engine node for Draft or Luma: nothing else changes."),
     "reframe_16x9_to_9x16_for_social": (
         "## Reframe 16:9 to 9:16 for social\n"
         "The *Reframe Canvas* shows the new vertical frame with the source's first frame in it (run once): "
