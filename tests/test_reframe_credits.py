@@ -28,7 +28,9 @@ def test_js_note_totals_per_started_second_and_warns_for_1080p_vertical():
               " n({billing: true, resolution: '720p'}).text,"
               " n({billing: true, resolution: '720p', seconds: 4.0}).text,"
               " n({billing: true, resolution: '1080p', seconds: 10.01}).text,"
-              " n({billing: true, resolution: '1080p', aspect: '9:16'}).tone]));")
+              " n({billing: true, resolution: '1080p', aspect: '9:16'}).tone,"
+              " n({billing: false, local: true, resolution: '720p'}).text]));")
     out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == ["Draft: free", "40 credits / s", "≈ 160 credits", "≈ 1320 credits", "warn"]
+    assert json.loads(out.stdout) == ["Draft: free", "40 credits / s", "≈ 160 credits", "≈ 1320 credits", "warn",
+                                      "Local: free"]
     assert RESOLUTIONS.index("1080p") == 3 and CREDITS_REFRAME_PER_SECOND[3] * 11 == 1320

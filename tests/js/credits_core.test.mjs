@@ -55,6 +55,7 @@ test("Modify Video is billed per started 5 s block of source", () => {
 
 test("the Modify Video note gives the price of a 5 s block, free on Draft", () => {
   assert.equal(modifyCreditsNote({ billing: false, resolution: "720p" }).text, "Draft: free");
+  assert.equal(modifyCreditsNote({ billing: false, local: true, resolution: "720p" }).text, "Local: free");
   const n = modifyCreditsNote({ billing: true, resolution: "720p", hdr: true });
   assert.equal(n.text, "≈ 720 credits / 5 s");
   assert.match(n.detail, /per started 5 s of source/);

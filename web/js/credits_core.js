@@ -29,8 +29,10 @@ export function estimateCredits({ duration, resolution, hdr = false, exr = false
  * What the node shows before running: {text, tone, detail} with tone "free" (no billing engine),
  * "cost", or "warn" (the shot would be refused, or it passes the engine's per-job cap).
  */
+export const LOCAL_NOTE = { text: "Local: free", tone: "free", detail: "Your own model on your GPU, as native ComfyUI nodes: no credits." };
+
 export function creditsNote({ billing, local = false, duration, resolution, hdr = false, exr = false, cap = 0 }) {
-  if (local) return { text: "Local: free", tone: "free", detail: "Your own model on your GPU, as native ComfyUI nodes: no credits." };
+  if (local) return LOCAL_NOTE;
   if (!billing) return { text: "Draft: free", tone: "free", detail: "No billing engine connected: the CPU Draft engine makes a preview." };
   if (exr && !hdr) return { text: "EXR needs HDR", tone: "warn", detail: "Turn HDR on (720p or 1080p) to export EXR." };
   if (hdr && !["720p", "1080p"].includes(resolution)) {
@@ -61,7 +63,8 @@ export function estimateModifyCredits({ seconds, resolution, hdr = false, exr = 
  * The note on a Modify Video node. The source's length is only known when it runs, so the node
  * shows the price of one 5 s block (the exact figure appears on the node before any upload).
  */
-export function modifyCreditsNote({ billing, resolution, hdr = false, exr = false, cap = 0 }) {
+export function modifyCreditsNote({ billing, local = false, resolution, hdr = false, exr = false, cap = 0 }) {
+  if (local) return LOCAL_NOTE;
   if (!billing) return { text: "Draft: free", tone: "free", detail: "No billing engine connected: the CPU Draft engine makes a preview." };
   if (exr && !hdr) return { text: "EXR needs HDR", tone: "warn", detail: "Turn HDR on (720p or 1080p) to export EXR." };
   if (hdr && !["720p", "1080p"].includes(resolution)) {

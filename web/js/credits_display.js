@@ -32,10 +32,13 @@ function engineNode(node) {
 function noteFor(node) {
   const engine = engineNode(node);
   const type = engine?.comfyClass ?? engine?.type;
-  const billing = BILLING_ENGINES.has(type) && engine.mode !== 4 && engine.mode !== 2;
+  const active = engine != null && engine.mode !== 4 && engine.mode !== 2;
+  const billing = BILLING_ENGINES.has(type) && active;
+  const local = type === "DirectorLocalEngine" && active;
   if ((node?.comfyClass ?? node?.type) === MODIFY_ID) {
     return modifyCreditsNote({
       billing,
+      local,
       resolution: widgetValue(node, "resolution"),
       hdr: !!widgetValue(node, "hdr"),
       exr: !!widgetValue(node, "exr"),
@@ -44,7 +47,7 @@ function noteFor(node) {
   }
   return creditsNote({
     billing,
-    local: type === "DirectorLocalEngine" && engine.mode !== 4 && engine.mode !== 2,
+    local,
     duration: widgetValue(node, "duration"),
     resolution: widgetValue(node, "resolution"),
     hdr: !!widgetValue(node, "hdr"),

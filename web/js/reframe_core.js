@@ -233,7 +233,8 @@ export const CREDITS_REFRAME_PER_SECOND = [10, 20, 40, 120];
 export const LUMA_NO_1080P = ["9:16", "3:4"];
 
 /** What Reframe Video shows before it runs: {text, tone, detail} (tones as in credits_core.js). */
-export function reframeCreditsNote({ billing, resolution, aspect = null, seconds = null, cap = 0 }) {
+export function reframeCreditsNote({ billing, local = false, resolution, aspect = null, seconds = null, cap = 0 }) {
+  if (local) return { text: "Local: free", tone: "free", detail: "Your own model on your GPU, as native ComfyUI nodes: no credits." };
   if (!billing) return { text: "Draft: free", tone: "free", detail: "No billing engine connected: the CPU Draft engine makes a preview fill." };
   const idx = RESOLUTIONS.indexOf(resolution);
   if (idx < 0) return { text: "credits: ?", tone: "warn", detail: "Unknown resolution." };

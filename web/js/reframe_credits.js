@@ -33,8 +33,10 @@ function noteFor(node) {
   } catch {
     aspect = null;
   }
+  const active = engine != null && engine.mode !== 4 && engine.mode !== 2;
   return reframeCreditsNote({
-    billing: BILLING_ENGINES.has(type) && engine.mode !== 4 && engine.mode !== 2,
+    billing: BILLING_ENGINES.has(type) && active,
+    local: type === "DirectorLocalEngine" && active,
     resolution: widgetValue(node, "resolution"),
     aspect,
     seconds: node.directorSourceSeconds ?? null,
