@@ -8,9 +8,10 @@ files carry (``generation.result_colourspace``), reported on the node and previe
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from comfy_api.latest import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
@@ -50,6 +51,22 @@ def output_ui(info: str, where: PurePosixPath | None) -> dict:
     return shown
 
 
+@contextmanager
+def version_folder(target: Path) -> Iterator[Path]:
+    """A new version folder of ``target`` for the block to write into; removed again if the block
+    fails before writing anything. A cancel ends as ComfyUI's own interrupt."""
+    folder = gen.claim_output(target)
+    try:
+        yield folder
+    except Cancelled:
+        gen.discard_if_empty(folder)
+        glue.raise_if_interrupted()
+        raise
+    except BaseException:
+        gen.discard_if_empty(folder)
+        raise
+
+
 def expand_local(node_id: str | None, engine: LocalEngine, request: ShotRequest, filename_prefix: str,
                  preview: int | None = 0) -> io.NodeOutput:
     """The Local engine renders as ComfyUI's own nodes: its plan as a node expansion whose last
@@ -71,18 +88,10 @@ async def run_engine(node_id: str | None, engine: Engine, request: ShotRequest, 
     root = glue.output_dir()
     estimate = engine.estimate_credits(request)
     glue.status_text(node_id, status(estimate))
-    folder = gen.claim_output(target)
     hooks = RenderHooks(progress=glue.progress_for(node_id, total),
                         status=lambda text: glue.status_text(node_id, text), cancelled=glue.interrupted())
-    try:
+    with version_folder(target) as folder:
         result = await engine.render(request, RenderTarget(folder, target.name), hooks)
-    except Cancelled:
-        gen.discard_if_empty(folder)
-        glue.raise_if_interrupted()
-        raise
-    except BaseException:
-        gen.discard_if_empty(folder)
-        raise
     credits = gen.new_credits(result, estimate)
     path, notes = finish(result, folder, target.name) if finish is not None else (Path(result.video), [])
     colourspace, colour_warning = gen.result_colourspace(result)

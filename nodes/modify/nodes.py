@@ -9,7 +9,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..common import glue
-from ..common.errors import Cancelled, DirectorError
+from ..common.errors import DirectorError
 from ..engines.draft.engine import DraftEngine
 from ..engines.local.engine import LocalEngine
 from ..footage.nodes import make_video
@@ -248,23 +248,15 @@ class DirectorCameraMotion(io.ComfyNode):
         plate = None if clip is None else footage_from_video(clip, spill_dir=glue.spill_dir())
         root = glue.output_dir()
         target = gen.output_target(root, filename_prefix)
-        folder = gen.claim_output(target)
         n = motion.frame_count
         progress = glue.progress_for(node_id, n)
         loop = asyncio.get_running_loop()
-        try:  # the warp runs in a thread; the progress bar is updated on the event loop's thread
+        with run.version_folder(target) as folder:  # the warp runs in a thread; the bar moves on the loop's
             enc = await asyncio.to_thread(
                 render_camera_motion, folder / f"{target.name}.mp4", motion.tracks, image=still, clip=plate,
                 border=border, metadata={"director:engine": "draft", "director:mode": "camera_motion"},
                 progress=lambda done, total: loop.call_soon_threadsafe(progress, done, n),
                 cancelled=glue.interrupted())
-        except Cancelled:
-            gen.discard_if_empty(folder)
-            glue.raise_if_interrupted()
-            raise
-        except BaseException:
-            gen.discard_if_empty(folder)
-            raise
         where = gen.relative_to_output(enc.path, root)
         info = (f"Camera Motion: {enc.frames} frames {enc.width}x{enc.height} @ {enc.fps} fps, "
                 f"{'still' if still is not None else 'clip'} moved along the reference camera path"
