@@ -6,21 +6,16 @@ turns ComfyUI inputs into a shot request, reports on the node, and returns a fil
 
 from __future__ import annotations
 
-from comfy_api.latest import io, ui
-from comfy_execution.graph_utils import ExecutionBlocker
+from comfy_api.latest import io
 
 from ..common import glue
-from ..common.errors import Cancelled
 from ..engines.draft.engine import DraftEngine
 from ..engines.local.engine import LocalEngine
-from ..engines.local.nodes import expansion
-from ..footage.nodes import make_video
-from ..footage.stream import FootageRef
 from ..keyframes.nodes import batch_to_images
-from ..shot.engine import RenderHooks, RenderTarget
 from ..shot.request import (ASPECT_RATIOS, DEFAULT_ASPECT, DEFAULT_RESOLUTION, KEYFRAMES_API_MAX,
                             KEYFRAMES_DEFAULT_MAX, RESOLUTIONS)
 from . import generation as gen
+from . import run
 
 
 def _first_image(images, label: str):
@@ -123,55 +118,15 @@ class DirectorGenerateVideo(io.ComfyNode):
                                    loop=loop, hdr=hdr, exr=exr, max_keyframes=max_keyframes, keyframes=specs)
         engine.check(request)
         n_preview = gen.check_preview_frames(preview_frames)
-        root = glue.output_dir()
-        target = gen.output_target(root, filename_prefix)
+        target = gen.output_target(glue.output_dir(), filename_prefix)
         if isinstance(engine, LocalEngine):
-            return cls._expand_local(engine, request, filename_prefix, n_preview)
-        estimate = engine.estimate_credits(request)
+            return run.expand_local(node_id, engine, request, filename_prefix, n_preview)
         width, height = request.size
-        glue.status_text(node_id, f"{engine.display_name}: {request.frame_count} frames {width}x{height}, "
-                                  f"{estimate} credits")
-        folder = gen.claim_output(target)
-        hooks = RenderHooks(progress=glue.progress_for(node_id, request.frame_count),
-                            status=lambda text: glue.status_text(node_id, text), cancelled=glue.interrupted())
-        try:
-            result = await engine.render(request, RenderTarget(folder, target.name), hooks)
-        except Cancelled:
-            gen.discard_if_empty(folder)
-            glue.raise_if_interrupted()
-            raise
-        except BaseException:
-            gen.discard_if_empty(folder)
-            raise
-        credits = gen.new_credits(result, estimate)
-        colourspace, colour_warning = gen.result_colourspace(result)
-        video = make_video(FootageRef(
-            path=str(result.video), exr_frames=str(result.exr_frames) if result.exr_frames else None,
-            colourspace=colourspace, draft=result.draft, metadata=result.metadata))
-        where = gen.relative_to_output(result.video, root)
-        info = gen.info_line(engine, result, credits, where) + (f" · {colour_warning}" if colour_warning else "")
-        glue.status_text(node_id, info)
-        shown = {"text": [info]}
-        if where is not None:
-            saved = ui.SavedResult(where.name, str(where.parent) if str(where.parent) != "." else "",
-                                   io.FolderType.output)
-            shown.update(ui.PreviewVideo([saved]).as_dict())
-        if n_preview:
-            import torch
-
-            frames = torch.from_numpy(gen.preview_frames(result.video, n_preview, result.frame_count))
-        else:
-            frames = ExecutionBlocker("Generate Video: set preview_frames above 0 to use the preview_frames output.")
-        return io.NodeOutput(video, credits, info, frames, ui=shown)
-
-    @classmethod
-    def _expand_local(cls, engine: LocalEngine, request, filename_prefix: str, n_preview: int) -> io.NodeOutput:
-        """The Local engine renders as ComfyUI's own nodes: return its plan as a node expansion whose
-        last node writes the MP4 and outputs this node's four outputs."""
-        plan = engine.plan(request, filename_prefix, n_preview)
-        graph, outputs = expansion(plan, engine, request)
-        glue.status_text(cls.hidden.unique_id, f"Local: {plan.summary()}")
-        return io.NodeOutput(*outputs, expand=graph)
+        done = await run.run_engine(
+            node_id, engine, request, target, label="Generate Video", total=request.frame_count, preview=n_preview,
+            status=lambda estimate: f"{engine.display_name}: {request.frame_count} frames {width}x{height}, "
+                                    f"{estimate} credits")
+        return io.NodeOutput(done.video, done.credits, done.info, done.preview_frames, ui=done.ui)
 
 
 NODES = [DirectorGenerateVideo]

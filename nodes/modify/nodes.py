@@ -6,20 +6,18 @@ camera.py; this module turns ComfyUI inputs into them and returns file-backed VI
 
 from __future__ import annotations
 
-from comfy_api.latest import io, ui
-from comfy_execution.graph_utils import ExecutionBlocker
+from comfy_api.latest import io
 
 from ..common import glue
-from ..common.errors import Cancelled, DirectorError
+from ..common.errors import DirectorError
 from ..engines.draft.engine import DraftEngine
 from ..engines.local.engine import LocalEngine
-from ..engines.local.nodes import expansion
 from ..footage.nodes import make_video
 from ..footage.refs import footage_from_video
 from ..footage.stream import FootageRef
 from ..generate import generation as gen
+from ..generate import run
 from ..keyframes.nodes import batch_to_images
-from ..shot.engine import RenderHooks, RenderTarget
 from ..shot.request import KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, RESOLUTIONS
 from . import tracking as trk
 from .camera import BORDERS
@@ -27,8 +25,6 @@ from .request import DEFAULT_RESOLUTION, build_modify_request
 
 Tracking = io.Custom("DIRECTOR_TRACKING")
 Motion = io.Custom("DIRECTOR_MOTION")
-SRGB = "sRGB - Texture"
-ACES = "ACES2065-1"
 
 
 class DirectorTracking(io.ComfyNode):
@@ -182,52 +178,22 @@ class DirectorModifyVideo(io.ComfyNode):
                                        max_keyframes=max_keyframes)
         engine.check(request)
         n_preview = gen.check_preview_frames(preview_frames)
-        root = glue.output_dir()
-        target = gen.output_target(root, filename_prefix)
+        target = gen.output_target(glue.output_dir(), filename_prefix)
         if isinstance(engine, LocalEngine):  # runs as native Wan VACE nodes (engines/local)
-            plan = engine.plan(request, filename_prefix, n_preview)
-            graph, outputs = expansion(plan, engine, request)
-            glue.status_text(node_id, f"Local: {plan.summary()}")
-            return io.NodeOutput(*outputs, expand=graph)
-        estimate = engine.estimate_credits(request)
+            return run.expand_local(node_id, engine, request, filename_prefix, n_preview)
         src = request.source
         warned = "".join(f" · warning: {w}" for w in request.options["modify"].warnings)
-        glue.status_text(node_id, f"{engine.display_name}: modify {src.frame_count} frames at {resolution}, "
-                                  f"{estimate} credits{warned}")
-        folder = gen.claim_output(target)
-        hooks = RenderHooks(progress=glue.progress_for(node_id, src.frame_count),
-                            status=lambda text: glue.status_text(node_id, text), cancelled=glue.interrupted())
-        try:
-            result = await engine.render(request, RenderTarget(folder, target.name), hooks)
-        except Cancelled:
-            gen.discard_if_empty(folder)
-            glue.raise_if_interrupted()
-            raise
-        except BaseException:
-            gen.discard_if_empty(folder)
-            raise
-        credits = gen.new_credits(result, estimate)
-        path, warnings = finish(result, request)
-        out = make_video(FootageRef(
-            path=str(path), exr_frames=str(result.exr_frames) if result.exr_frames else None,
-            colourspace=ACES if result.exr_frames else SRGB, draft=result.draft, metadata=result.metadata))
-        where = gen.relative_to_output(path, root)
-        info = gen.info_line(engine, result, credits, where)
-        if warnings:
-            info += " · warning: " + " · warning: ".join(warnings)
-        glue.status_text(node_id, info)
-        shown = {"text": [info]}
-        if where is not None:
-            saved = ui.SavedResult(where.name, str(where.parent) if str(where.parent) != "." else "",
-                                   io.FolderType.output)
-            shown.update(ui.PreviewVideo([saved]).as_dict())
-        if n_preview:
-            import torch
 
-            frames = torch.from_numpy(gen.preview_frames(path, n_preview, src.frame_count))
-        else:
-            frames = ExecutionBlocker("Modify Video: set preview_frames above 0 to use the preview_frames output.")
-        return io.NodeOutput(out, credits, info, frames, ui=shown)
+        def finished(result, _folder, _stem):
+            path, warnings = finish(result, request)
+            return path, [f"warning: {w}" for w in warnings]
+
+        done = await run.run_engine(
+            node_id, engine, request, target, label="Modify Video", total=src.frame_count, preview=n_preview,
+            finish=finished,
+            status=lambda estimate: f"{engine.display_name}: modify {src.frame_count} frames at {resolution}, "
+                                    f"{estimate} credits{warned}")
+        return io.NodeOutput(done.video, done.credits, done.info, done.preview_frames, ui=done.ui)
 
 
 class DirectorCameraMotion(io.ComfyNode):
@@ -282,33 +248,20 @@ class DirectorCameraMotion(io.ComfyNode):
         plate = None if clip is None else footage_from_video(clip, spill_dir=glue.spill_dir())
         root = glue.output_dir()
         target = gen.output_target(root, filename_prefix)
-        folder = gen.claim_output(target)
         n = motion.frame_count
         progress = glue.progress_for(node_id, n)
         loop = asyncio.get_running_loop()
-        try:  # the warp runs in a thread; the progress bar is updated on the event loop's thread
+        with run.version_folder(target) as folder:  # the warp runs in a thread; the bar moves on the loop's
             enc = await asyncio.to_thread(
                 render_camera_motion, folder / f"{target.name}.mp4", motion.tracks, image=still, clip=plate,
                 border=border, metadata={"director:engine": "draft", "director:mode": "camera_motion"},
                 progress=lambda done, total: loop.call_soon_threadsafe(progress, done, n),
                 cancelled=glue.interrupted())
-        except Cancelled:
-            gen.discard_if_empty(folder)
-            glue.raise_if_interrupted()
-            raise
-        except BaseException:
-            gen.discard_if_empty(folder)
-            raise
         where = gen.relative_to_output(enc.path, root)
         info = (f"Camera Motion: {enc.frames} frames {enc.width}x{enc.height} @ {enc.fps} fps, "
                 f"{'still' if still is not None else 'clip'} moved along the reference camera path"
                 + (f" · {where}" if where else ""))
-        shown = {"text": [info]}
-        if where is not None:
-            saved = ui.SavedResult(where.name, str(where.parent) if str(where.parent) != "." else "",
-                                   io.FolderType.output)
-            shown.update(ui.PreviewVideo([saved]).as_dict())
-        return io.NodeOutput(make_video(FootageRef(str(enc.path))), info, ui=shown)
+        return io.NodeOutput(make_video(FootageRef(str(enc.path))), info, ui=run.output_ui(info, where))
 
 
 NODES = [DirectorTracking, DirectorModifyVideo, DirectorCameraMotion]

@@ -3,18 +3,17 @@ Reframe Video. The rules and the geometry live in geometry.py / request.py; engi
 
 from __future__ import annotations
 
-from comfy_api.latest import io, ui
+from comfy_api.latest import io
 
 from ..common import glue
-from ..common.errors import Cancelled, DirectorError
+from ..common.errors import DirectorError
 from ..engines.draft.engine import DraftEngine
 from ..engines.local.engine import LocalEngine
-from ..engines.local.nodes import expansion
-from ..footage.nodes import make_video
+from ..footage.audio import with_source_audio
 from ..footage.refs import footage_from_video
 from ..footage.stream import FootageRef, ref_info
 from ..generate import generation as gen
-from ..shot.engine import RenderHooks, RenderTarget
+from ..generate import run
 from ..shot.request import RESOLUTIONS
 from . import geometry
 from .request import API_MAX_SOURCE_S, MAX_SOURCE_S, build_reframe_request, resolve_canvas
@@ -173,8 +172,6 @@ class DirectorReframeVideo(io.ComfyNode):
     async def execute(cls, video, canvas, prompt: str = "", engine=None, resolution: str = "720p",
                       max_source_seconds: float = MAX_SOURCE_S,
                       filename_prefix: str = DEFAULT_PREFIX) -> io.NodeOutput:
-        from .audio import with_source_audio
-
         node_id = cls.hidden.unique_id
         engine = gen.engine_or(engine, DraftEngine())
         if not isinstance(canvas, geometry.ReframeCanvas):
@@ -183,50 +180,26 @@ class DirectorReframeVideo(io.ComfyNode):
         request = build_reframe_request(prompt, footage, canvas, resolution=resolution,
                                         max_source_s=float(max_source_seconds))
         engine.check(request)
-        root = glue.output_dir()
-        target = gen.output_target(root, filename_prefix)
+        target = gen.output_target(glue.output_dir(), filename_prefix)
         if isinstance(engine, LocalEngine):  # runs as native Wan VACE nodes (engines/local)
-            plan = engine.plan(request, filename_prefix)
-            graph, outputs = expansion(plan, engine, request)
-            glue.status_text(node_id, f"Local: {plan.summary()}")
-            return io.NodeOutput(*outputs[:3], expand=graph)
-        estimate = engine.estimate_credits(request)
+            return run.expand_local(node_id, engine, request, filename_prefix, preview=None)
         width, height = request.size
         src = request.source
-        glue.status_text(node_id, f"{engine.display_name}: reframe {src.width}x{src.height} -> {width}x{height} "
-                                  f"{canvas.aspect_ratio}, {src.frame_count} frames ({src.duration:.1f} s), "
-                                  f"{estimate} credits")
-        folder = gen.claim_output(target)
-        hooks = RenderHooks(progress=glue.progress_for(node_id, src.frame_count),
-                            status=lambda text: glue.status_text(node_id, text), cancelled=glue.interrupted())
-        try:
-            result = await engine.render(request, RenderTarget(folder, target.name), hooks)
-            final = result.video
-            if src.has_audio and not ref_info(FootageRef(str(result.video))).has_audio:
-                final = folder / f"{target.name}_audio.mp4"
-                with_source_audio(result.video, footage, final)
-        except Cancelled:
-            gen.discard_if_empty(folder)
-            glue.raise_if_interrupted()
-            raise
-        except BaseException:
-            gen.discard_if_empty(folder)
-            raise
-        credits = gen.new_credits(result, estimate)
-        out = make_video(FootageRef(path=str(final), draft=result.draft, metadata=result.metadata))
-        where = gen.relative_to_output(final, root)
-        info = gen.info_line(engine, result, credits, where) + f" · reframe {canvas.aspect_ratio}"
-        if src.has_audio:
-            info += " · source audio"
-        if result.frame_count != src.frame_count:
-            info += f" · NOTE: {result.frame_count} frames made for a {src.frame_count}-frame source"
-        glue.status_text(node_id, info)
-        shown = {"text": [info], "director_source_seconds": [round(src.duration, 3)]}
-        if where is not None:
-            saved = ui.SavedResult(where.name, str(where.parent) if str(where.parent) != "." else "",
-                                   io.FolderType.output)
-            shown.update(ui.PreviewVideo([saved]).as_dict())
-        return io.NodeOutput(out, credits, info, ui=shown)
+
+        def finished(result, _folder, _stem):
+            path = with_source_audio(result.video, footage) if src.has_audio else result.video
+            notes = [f"reframe {canvas.aspect_ratio}"] + (["source audio"] if src.has_audio else [])
+            if result.frame_count != src.frame_count:
+                notes.append(f"NOTE: {result.frame_count} frames made for a {src.frame_count}-frame source")
+            return path, notes
+
+        done = await run.run_engine(
+            node_id, engine, request, target, label="Reframe Video", total=src.frame_count, finish=finished,
+            status=lambda estimate: f"{engine.display_name}: reframe {src.width}x{src.height} -> {width}x{height} "
+                                    f"{canvas.aspect_ratio}, {src.frame_count} frames ({src.duration:.1f} s), "
+                                    f"{estimate} credits")
+        done.ui["director_source_seconds"] = [round(src.duration, 3)]
+        return io.NodeOutput(done.video, done.credits, done.info, ui=done.ui)
 
 
 NODES = [DirectorReframeCanvas, DirectorReframeVideo]
