@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .ocio import index24
+
 LUT_SIZE = 65
 """Points per side of the 3D LUT; its check grid has 2 * LUT_SIZE - 1."""
 MAX_ERROR_CODES = 1.0
@@ -125,7 +127,7 @@ class FastDisplay:
 
     def _part_codes(self, part: np.ndarray, out: np.ndarray, pool: Executor | None) -> None:
         table = self._memo_table()
-        idx = _index24(np.ascontiguousarray(part))
+        idx = index24(np.ascontiguousarray(part))
         vals = np.take(table, idx)
         miss = vals < self._flag
         if miss.any():
@@ -449,19 +451,6 @@ def _split(frames: np.ndarray) -> list[np.ndarray]:
     if frames.ndim == 3 and frames.shape[0] >= 64:
         return np.array_split(frames, 4)
     return [frames]
-
-
-def _index24(a: np.ndarray) -> np.ndarray:
-    """r | g << 8 | b << 16 per pixel of a contiguous (..., 3) uint8 array, as uint32."""
-    flat = a.reshape(-1)
-    n = flat.size // 3
-    idx = np.empty(n, np.uint32)
-    if n > 1:  # a 4-byte read per pixel; the last pixel would read past the end, so it is done alone
-        words = np.ndarray((n - 1,), dtype="<u4", buffer=flat, offset=0, strides=(3,))
-        np.bitwise_and(words, np.uint32(0xFFFFFF), out=idx[:-1])
-    r, g, b = (int(v) for v in flat[-3:])
-    idx[-1] = r | g << 8 | b << 16
-    return idx
 
 
 def _map(pool: Executor | None, fn, items) -> list:

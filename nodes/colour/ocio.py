@@ -284,20 +284,25 @@ def to_half(out: np.ndarray) -> np.ndarray:
     return clip_to_half_range(out).astype(np.float16)
 
 
-def _lookup_cube(a: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """One gather per pixel: the r, g, b bytes read as a 24-bit little-endian index into ``table``."""
-    a = np.ascontiguousarray(a)
+def index24(a: np.ndarray) -> np.ndarray:
+    """r | g << 8 | b << 16 per pixel of a contiguous (..., 3) uint8 array, as uint32 (non-empty)."""
     flat = a.reshape(-1)
     n = flat.size // 3
-    if n == 0:
-        return np.zeros(a.shape, np.float16)
     idx = np.empty(n, np.uint32)
     if n > 1:  # a 4-byte read per pixel; the last pixel would read past the end, so it is done alone
         words = np.ndarray((n - 1,), dtype="<u4", buffer=flat, offset=0, strides=(3,))
         np.bitwise_and(words, np.uint32(0xFFFFFF), out=idx[:-1])
     r, g, b = (int(v) for v in flat[-3:])
     idx[-1] = r | g << 8 | b << 16
-    return np.take(table, idx, axis=0).reshape(a.shape)
+    return idx
+
+
+def _lookup_cube(a: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """One gather per pixel: the r, g, b bytes read as a 24-bit little-endian index into ``table``."""
+    a = np.ascontiguousarray(a)
+    if a.size == 0:
+        return np.zeros(a.shape, np.float16)
+    return np.take(table, index24(a), axis=0).reshape(a.shape)
 
 
 def _lookup_8bit(a: np.ndarray, t_rg: np.ndarray, t_b: np.ndarray) -> np.ndarray:

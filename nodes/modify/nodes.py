@@ -18,7 +18,7 @@ from ..footage.stream import FootageRef
 from ..generate import generation as gen
 from ..generate import run
 from ..keyframes.nodes import batch_to_images
-from ..shot.request import KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, RESOLUTIONS
+from ..shot.request import KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, RESOLUTIONS, check_hdr
 from . import tracking as trk
 from .camera import BORDERS
 from .request import DEFAULT_RESOLUTION, build_modify_request
@@ -148,10 +148,8 @@ class DirectorModifyVideo(io.ComfyNode):
         try:
             if isinstance(prompt, str) and not prompt.strip():
                 raise DirectorError("prompt: the prompt is empty; say what the new world looks like.", field="prompt")
-            if exr and hdr is False:
-                raise DirectorError("exr: EXR export needs HDR; turn HDR on (720p or 1080p).", field="exr")
-            if hdr and resolution is not None and resolution not in ("720p", "1080p"):
-                raise DirectorError(f"hdr: HDR needs 720p or 1080p, not {resolution}.", field="hdr")
+            if hdr is not None:  # a linked hdr is judged when the node runs
+                check_hdr(hdr, exr, resolution)
             if filename_prefix is not None:
                 gen.output_target(glue.output_dir(), filename_prefix)
         except ValueError as e:

@@ -30,7 +30,7 @@ from ..common.errors import DirectorError, ShotError
 from ..common.paths import SPILL_FOLDER
 from ..footage.stream import FootageInfo, FootageRef, ref_info
 from ..shot.request import (ASPECT_RATIOS, KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, POSITION_UNITS, PROMPT_MAX,
-                            RESOLUTIONS, Keyframe, KeyframeSpec, ShotRequest, SourceClip)
+                            RESOLUTIONS, Keyframe, KeyframeSpec, ShotRequest, SourceClip, check_hdr)
 from .tracking import AUTO_ONLY, TrackingSettings
 
 SOURCE_SUFFIXES = (".mp4", ".mov", ".wmv")
@@ -203,10 +203,7 @@ def build_modify_request(prompt: str, footage: FootageRef, *, resolution: str = 
         raise ShotError(f"prompt: {len(prompt)} characters, the limit is {PROMPT_MAX}.", field="prompt")
     if resolution not in RESOLUTIONS:
         raise ShotError(f"resolution: '{resolution}' is not one of {', '.join(RESOLUTIONS)}.", field="resolution")
-    if exr and not hdr:
-        raise ShotError("exr: EXR export needs HDR; turn HDR on (720p or 1080p).", field="exr")
-    if hdr and resolution not in ("720p", "1080p"):
-        raise ShotError(f"hdr: HDR needs 720p or 1080p, not {resolution}.", field="hdr")
+    check_hdr(hdr, exr, resolution)
     info = check_source(footage, limit_s=limit_s)
     tracking = tracking or AUTO_ONLY
     if keyframes and first_frame is not None:

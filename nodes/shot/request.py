@@ -283,6 +283,15 @@ def resolve_keyframes(
     return tuple(sorted(out, key=lambda k: k.frame))
 
 
+def check_hdr(hdr: bool, exr: bool, resolution: str | None) -> None:
+    """The finishing rules of every task: EXR needs HDR, HDR needs 720p or 1080p
+    (``resolution`` None = not known yet, e.g. a linked widget: only the EXR rule)."""
+    if exr and not hdr:
+        raise ShotError("exr: EXR export needs HDR; turn HDR on (720p or 1080p).", field="exr")
+    if hdr and resolution is not None and resolution not in ("720p", "1080p"):
+        raise ShotError(f"hdr: HDR needs 720p or 1080p, not {resolution}.", field="hdr")
+
+
 def build_request(
     prompt: str,
     *,
@@ -310,10 +319,7 @@ def build_request(
     duration = int(duration)
     output_size(resolution, aspect_ratio)  # validates both names
     kfs = resolve_keyframes(keyframes, duration, max_keyframes=max_keyframes)
-    if exr and not hdr:
-        raise ShotError("exr: EXR export needs HDR; turn HDR on (720p or 1080p).", field="exr")
-    if hdr and resolution not in ("720p", "1080p"):
-        raise ShotError(f"hdr: HDR needs 720p or 1080p, not {resolution}.", field="hdr")
+    check_hdr(hdr, exr, resolution)
     req = ShotRequest(prompt=prompt, duration=duration, resolution=resolution, aspect_ratio=aspect_ratio,
                       loop=bool(loop), hdr=bool(hdr), exr=bool(exr), keyframes=kfs)
     if loop:
