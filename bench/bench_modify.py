@@ -41,9 +41,9 @@ def main() -> None:
 
     from comfyui_director.nodes.footage.stream import FootageRef
     from comfyui_director.nodes.modify.camera import render_camera_motion
-    from comfyui_director.nodes.modify.draft import render_modify
-    from comfyui_director.nodes.modify.request import build_modify_request
-    from comfyui_director.nodes.modify.tracking import tracking_settings
+    from comfyui_director.nodes.engines.draft.modify import render_modify
+    from comfyui_director.nodes.shot.modify import build_modify_request
+    from comfyui_director.nodes.shot.tracking import tracking_settings
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

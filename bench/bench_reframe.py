@@ -41,8 +41,8 @@ import json, resource, tempfile, time
 from pathlib import Path
 from comfyui_director.nodes.engines.draft.engine import made_ahead
 from comfyui_director.nodes.footage.stream import FootageRef, probe
-from comfyui_director.nodes.reframe import draft
-from comfyui_director.nodes.reframe.geometry import preset_canvas
+from comfyui_director.nodes.engines.draft import reframe as draft
+from comfyui_director.nodes.shot.geometry import preset_canvas
 
 clip, resolution, speed = {clip!r}, {resolution!r}, {speed!r}
 out = Path(tempfile.mkdtemp()) / "reframe.mp4"
@@ -65,8 +65,8 @@ from pathlib import Path
 from comfyui_director.nodes.engines.luma.engine import LumaEngine
 from comfyui_director.nodes.engines.luma.limits import SessionSpend
 from comfyui_director.nodes.footage.stream import FootageRef
-from comfyui_director.nodes.reframe.geometry import ReframeCanvas, preset_canvas
-from comfyui_director.nodes.reframe.request import build_reframe_request
+from comfyui_director.nodes.shot.geometry import ReframeCanvas, preset_canvas
+from comfyui_director.nodes.shot.reframe import build_reframe_request
 from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
 
 base, key, limit, clip = {base!r}, {key!r}, {limit}, {clip!r}

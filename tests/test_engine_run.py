@@ -17,7 +17,7 @@ from comfyui_director.nodes.footage.encode import encode_mp4
 from comfyui_director.nodes.footage.nodes import make_video
 from comfyui_director.nodes.footage.stream import FootageRef, probe
 from comfyui_director.nodes.modify.nodes import DirectorModifyVideo
-from comfyui_director.nodes.reframe import geometry
+from comfyui_director.nodes.shot import geometry
 from comfyui_director.nodes.reframe.nodes import DirectorReframeVideo
 
 ACESCG_CHROMA = (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)

@@ -17,7 +17,7 @@ from media import make_clip
 
 
 def test_reframe_window_puts_the_source_in_its_rectangle_with_the_outpaint_mask(tmp_path):
-    from comfyui_director.nodes.reframe.geometry import ReframeCanvas, place
+    from comfyui_director.nodes.shot.geometry import ReframeCanvas, place
 
     clip = make_clip(tmp_path / "src.mp4", width=64, height=36, frames=12)
     canvas = ReframeCanvas("1:1", 0.0, 0.2, 1.0, 0.5625)

@@ -110,8 +110,8 @@ def _settings(api: dict):
 
 
 def _reframe_request(api: dict):
-    from comfyui_director.nodes.reframe import geometry
-    from comfyui_director.nodes.reframe.request import build_reframe_request, resolve_canvas
+    from comfyui_director.nodes.shot import geometry
+    from comfyui_director.nodes.shot.reframe import build_reframe_request, resolve_canvas
 
     footage = _sample(_one(api, "DirectorLoadVideo"))
     v = _one(api, "DirectorReframeVideo")
@@ -124,8 +124,8 @@ def _reframe_request(api: dict):
 def _modify_request(api: dict):
     """The shipped Modify Video request, with poses standing in for what Motion Source would track on
     the people sample (two people walking across, every frame)."""
-    from comfyui_director.nodes.modify.request import build_modify_request
-    from comfyui_director.nodes.modify.tracking import tracking_settings
+    from comfyui_director.nodes.shot.modify import build_modify_request
+    from comfyui_director.nodes.shot.tracking import tracking_settings
     from modify_helpers import motion_for, tracks
 
     footage = _sample(_one(api, "DirectorLoadVideo"))

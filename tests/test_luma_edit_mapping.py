@@ -10,8 +10,8 @@ from media import make_clip
 from comfyui_director.nodes.common.errors import EngineUnsupported
 from comfyui_director.nodes.engines.luma import mapping
 from comfyui_director.nodes.footage.stream import FootageRef
-from comfyui_director.nodes.modify.request import build_modify_request
-from comfyui_director.nodes.modify.tracking import tracking_settings
+from comfyui_director.nodes.shot.modify import build_modify_request
+from comfyui_director.nodes.shot.tracking import tracking_settings
 from comfyui_director.nodes.shot.request import KeyframeSpec
 
 SRC = {"file_id": "f-src"}

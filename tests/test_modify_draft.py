@@ -12,9 +12,9 @@ from modify_helpers import BODY, motion_for, tracks
 
 from comfyui_director.nodes.engines.draft.engine import DraftEngine
 from comfyui_director.nodes.footage.stream import FootageRef, iter_chunks, probe
-from comfyui_director.nodes.modify.draft import restyle
-from comfyui_director.nodes.modify.request import build_modify_request
-from comfyui_director.nodes.modify.tracking import tracking_settings
+from comfyui_director.nodes.engines.draft.modify import restyle
+from comfyui_director.nodes.shot.modify import build_modify_request
+from comfyui_director.nodes.shot.tracking import tracking_settings
 from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
 
 

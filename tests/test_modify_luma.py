@@ -14,9 +14,9 @@ from comfyui_director.nodes.engines.luma.emulator import LumaEmulator
 from comfyui_director.nodes.engines.luma.engine import LumaEngine
 from comfyui_director.nodes.engines.luma.limits import SessionSpend
 from comfyui_director.nodes.footage.stream import FootageRef, probe
-from comfyui_director.nodes.modify.request import build_modify_request
+from comfyui_director.nodes.shot.modify import build_modify_request
 from comfyui_director.nodes.modify.result import finish
-from comfyui_director.nodes.modify.tracking import tracking_settings
+from comfyui_director.nodes.shot.tracking import tracking_settings
 from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
 
 KEY = "luma-modify-test-key-0123456789"

@@ -16,7 +16,7 @@ from comfyui_director.nodes.common.errors import DirectorError
 from comfyui_director.nodes.footage.nodes import make_video
 from comfyui_director.nodes.footage.stream import FootageRef, probe
 from comfyui_director.nodes.modify.nodes import DirectorCameraMotion, DirectorModifyVideo, DirectorTracking
-from comfyui_director.nodes.modify.tracking import TrackingSettings
+from comfyui_director.nodes.shot.tracking import TrackingSettings
 from comfyui_director.nodes.shot.request import KeyframeSpec
 
 

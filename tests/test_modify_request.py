@@ -11,8 +11,8 @@ from modify_helpers import motion_for, tracks
 
 from comfyui_director.nodes.common.errors import DirectorError, ShotError
 from comfyui_director.nodes.footage.stream import FootageRef
-from comfyui_director.nodes.modify import request as mr
-from comfyui_director.nodes.modify.tracking import (crowd_warnings, crowded_frames, frame_ranges, most_prominent,
+from comfyui_director.nodes.shot import modify as mr
+from comfyui_director.nodes.shot.tracking import (crowd_warnings, crowded_frames, frame_ranges, most_prominent,
                                                     tracking_settings)
 from comfyui_director.nodes.shot.request import KeyframeSpec
 

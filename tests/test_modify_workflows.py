@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_director.nodes.modify.tracking import tracking_settings
+from comfyui_director.nodes.shot.tracking import tracking_settings
 
 ROOT = Path(__file__).resolve().parents[1] / "workflows"
 NAMES = ["modify_keep_the_performance", "camera_move_from_reference_footage"]
@@ -60,7 +60,7 @@ def test_shipped_tracking_settings_pass_and_footage_is_a_sample(name):
 def test_people_sample_fits_the_modify_rules():
     from comfyui_director.nodes.footage.nodes import SAMPLES_DIR
     from comfyui_director.nodes.footage.stream import FootageRef
-    from comfyui_director.nodes.modify.request import check_source
+    from comfyui_director.nodes.shot.modify import check_source
 
     info = check_source(FootageRef(str(SAMPLES_DIR / "director_sample_people_360p24.mp4")))
     assert (info.frame_count, info.fps, info.has_audio) == (48, 24, True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from comfyui_director.nodes.engines.luma.emulator import LumaEmulator
 from comfyui_director.nodes.footage.stream import FootageRef, iter_chunks, probe
-from comfyui_director.nodes.reframe import geometry
+from comfyui_director.nodes.shot import geometry
 from comfyui_server import ComfyServer
 
 pytestmark = pytest.mark.comfyui

@@ -15,9 +15,9 @@ from media import frame_number, make_clip
 from comfyui_director.nodes.common.errors import DirectorError, EngineUnsupported, ShotError
 from comfyui_director.nodes.engines.draft.engine import DraftEngine
 from comfyui_director.nodes.footage.stream import FootageRef, FootageSelection, iter_chunks, probe
-from comfyui_director.nodes.reframe import draft
-from comfyui_director.nodes.reframe.geometry import ReframeCanvas, canvas_size, place
-from comfyui_director.nodes.reframe.request import build_reframe_request
+from comfyui_director.nodes.engines.draft import reframe as draft
+from comfyui_director.nodes.shot.geometry import ReframeCanvas, canvas_size, place
+from comfyui_director.nodes.shot.reframe import build_reframe_request
 from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
 
 

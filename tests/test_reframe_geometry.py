@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from comfyui_director.nodes.common.errors import DirectorError
-from comfyui_director.nodes.reframe import geometry as g
+from comfyui_director.nodes.shot import geometry as g
 
 CASES = json.loads((Path(__file__).parent / "js" / "fixtures" / "reframe_cases.json").read_text())["cases"]
 

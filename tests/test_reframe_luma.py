@@ -18,8 +18,8 @@ from comfyui_director.nodes.engines.luma.emulator import LumaEmulator
 from comfyui_director.nodes.engines.luma.engine import LumaEngine
 from comfyui_director.nodes.engines.luma.limits import SessionSpend
 from comfyui_director.nodes.footage.stream import FootageRef, FootageSelection, iter_chunks, probe
-from comfyui_director.nodes.reframe.geometry import ReframeCanvas, place
-from comfyui_director.nodes.reframe.request import build_reframe_request
+from comfyui_director.nodes.shot.geometry import ReframeCanvas, place
+from comfyui_director.nodes.shot.reframe import build_reframe_request
 from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
 
 KEY = "luma-reframe-test-key-0123456789"

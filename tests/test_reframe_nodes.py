@@ -19,7 +19,7 @@ from comfyui_director.nodes.engines.luma.engine import LumaEngine
 from comfyui_director.nodes.engines.luma.limits import SessionSpend
 from comfyui_director.nodes.footage.nodes import make_video
 from comfyui_director.nodes.footage.stream import FootageRef, iter_chunks, probe
-from comfyui_director.nodes.reframe import geometry
+from comfyui_director.nodes.shot import geometry
 from comfyui_director.nodes.reframe.nodes import DirectorReframeCanvas, DirectorReframeVideo
 
 KEY = "luma-reframe-node-key-0123456789"

@@ -9,8 +9,8 @@ import pytest
 from comfyui_director.nodes.engines.draft.engine import DraftEngine
 from comfyui_director.nodes.footage.nodes import SAMPLES_DIR
 from comfyui_director.nodes.footage.stream import FootageRef
-from comfyui_director.nodes.reframe import geometry
-from comfyui_director.nodes.reframe.request import build_reframe_request, resolve_canvas
+from comfyui_director.nodes.shot import geometry
+from comfyui_director.nodes.shot.reframe import build_reframe_request, resolve_canvas
 from test_generate_workflows import load, test_ui_and_api_copies_have_the_same_nodes_values_and_links as same
 
 NAMES = ["reframe_16x9_to_9x16_for_social", "one_master_to_six_formats"]

@@ -184,12 +184,3 @@ def space_for_exr(path, config=None) -> str:
         raise DirectorError(f"video: the EXR frames are scene-linear {gamut}, but the OpenColorIO config "
                             f"'{cfg.getName()}' has no such space.", field="video")
     return found
-
-
-def clip_colourspace(path, config=None, *, field: str = "colourspace") -> str:
-    """The colour space of the clip at ``path``, by the rule above (its tags are read by the probe)."""
-    from pathlib import Path
-
-    from .stream import probe
-
-    return space_for_tags(probe(path).colour_tags, config, clip=f"'{Path(path).name}'", field=field)

@@ -26,7 +26,7 @@ from ..common.errors import Cancelled, DirectorError
 from ..common.inputs import resolve_input_file
 from ..common.paths import atomic_path, next_free_file, safe_relative
 from .colour_tags import AUTO as AUTO_TAGS
-from .colour_tags import clip_colourspace
+from .stream import clip_colourspace
 from .encode import SUFFIX, encode_mp4
 from .frames import grab_frames, iter_images, parse_frame_list
 from .refs import footage_from_video

@@ -33,8 +33,7 @@ import numpy as np
 
 from ..common.errors import DirectorError
 from ..common.paths import atomic_path
-from .colour_tags import clip_colourspace
-from .stream import FootageRef, FootageSelection, exact_rate, probe
+from .stream import FootageRef, FootageSelection, clip_colourspace, exact_rate, probe
 
 _component_spills: "weakref.WeakKeyDictionary[object, FootageRef]" = weakref.WeakKeyDictionary()
 

@@ -637,3 +637,10 @@ def read_audio(ref: FootageRef) -> tuple[np.ndarray, int] | None:
     if not parts:
         return None
     return np.concatenate(parts, axis=1), rate
+
+
+def clip_colourspace(path, config=None, *, field: str = "colourspace") -> str:
+    """The colour space of the clip at ``path`` by the tag rule of ``colour_tags`` (tags read by :func:`probe`)."""
+    from .colour_tags import space_for_tags
+
+    return space_for_tags(probe(path).colour_tags, config, clip=f"'{Path(path).name}'", field=field)

@@ -7,21 +7,19 @@ does the engine render into a new version folder (:func:`claim_output`).
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Sequence
 
 import numpy as np
 
 from ..common.errors import DirectorError
-from ..common.paths import claim_version_dir, resolve_inside
 from ..keyframes.keyframe import make_keyframe
 from ..shot.engine import Engine, ShotResult
+from ..shot.output import (PREVIEW_EDGE, PREVIEW_MAX, check_preview_frames, claim_output, discard_if_empty,  # noqa: F401
+                           output_target, preview_frames, relative_to_output)
 from ..shot.request import DURATION_OPTIONS, KeyframeSpec, ShotRequest, build_request, duration_seconds
 
 DEFAULT_PREFIX = "director/shots/shot"
-PREVIEW_MAX = 64
-PREVIEW_EDGE = 512
 REUSED_JOBS = ("resumed", "reused")
 """``ShotResult.metadata["luma_job"]`` values of a paid job billed by an earlier run (no new charge)."""
 
@@ -47,45 +45,12 @@ def shot_request(prompt: str, *, duration: str, resolution: str, aspect_ratio: s
                          max_keyframes=int(max_keyframes))
 
 
-def check_preview_frames(count: int) -> int:
-    if not 0 <= int(count) <= PREVIEW_MAX:
-        raise DirectorError(f"preview_frames: {count} is outside 0..{PREVIEW_MAX}.", field="preview_frames")
-    return int(count)
-
-
-def output_target(output_root: Path, filename_prefix: str) -> Path:
-    """``output_root / filename_prefix``, proven to stay inside the output folder (not created)."""
-    target = resolve_inside(output_root, filename_prefix, field="filename_prefix")
-    if target == Path(output_root).resolve():
-        raise DirectorError("filename_prefix: name a file stem, e.g. 'director/shots/shot'.", field="filename_prefix")
-    return target
-
-
-def claim_output(target: Path) -> Path:
-    """A new, empty version folder for one run: ``director/shots/shot`` -> ``.../shot_v001``."""
-    return claim_version_dir(target.parent, target.name)
-
-
-def discard_if_empty(folder: Path) -> None:
-    """Remove a run's version folder when the run left nothing in it (cancelled or failed)."""
-    with contextlib.suppress(OSError):
-        folder.rmdir()
-
-
 def engine_or(engine: Engine | None, default: Engine) -> Engine:
     if engine is None:
         return default
     if not isinstance(engine, Engine):
         raise DirectorError(f"engine: expected a Director engine, got {type(engine).__name__}.", field="engine")
     return engine
-
-
-def relative_to_output(path: Path, output_root: Path) -> PurePosixPath | None:
-    """``path`` relative to the output folder (for ComfyUI's preview), or None when outside it."""
-    try:
-        return PurePosixPath(Path(path).resolve().relative_to(Path(output_root).resolve()).as_posix())
-    except ValueError:
-        return None
 
 
 def new_credits(result: ShotResult, estimate: int) -> int:
@@ -109,7 +74,8 @@ def result_colourspace(result: ShotResult, config=None) -> tuple[str, str | None
     Returns ``(space, warning)``. A file whose header or tags match no space of the config keeps
     the shot (it may be paid for): it gets :data:`RESULT_FALLBACK_SPACES` and a warning to show.
     """
-    from ..footage.colour_tags import clip_colourspace, space_for_exr
+    from ..footage.colour_tags import space_for_exr
+    from ..footage.stream import clip_colourspace
     from ..footage.stream import exr_files
 
     kind = "exr" if result.exr_frames else "mp4"
@@ -138,30 +104,3 @@ def info_line(engine: Engine, result: ShotResult, credits: int, where: PurePosix
     if where is not None:
         parts.append(str(where))
     return " · ".join(parts)
-
-
-def preview_frames(video: Path, count: int, frame_total: int, *, max_size: int = PREVIEW_EDGE) -> np.ndarray:
-    """``count`` frames spread evenly over the shot's MP4, its first and last frame included,
-    long edge at most ``max_size``, as a float32 (n, h, w, 3) batch in 0..1.
-
-    One pass in chunks (each frame decoded once, never the whole clip in memory): a seek per
-    frame would decode the same frames again from their keyframe for every pick.
-    """
-    from ..footage.frames import iter_images
-    from ..footage.stream import FootageRef, FootageSelection
-
-    picks = np.unique(np.linspace(0, max(frame_total - 1, 0), count).round().astype(int))
-    ref = FootageRef(path=str(video), selection=FootageSelection(max_size=max_size))
-    out, got, first = None, 0, 0
-    for chunk in iter_images(ref):
-        if out is None:
-            out = np.empty((len(picks),) + chunk.shape[1:], np.float32)
-        while got < len(picks) and picks[got] < first + len(chunk):
-            out[got] = chunk[picks[got] - first]
-            got += 1
-        first += len(chunk)
-        if got == len(picks):
-            break
-    if out is None:
-        raise DirectorError(f"preview_frames: '{Path(video).name}' has no frames to show.", field="preview_frames")
-    return out[:got]

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..common.errors import ShotError
-from ..shot.request import DURATIONS, KEYFRAMES_API_MAX, POSITION_UNITS, KeyframeSpec, position_to_frame
+from .grid import DURATIONS, KEYFRAMES_API_MAX, POSITION_UNITS, KeyframeSpec, position_to_frame
 
 
 def as_rgb_image(image: np.ndarray, *, label: str = "keyframe") -> np.ndarray:

@@ -12,7 +12,7 @@ from comfy_api.latest import io
 
 from ..common import glue
 from ..common.errors import DirectorError
-from ..shot.request import (DURATION_OPTIONS, KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, POSITION_UNITS,
+from .grid import (DURATION_OPTIONS, KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, POSITION_UNITS,
                              duration_seconds)
 from .keyframe import append_keyframe, as_rgb_image, make_keyframe
 from .timeline import (

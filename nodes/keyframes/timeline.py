@@ -38,7 +38,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..common.errors import DirectorError, ShotError
-from ..shot.request import (
+from .grid import (
     DURATIONS,
     FPS,
     KEYFRAMES_API_MAX,

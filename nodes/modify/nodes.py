@@ -19,9 +19,9 @@ from ..generate import generation as gen
 from ..generate import run
 from ..keyframes.nodes import batch_to_images
 from ..shot.request import KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, RESOLUTIONS, check_hdr
-from . import tracking as trk
+from ..shot import tracking as trk
 from .camera import BORDERS
-from .request import DEFAULT_RESOLUTION, build_modify_request
+from ..shot.modify import DEFAULT_RESOLUTION, build_modify_request
 
 Tracking = io.Custom("DIRECTOR_TRACKING")
 Motion = io.Custom("DIRECTOR_MOTION")

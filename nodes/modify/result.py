@@ -14,7 +14,7 @@ from ..footage.audio import with_source_audio
 from ..footage.stream import probe
 from ..shot.engine import ShotResult
 from ..shot.request import ShotRequest
-from .request import _fps_text, modify_inputs
+from ..shot.modify import _fps_text, modify_inputs
 
 
 def finish(result: ShotResult, request: ShotRequest) -> tuple[Path, list[str]]:

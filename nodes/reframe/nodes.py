@@ -15,8 +15,8 @@ from ..footage.stream import FootageRef, ref_info
 from ..generate import generation as gen
 from ..generate import run
 from ..shot.request import RESOLUTIONS
-from . import geometry
-from .request import API_MAX_SOURCE_S, MAX_SOURCE_S, build_reframe_request, resolve_canvas
+from ..shot import geometry
+from ..shot.reframe import API_MAX_SOURCE_S, MAX_SOURCE_S, build_reframe_request, resolve_canvas
 
 Reframe = io.Custom("DIRECTOR_REFRAME")
 UI_KEY = "director_reframe"

@@ -1,5 +1,5 @@
 // node --test tests/js/  — the Reframe Canvas widget's pure core (web/js/reframe_core.js), checked
-// against the table of cases the Python core (nodes/reframe/geometry.py) checks too.
+// against the table of cases the Python core (nodes/shot/geometry.py) checks too.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";

@@ -104,7 +104,7 @@ def check_output(path: Path, src: Path, canvas_text: str) -> dict:
     import numpy as np
 
     from comfyui_director.nodes.footage.stream import FootageRef, iter_chunks, probe
-    from comfyui_director.nodes.reframe import geometry
+    from comfyui_director.nodes.shot import geometry
 
     info = probe(path)
     p = geometry.place(geometry.parse_state(canvas_text), 320, 180, info.width, info.height)

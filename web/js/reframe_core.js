@@ -1,5 +1,5 @@
 // Reframe Canvas core: pure functions, no DOM, no ComfyUI. Used by reframe_widget.js and tested with
-// `node --test tests/js/`. Mirrors nodes/reframe/geometry.py (the one geometry): the same JSON state
+// `node --test tests/js/`. Mirrors nodes/shot/geometry.py (the one geometry): the same JSON state
 // (version 1), the same output sizes, the same presets and the same pixel rounding, checked against
 // the same table of cases (tests/js/fixtures/reframe_cases.json).
 //

@@ -1,7 +1,7 @@
 // Reframe Canvas widget for the DirectorReframeCanvas node.
 //
 // A pure view (serialize: false): the node's `canvas` STRING widget holds the JSON state (schema in
-// nodes/reframe/geometry.py) and its `preset` combo says whether a preset or the drawn rectangle
+// nodes/shot/geometry.py) and its `preset` combo says whether a preset or the drawn rectangle
 // counts. The widget draws the output frame and the source's first frame as a rectangle the user
 // drags (move) and scales from a corner (aspect locked by default; hold Shift or unlock to stretch),
 // snapping to the frame's centre, edges and thirds, with undo/redo. Aspect buttons change the target

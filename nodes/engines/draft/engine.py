@@ -3,7 +3,7 @@
 It shows what a shot will be timed and framed like: each keyframe image exactly on its frame,
 motion-aware morphs between them, directions as captions, a slate for text-only shots
 (rules in ``animatic.py``). Reframe and modify shots dispatch to their capability's renderer
-(``nodes/reframe/draft.py``; ``nodes/modify/draft.py``: the source through a labelled restyle with the
+(``nodes/engines/draft/reframe.py``; ``nodes/engines/draft/modify.py``: the source through a labelled restyle with the
 tracked skeletons, faces and structure on top, audio kept). It is honest about being a preview:
 ``ShotResult.draft`` is True and the metadata says ``director:preview = true``. What it cannot do
 (HDR, EXR) it refuses in ``check``, by name, before anything runs.
@@ -62,7 +62,7 @@ class DraftEngine(Engine):
     def check(self, request: ShotRequest) -> None:
         if request.task == "reframe":
             return self._check_sdr(request)
-        if request.task == "modify":  # the preview of what a modify shot keeps (nodes/modify/draft.py)
+        if request.task == "modify":  # the preview of what a modify shot keeps (nodes/engines/draft/modify.py)
             self._check_sdr(request)
             if request.source is None:
                 raise EngineUnsupported("Draft engine: a modify shot needs source footage.", field="source")
@@ -157,9 +157,9 @@ class DraftEngine(Engine):
             height=video.height, engine=self.name, draft=True, hdr=False, credits=0, metadata=metadata)
 
     def _render_reframe(self, request: ShotRequest, final: Path, progress, cancelled) -> ShotResult:
-        """Reframe shots: nodes/reframe/draft.py places the source exactly and fills the rest."""
-        from ...reframe import draft as reframe_draft
-        from ...reframe.request import canvas_of, footage_of
+        """Reframe shots: nodes/engines/draft/reframe.py places the source exactly and fills the rest."""
+        from . import reframe as reframe_draft
+        from ...shot.reframe import canvas_of, footage_of
 
         canvas = canvas_of(request)
         metadata = {"director:engine": self.name, "director:preview": "true", "director:task": "reframe",
@@ -174,8 +174,8 @@ class DraftEngine(Engine):
                           height=video.height, engine=self.name, draft=True, hdr=False, credits=0, metadata=metadata)
 
     def _render_modify(self, request: ShotRequest, final: Path, progress, cancelled) -> ShotResult:
-        """Modify shots: nodes/modify/draft.py restyles the source with the tracked overlays, audio kept."""
-        from ...modify.draft import render_modify
+        """Modify shots: nodes/engines/draft/modify.py restyles the source with the tracked overlays, audio kept."""
+        from .modify import render_modify
 
         total = request.source.frame_count
         metadata = {"director:engine": self.name, "director:preview": "true", "director:task": "modify",

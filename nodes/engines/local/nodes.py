@@ -326,7 +326,7 @@ def source_control(shot, size: tuple[int, int], start: int, length: int) -> tupl
     width, height = size
     last = shot.source.frame_count - 1
     if shot.task == "reframe":
-        from ...reframe.geometry import place
+        from ...shot.geometry import place
 
         p = place(shot.options["canvas"], shot.source.width, shot.source.height, width, height)
         video, masks = reframe_control(source_window(shot, start, length), (p.x0, p.y0, p.x1 - p.x0, p.y1 - p.y0),
@@ -440,7 +440,7 @@ class DirectorLocalShotWriter(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        from ...generate.generation import PREVIEW_MAX
+        from ...shot.output import PREVIEW_MAX
 
         return io.Schema(
             node_id="DirectorLocalShotWriter",
@@ -476,7 +476,7 @@ class DirectorLocalShotWriter(io.ComfyNode):
         from ...footage.encode import encode_mp4
         from ...footage.nodes import make_video
         from ...footage.stream import FootageRef, audio_window
-        from ...generate import generation as gen
+        from ...shot import output as gen
 
         window = audio_window(source) if isinstance(source, FootageRef) else None
 

@@ -219,8 +219,8 @@ def reframe_mp4(source: Path, aspect_ratio: str, resolution: str, position: dict
     """The emulator's video_reframe output: ``source`` placed by Director's reframe geometry (the same
     code as the Draft engine), silent, at the source's rate, in a fresh file of the media folder."""
     from ...footage.stream import FootageRef, probe
-    from ...reframe.draft import render_reframe
-    from ...reframe.geometry import ReframeCanvas, preset_canvas
+    from ..draft.reframe import render_reframe
+    from ...shot.geometry import ReframeCanvas, preset_canvas
 
     info = probe(source)
     canvas = (ReframeCanvas(aspect_ratio, **position) if position
@@ -237,7 +237,7 @@ def edit_mp4(source: Path, width: int, height: int, hdr: bool = False) -> Path:
 
     from ...footage.encode import encode_mp4
     from ...footage.stream import FootageRef, iter_chunks, probe
-    from ...modify.draft import _to_uint8, restyle
+    from ..draft.modify import _to_uint8, restyle
 
     info = probe(source)
 

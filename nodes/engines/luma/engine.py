@@ -435,7 +435,7 @@ class LumaEngine(Engine):
             source = await self._upload_source(run, job, key, run.req.options["footage"])
             return mapping.build_reframe_body(run.req, source, model=self.model, user_id=self.user_id or None)
         if run.req.task == "modify":  # the source video, then the guide images (nodes/modify)
-            from ...modify.request import modify_inputs
+            from ...shot.modify import modify_inputs
 
             source = await self._upload_source(run, job, key, modify_inputs(run.req).footage)
             refs = await self._upload_images(run, job)

@@ -171,7 +171,7 @@ def _ratio(aspect: str) -> float:
 
 def check_reframe(req: ShotRequest) -> None:
     """What Luma's video_reframe refuses, refused here first, naming value and limit."""
-    from ...reframe.geometry import same_aspect
+    from ...shot.geometry import same_aspect
 
     src = req.source
     if src is None or "canvas" not in req.options:
@@ -229,7 +229,7 @@ def edit_prompt(req: ShotRequest) -> str:
 
 def check_edit(req: ShotRequest) -> None:
     """What Luma's video_edit refuses, refused before any upload, naming the value and the limit."""
-    from ...modify.request import modify_inputs
+    from ...shot.modify import modify_inputs
 
     src = req.source
     if src is None:
@@ -251,7 +251,7 @@ def check_edit(req: ShotRequest) -> None:
 
 
 def edit_controls(tracking) -> dict[str, Any]:
-    """``video.edit`` from the Tracking settings (nodes/modify/tracking.py):
+    """``video.edit`` from the Tracking settings (nodes/shot/tracking.py):
 
     auto -> ``auto_controls: true`` alone; otherwise ``strength`` (a preset, when set) and
     ``controls``: characters poses/blocking -> ``pose {enabled, strength precise|coarse}``, off ->
@@ -292,7 +292,7 @@ def build_edit_body(req: ShotRequest, source: Mapping[str, Any], refs: Sequence[
     ``video.edit.keyframes`` + ``keyframe_indexes`` (source frame grid); a first frame alone to
     ``video.start_frame``. No ``duration``/``aspect_ratio``: the output follows the source.
     """
-    from ...modify.request import modify_inputs
+    from ...shot.modify import modify_inputs
 
     inputs = modify_inputs(req)
     images = req.image_keyframes

@@ -20,7 +20,7 @@ import os
 
 from ..common.errors import ShotError
 from ..footage.stream import FootageRef, ref_info
-from ..shot.request import PROMPT_MAX, RESOLUTIONS, ShotRequest, SourceClip
+from .request import PROMPT_MAX, RESOLUTIONS, ShotRequest, SourceClip
 from .geometry import ReframeCanvas, canvas_size, check_canvas, preset_canvas
 
 MAX_SOURCE_S = 16.0

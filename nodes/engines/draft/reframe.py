@@ -17,10 +17,10 @@ from typing import Iterator
 
 import numpy as np
 
-from ..common.errors import Cancelled
-from ..common.progress import CancelFn, ProgressFn
-from ..footage.stream import FootageRef, audio_window, iter_chunks, ref_info
-from .geometry import Placement, ReframeCanvas, canvas_size, place
+from ...common.errors import Cancelled
+from ...common.progress import CancelFn, ProgressFn
+from ...footage.stream import FootageRef, audio_window, iter_chunks, ref_info
+from ...shot.geometry import Placement, ReframeCanvas, canvas_size, place
 
 FILL_EDGE = 64
 FILL_DIM = 0.8
@@ -175,7 +175,7 @@ def render_reframe(ref: FootageRef, canvas: ReframeCanvas, resolution: str, fina
     with encode_mp4's Draft preset; ``"final"`` scales the fill up for every frame and encodes with
     the finishing settings (the path before, kept for bench/bench_reframe.py). Placement and audio
     are identical either way."""
-    from ..footage.encode import encode_mp4
+    from ...footage.encode import encode_mp4
 
     info = ref_info(ref)
     out_w, out_h = canvas_size(canvas.aspect_ratio, resolution)

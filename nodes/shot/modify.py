@@ -29,7 +29,7 @@ from typing import Any, Sequence
 from ..common.errors import DirectorError, ShotError
 from ..common.paths import SPILL_FOLDER
 from ..footage.stream import FootageInfo, FootageRef, ref_info
-from ..shot.request import (ASPECT_RATIOS, KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, POSITION_UNITS, PROMPT_MAX,
+from .request import (ASPECT_RATIOS, KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, POSITION_UNITS, PROMPT_MAX,
                             RESOLUTIONS, Keyframe, KeyframeSpec, ShotRequest, SourceClip, check_hdr)
 from .tracking import AUTO_ONLY, TrackingSettings
 

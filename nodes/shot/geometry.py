@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..common.errors import DirectorError
-from ..shot.request import ASPECT_RATIOS, RESOLUTIONS, output_size
+from .request import ASPECT_RATIOS, RESOLUTIONS, output_size
 
 STATE_VERSION = 1
 STATE_FIELDS = ("version", "aspect_ratio", "x_norm", "y_norm", "w_norm", "h_norm")

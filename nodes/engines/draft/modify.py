@@ -17,11 +17,11 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ..common.progress import CancelFn, ProgressFn, check_cancel
-from ..motion.skeleton import draw_skeleton
-from ..shot.request import ShotRequest
-from .request import modify_inputs, modify_size
-from .tracking import MAX_TRACKS, TrackingSettings, most_prominent
+from ...common.progress import CancelFn, ProgressFn, check_cancel
+from ...motion.skeleton import draw_skeleton
+from ...shot.request import ShotRequest
+from ...shot.modify import modify_inputs, modify_size
+from ...shot.tracking import MAX_TRACKS, TrackingSettings, most_prominent
 
 MIN_CONFIDENCE = 0.3
 FACE_COLOUR = (255, 235, 60)
@@ -173,7 +173,7 @@ def draft_frames(req: ShotRequest, *, cancelled: CancelFn | None = None, chunk: 
     """The preview's frames, chunk by chunk (uint8 RGB at the output size)."""
     import cv2
 
-    from ..footage.stream import FootageRef, iter_chunks
+    from ...footage.stream import FootageRef, iter_chunks
 
     inputs = modify_inputs(req)
     src = req.source
@@ -230,8 +230,8 @@ def render_modify(req: ShotRequest, out_path: Path, *, metadata: Mapping[str, st
                   progress: ProgressFn | None = None, cancelled: CancelFn | None = None):
     """Encode the preview to ``out_path`` (SDR H.264 MP4, encode_mp4's Draft speed) with the source
     audio copied through, exactly the source's frame count and rate. Returns the encoder's ``EncodedVideo``."""
-    from ..footage.encode import encode_mp4
-    from ..footage.stream import audio_window
+    from ...footage.encode import encode_mp4
+    from ...footage.stream import audio_window
 
     inputs = modify_inputs(req)
     src = req.source
