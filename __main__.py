@@ -93,18 +93,31 @@ def demo(out_root: Path) -> int:
     return 0
 
 
+COMMANDS = [
+    # Modules of the pack with ``register(subparsers)``: each adds its sub-command and sets
+    # ``run=function(args) -> exit code``. Imported only to build the parser (keep them light).
+]
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m comfyui_director", description="Director node pack tools")
+    import importlib
+
+    ap = argparse.ArgumentParser(prog="director", description="Director node pack tools")
     ap.add_argument("--version", action="version", version=f"comfyui-director {version()}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="render the sample shot to MP4 + EXR (no key, no weights)")
     d.add_argument("--out", default="output/demo", help="output folder (default: ./output/demo)")
+    d.set_defaults(run=_run_demo)
+    for name in COMMANDS:
+        importlib.import_module(name, __package__).register(sub)
     args = ap.parse_args(argv)
-    if args.cmd == "demo":
-        out = Path(args.out).resolve()
-        out.mkdir(parents=True, exist_ok=True)
-        return demo(out)
-    return 2
+    return int(args.run(args) or 0)
+
+
+def _run_demo(args) -> int:
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    return demo(out)
 
 
 if __name__ == "__main__":
