@@ -18,10 +18,11 @@ Transitions
     Between two holds the frames move from one image to the next, eased with smoothstep.
     ``"flow"`` (default): a motion-layered flow, computed once per pair at <= 640 px (matched
     ORB features sorted into motion layers by RANSAC, plain regions found by correlation, then
-    refined by DIS optical flow), carries
-    both images forward to the in-between time while they cross-fade (:class:`.warp.FlowMorph`): an
-    object that moves between keyframes travels along its path, and unrelated images degrade
-    to a plain cross-fade instead of smearing. ``"crossfade"``: a plain cross-fade. ``"cut"``:
+    refined by DIS optical flow; :mod:`.layers`), carries both images forward to the in-between
+    time while they cross-fade (:class:`.warp.FlowMorph`): an object that moves between keyframes
+    travels along its path, what it uncovers comes from the other image matched to the local
+    light (no ring where it was), and unrelated images degrade to a plain cross-fade instead of
+    smearing. ``"crossfade"``: a plain cross-fade. ``"cut"``:
     a cut half-way through the gap.
 Text-only shots
     No image keyframe: a slate card with the prompt, the shot facts, a frame counter and a
@@ -30,8 +31,9 @@ Captions
     A keyframe's direction is a caption band along the bottom of the frames from that keyframe
     up to the next keyframe, except on image keyframes' own frames (see Exact frames).
 Label
-    Image frames carry a small "DRAFT  f037  1.54 s" label top-left, again except on image
-    keyframes' own frames (the label blinks off on those: a visible keyframe tick).
+    Image frames carry a small "DRAFT  f037  1.54 s" label top-left (top-right when the keyframe
+    images have their own writing top-left, a burn-in, and the top-right is clearer), again except
+    on image keyframes' own frames (the label blinks off on those: a visible keyframe tick).
 Loop
     A looping shot blends its last ``LOOP_TAIL`` frames back into frame 0; its last frame is
     frame 0, so the clip plays round without a jump.
@@ -127,7 +129,7 @@ class Animatic:
                     self._captions.append((k.frame, end, CaptionBand(text, self.width, self.height)))
         if self.images:
             self._slate = None
-            self._label = Label(self.width, self.height)
+            self._label = Label(self.width, self.height, self.images)
         else:
             self._label = None
             self._slate = Slate(request.prompt, shot_facts(request), self.width, self.height, self.last,

@@ -11,6 +11,11 @@ from .layers import affine_flow, length, pair_motion, pixel_grid, scaled
 SPLAT_EDGE = 480  # long edge at which each in-between's motion is splatted forward
 MOVING_PX = 1.0  # motion (splat px) against the dominant layer above which a pixel is splatted
 Z_CAP, Z_GAIN = 30.0, 0.5  # occlusion softmax: motion (px) against the dominant layer, and its weight
+STALE = 24.0  # colour difference (0..255) beyond the keyframes' local one at which a carried pixel is stale
+RIM = 4  # how near (splat px) a side's hole its stale pixels lie
+RELIT = 2.0  # colour shift (0..255) between a pair's matched pixels, over a quarter of the picture: the light changes
+UNCONFIRMED = 25.0  # colour difference (0..255, beyond the shift) at which a moving pixel is not carried
+SPREAD = 4.0  # how far (quarter-splat px, one sigma) the keyframes' colour difference is spread into a hole
 
 
 class FlowMorph:
@@ -28,17 +33,82 @@ class FlowMorph:
         self.motion = pair_motion(a, b, known)
         base_ab, base_ba = self.motion.bases  # occlusion order: what moves more against it is in front
         size = scaled(width, height, SPLAT_EDGE)
-        self.side_a, self.side_b = Splat(self.motion.fab, base_ab, size), Splat(self.motion.fba, base_ba, size)
+        mo = self.motion
+        shift, off_a = matched(mo.sa, mo.sb, mo.fab)
+        _, off_b = matched(mo.sb, mo.sa, mo.fba)
+        self.relit = bool(np.percentile(_largest(np.abs(shift)), 75) >= RELIT)
+        self.side_a = Splat(mo.fab, base_ab, size, keep=off_a < UNCONFIRMED)
+        self.side_b = Splat(mo.fba, base_ba, size, keep=off_b < UNCONFIRMED)
         self.up = np.array([width / size[0], height / size[1]], np.float32)
         self._small_at: np.ndarray | None = None
 
     def into(self, alpha: float, dst: np.ndarray) -> None:
         warped_a, ca = self._warped(self.side_a, self.a, alpha)  # A carried to the in-between, and where A has it
         warped_b, cb = self._warped(self.side_b, self.b, 1.0 - alpha)
-        wa, wb = (1.0 - alpha) * ca, alpha * cb
-        total = wa + wb
-        wa = np.where(total < 1e-3, 1.0 - alpha, wa / np.maximum(total, 1e-3)).astype(np.float32)
-        _blend(warped_a, warped_b, wa, 1.0 - alpha, dst)
+        if self.relit:
+            self._compose(warped_a, warped_b, ca, cb, alpha, dst)
+        else:  # the same light on both: each side stands in for the other as it is
+            wa, wb = (1.0 - alpha) * ca, alpha * cb
+            total = wa + wb
+            wa = np.where(total < 1e-3, 1.0 - alpha, wa / np.maximum(total, 1e-3)).astype(np.float32)
+            _blend(warped_a, warped_b, wa, 1.0 - alpha, dst)
+
+    def _compose(self, a: np.ndarray, b: np.ndarray, ca: np.ndarray, cb: np.ndarray, alpha: float,
+                 dst: np.ndarray) -> None:
+        """``dst``: the cross-fade of the carried images ``a`` and ``b``, each standing in for the
+        other where it lacks the picture (coverage ``ca``/``cb`` at the splat size, 0 in a hole).
+
+        A hole filled with the other side's picture alone would show as a disc of the other
+        keyframe's colours wherever the light changes between them (a double-exposure ring round
+        where a moving object was): the stand-in is the other side plus the keyframes' local colour
+        difference, spread into the hole from round it. Where both sides have a pixel but disagree
+        by more than that difference, next to one side's hole and not the other's, that side's
+        pixel is stale (the rim of an object that moved away) and the other side's is taken.
+        """
+        import cv2
+
+        cv2.addWeighted(a, 1.0 - alpha, b, alpha, 0.0, dst=dst)
+        eps = 1.0 / 512
+        if not ((ca < 1.0 - eps).any() or (cb < 1.0 - eps).any()):
+            return
+        h, w = ca.shape
+        height, width = dst.shape[:2]
+        diff = (cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+                - cv2.resize(b, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32))
+        both = ca * cb
+        shift = _spread(diff, both)
+        off = _largest(cv2.absdiff(diff, shift))
+        shift = _spread(diff, both / (1.0 + (off / STALE) ** 2))  # again, without what disagrees
+        off = _largest(cv2.absdiff(diff, shift))
+        kernel = np.ones((2 * RIM + 1, 2 * RIM + 1), np.uint8)
+        near_a, near_b = (cv2.dilate((c < 0.5).astype(np.uint8), kernel) > 0 for c in (ca, cb))
+        stale = (off > STALE).astype(np.float32)
+        soft = lambda m: cv2.GaussianBlur(stale * m, (0, 0), 1.0)  # no blocks of one side or the other
+        ca = ca * (1.0 - soft(near_a & ~near_b))
+        cb = cb * (1.0 - soft(near_b & ~near_a))
+        top = np.maximum(ca, cb)
+        lift = np.where(top < 1.0, 1.0 / np.maximum(top, eps), 1.0)  # neither has it: both equally
+        ca, cb = np.minimum(ca * lift, 1.0), np.minimum(cb * lift, 1.0)
+        # a' = ca a + (1 - ca)(b + shift), b' = cb b + (1 - cb)(a - shift), dst = (1 - alpha) a' + alpha b'
+        wa = ((1.0 - alpha) * ca + alpha * (1.0 - cb)).astype(np.float32)
+        ws = ((1.0 - alpha) * (1.0 - ca) - alpha * (1.0 - cb)).astype(np.float32)
+        delta = ws[..., None] * shift  # what the stand-ins add to the plain blend of a and b
+        moved = _largest(np.abs(delta)) >= 0.5
+        busy = (np.abs(wa - (1.0 - alpha)) > eps) | moved
+        if not busy.any():
+            return
+        grow = np.ones((3, 3), np.uint8)
+        busy, moved = cv2.dilate(busy.astype(np.uint8), grow), cv2.dilate(moved.astype(np.uint8), grow)
+        if self._small_at is None:
+            self._small_at = ((self.grid + 0.5) / self.up - 0.5).astype(np.float32)
+        for box in _boxes(busy, (width, height), pad=int(np.ceil(max(self.up))) + 1):
+            at = self._small_at[box]
+            wa_up = cv2.remap(wa, at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            out = cv2.blendLinear(np.ascontiguousarray(a[box]), np.ascontiguousarray(b[box]), wa_up, 1.0 - wa_up)
+            if cv2.remap(moved, at, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE).any():
+                up = cv2.remap(delta, at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                out = cv2.add(out, up, dtype=cv2.CV_8U)
+            dst[box] = out
 
     def _warped(self, side: "Splat", image: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """``image`` carried to time ``t``: one affine warp for the dominant motion, then a remap
@@ -91,7 +161,7 @@ class Splat:
     on one pixel, the one moving most against ``base`` wins (a softmax over that motion).
     """
 
-    def __init__(self, flow: np.ndarray, base: np.ndarray, size: tuple[int, int]):
+    def __init__(self, flow: np.ndarray, base: np.ndarray, size: tuple[int, int], keep: np.ndarray | None = None):
         import cv2
 
         h, w = flow.shape[:2]
@@ -106,6 +176,8 @@ class Splat:
         z = length(f - affine_flow(self.base, g))
         moving = z > MOVING_PX
         self.still = (~moving).astype(np.float32)
+        if keep is not None:  # a moving pixel that lands on other colours is not carried: a hole
+            moving &= cv2.resize(keep.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         self.moving = int(moving.sum())
         mx, my = self.gx[moving], self.gy[moving]
         mfx, mfy = f[..., 0][moving], f[..., 1][moving]
@@ -194,6 +266,42 @@ def _blend(a: np.ndarray, b: np.ndarray, weight_a: np.ndarray, uniform: float, d
         wa = np.ascontiguousarray(full[box])
         dst[box] = cv2.blendLinear(np.ascontiguousarray(a[box]), np.ascontiguousarray(b[box]), wa, 1.0 - wa)
 
+
+def matched(sa: np.ndarray, sb: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How well ``flow`` carries ``sa`` onto ``sb`` (RGB uint8, one size): the two images' local
+    colour shift (the light changing; (h, w, 3) float32, 0..255) and, per pixel of ``sa``, how far
+    its colour is from where the flow lands it beyond that shift (7x7 mean, 0 where it leaves)."""
+    import cv2
+
+    h, w = sa.shape[:2]
+    to = pixel_grid(w, h) + flow
+    seen = cv2.remap(sb, to, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    diff = sa.astype(np.float32) - seen.astype(np.float32)
+    inside = (to[..., 0] >= 0) & (to[..., 0] <= w - 1) & (to[..., 1] >= 0) & (to[..., 1] <= h - 1)
+    weight = (inside / (1.0 + (_largest(np.abs(diff)) / STALE) ** 2)).astype(np.float32)  # flow errors count little
+    shift = _spread(diff, weight)
+    off = cv2.blur(_largest(cv2.absdiff(diff, shift)), (7, 7)) * inside
+    return shift, off.astype(np.float32)
+
+
+def _largest(x: np.ndarray) -> np.ndarray:
+    """Per pixel, the largest of the three channels (numpy's max over a short last axis is slow)."""
+    return np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])
+
+
+def _spread(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``values`` (h, w, c) averaged locally by ``weight`` (normalised convolution at a quarter of
+    the size, ``SPREAD`` px wide there): smooth, and defined in holes where the weight is 0."""
+    import cv2
+
+    h, w = weight.shape
+    size = (max(1, w // 4), max(1, h // 4))
+    wsum = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
+    vsum = cv2.resize(values * weight[..., None], size, interpolation=cv2.INTER_AREA)
+    wsum = cv2.GaussianBlur(wsum, (0, 0), SPREAD, borderType=cv2.BORDER_REPLICATE)
+    vsum = cv2.GaussianBlur(vsum, (0, 0), SPREAD, borderType=cv2.BORDER_REPLICATE)
+    mean = vsum / np.maximum(wsum, 1e-4)[..., None]
+    return cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
 def _boxes(mask: np.ndarray, size: tuple[int, int], pad: int, band: int = 16) -> list[tuple[slice, slice]]:
