@@ -82,7 +82,7 @@ class FlowMorph:
         off = _largest(cv2.absdiff(diff, shift))
         kernel = np.ones((2 * RIM + 1, 2 * RIM + 1), np.uint8)
         near_a, near_b = (cv2.dilate((c < 0.5).astype(np.uint8), kernel) > 0 for c in (ca, cb))
-        stale = (off > STALE).astype(np.float32)
+        stale = np.clip(off / (STALE / 2) - 1.0, 0.0, 1.0)  # from half of STALE to all of it
         soft = lambda m: cv2.GaussianBlur(stale * m, (0, 0), 1.0)  # no blocks of one side or the other
         ca = ca * (1.0 - soft(near_a & ~near_b))
         cb = cb * (1.0 - soft(near_b & ~near_a))
