@@ -276,12 +276,15 @@ def matched(sa: np.ndarray, sb: np.ndarray, flow: np.ndarray) -> tuple[np.ndarra
     h, w = sa.shape[:2]
     to = pixel_grid(w, h) + flow
     seen = cv2.remap(sb, to, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    diff = sa.astype(np.float32) - seen.astype(np.float32)
-    inside = (to[..., 0] >= 0) & (to[..., 0] <= w - 1) & (to[..., 1] >= 0) & (to[..., 1] <= h - 1)
-    weight = (inside / (1.0 + (_largest(np.abs(diff)) / STALE) ** 2)).astype(np.float32)  # flow errors count little
+    diff = cv2.subtract(sa, seen, dtype=cv2.CV_32F)
+    inside = ((to[..., 0] >= 0) & (to[..., 0] <= w - 1) & (to[..., 1] >= 0) & (to[..., 1] <= h - 1)).astype(np.float32)
+    weight = _CALM[_largest(cv2.absdiff(sa, seen))] * inside  # what the flow gets wrong counts little
     shift = _spread(diff, weight)
     off = cv2.blur(_largest(cv2.absdiff(diff, shift)), (7, 7)) * inside
-    return shift, off.astype(np.float32)
+    return shift, off
+
+
+_CALM = (1.0 / (1.0 + (np.arange(256, dtype=np.float32) / STALE) ** 2)).astype(np.float32)
 
 
 def _largest(x: np.ndarray) -> np.ndarray:
