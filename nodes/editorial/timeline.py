@@ -81,6 +81,8 @@ class SourceCut:
     count: int
     rate: Fraction
     has_audio: bool = False
+    total: int = 0
+    """Frames in the source file (0: not known)."""
 
 
 @dataclass(frozen=True)
@@ -198,8 +200,9 @@ def shot_from_files(video: str | Path, *, exr: str | Path | None = None, name: s
     source = None
     if card.get("source"):
         s = card["source"]
-        source = SourceCut(Path(s["path"]), int(s["start"]), int(s["count"]), parse_rate(s["rate"]),
-                           bool(s.get("has_audio")))
+        src_path = Path(s["path"])
+        source = SourceCut(src_path, int(s["start"]), int(s["count"]), parse_rate(s["rate"]), bool(s.get("has_audio")),
+                           probe(src_path).frame_count if src_path.is_file() else 0)
     director = {k: card.get(k) for k in DIRECTOR_FIELDS if card.get(k) is not None}
     director.setdefault("engine", (metadata or {}).get("director:engine", ""))
     director.setdefault("task", (metadata or {}).get("director:task", "generate"))
@@ -270,7 +273,7 @@ def _clip(shot: Shot, base: Path, absolute: bool):
     if shot.source is not None:
         s = shot.source
         meta["source"] = {"url": _url(s.path, base, absolute), "start": s.start, "count": s.count,
-                          "rate": rate_text(s.rate), "has_audio": s.has_audio}
+                          "rate": rate_text(s.rate), "has_audio": s.has_audio, "total": s.total}
     clip = otio.schema.Clip(name=shot.name, source_range=_range(shot.start, shot.frame_count, shot.rate),
                             metadata={DIRECTOR: meta})
     clip.set_media_references(refs, EXR_KEY if shot.exr is not None else MP4_KEY)
@@ -289,7 +292,9 @@ def _audio_item(shot: Shot, base: Path, absolute: bool):
         return otio.schema.Gap(source_range=_range(0, shot.frame_count, shot.rate))
     return otio.schema.Clip(
         name=f"{shot.name} source audio",
-        media_reference=otio.schema.ExternalReference(target_url=_url(s.path, base, absolute)),
+        media_reference=otio.schema.ExternalReference(
+            target_url=_url(s.path, base, absolute),
+            available_range=_range(0, max(s.total, s.start + s.count), s.rate)),
         source_range=_range(s.start, s.count, s.rate), metadata={DIRECTOR: {"source_of": shot.name}})
 
 
@@ -517,7 +522,7 @@ def shot_from_clip(clip, base: Path, audio=None, *, check_files: bool = True) ->
     if src:
         s_path = _path(src["url"], base)
         source = SourceCut(s_path, int(src["start"]), int(src["count"]), parse_rate(src["rate"], field="source.rate"),
-                           bool(src.get("has_audio")))
+                           bool(src.get("has_audio")), int(src.get("total") or 0))
         if audio is not None and source.has_audio:
             ar = audio.source_range
             a_rate = float(source.rate)
