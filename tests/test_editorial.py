@@ -225,7 +225,9 @@ def test_edl_and_fcp_xml_are_written_and_otio_adapters_read_them(written):
         clips = list(tl.tracks[0].find_clips())
         assert [c.source_range.duration.value for c in clips] == [121, 121, 36]
     assert len(list(edl.tracks[0].find_clips())[0].markers) == 16
-    assert "FROM CLIP: " in written.others["edl"].read_text()
+    text = written.others["edl"].read_text()
+    assert "* FROM CLIP: ../../exr/lighthouse_v001/lighthouse.[1001-1121].exr" in text  # the form Resolve relinks
+    assert "<pathurl>../../shots/lighthouse_v001/lighthouse.mp4</pathurl>" in written.others["xml"].read_text()
 
 
 def test_relative_paths_survive_moving_the_folder_and_absolute_ones_are_file_urls(studio, written, tmp_path):

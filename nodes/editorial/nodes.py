@@ -176,7 +176,6 @@ class DirectorShotList(io.ComfyNode):
         for plan in listing.plans:
             line = plan.line(total)
             log.info("Director shot list: %s", line)
-            print(f"Director shot list: {line}", flush=True)
             glue.status_text(node_id, line)
             names.append(plan.name)
             prompts.append(plan.prompt)
@@ -186,7 +185,6 @@ class DirectorShotList(io.ComfyNode):
             sources.append(make_video(source_footage(plan)))
         for problem in listing.problems:
             log.warning("Director shot list: skipped %s", problem)
-            print(f"Director shot list: skipped {problem}", flush=True)
         report = listing.report()
         return io.NodeOutput(names, prompts, durations, frames, keyframes, sources, report,
                              ui=ui.PreviewText(report))

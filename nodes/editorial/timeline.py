@@ -327,9 +327,9 @@ def adapter_formats() -> dict[str, str]:
     return {suffix: name for suffix, (name, _pkg) in ADAPTERS.items() if name in have}
 
 
-def _for_adapters(tl):
-    """A copy for EDL / FCP XML with the MP4 active: neither format carries an image sequence
-    (the FCP XML adapters have no image-sequence support; Resolve relinks an EDL by clip name)."""
+def _mp4_active(tl):
+    """A copy with the MP4 active, for FCP 7 XML (its adapter has no image-sequence support). The
+    EDL keeps the EXR: the CMX adapter names it ``name.[1001-1121].exr``, the form Resolve relinks."""
     copy = tl.deepcopy()
     for clip in copy.find_clips():
         if MP4_KEY in clip.media_references():
@@ -345,15 +345,13 @@ def timeline_texts(tl, formats: Iterable[str] = ("edl", "xml")) -> tuple[dict[st
     texts = {"otio": otio.adapters.write_to_string(tl, "otio_json")}
     have = adapter_formats()
     skipped: dict[str, str] = {}
-    adapted = None
     for suffix in formats:
         adapter, package = ADAPTERS[suffix]
         if suffix not in have:
             skipped[suffix] = f"the {package} plugin is not installed (pip install {package})"
             continue
-        adapted = adapted or _for_adapters(tl)
         try:
-            texts[suffix] = otio.adapters.write_to_string(adapted, adapter)
+            texts[suffix] = otio.adapters.write_to_string(_mp4_active(tl) if suffix == "xml" else tl, adapter)
         except Exception as e:  # noqa: BLE001 - an adapter refusing a timeline must not lose the .otio
             skipped[suffix] = f"{adapter} could not write this timeline: {e}"
     return texts, skipped
