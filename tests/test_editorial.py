@@ -378,3 +378,15 @@ def test_director_timeline_command_writes_the_same_clips(studio, tmp_path, capsy
     assert main(["timeline", "--check", str(made)]) == 0
     assert main(["timeline", str(tmp_path / "nothing.mp4"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().out
+
+
+def test_the_shipped_sequence_workflow_ui_and_api_copies_agree():
+    from test_generate_workflows import test_ui_and_api_copies_have_the_same_nodes_values_and_links as same
+
+    same("sequence_to_timeline")
+    api = json.loads((Path(__file__).resolve().parents[1] / "workflows" / "api" / "sequence_to_timeline.json")
+                     .read_text())
+    outputs = [o.kw.get("display_name") for o in DirectorShotList.define_schema().outputs]
+    assert api["3"]["inputs"]["prompt"] == ["1", outputs.index("prompt")]
+    assert api["3"]["inputs"]["keyframes"] == ["1", outputs.index("keyframes")]
+    assert api["3"]["inputs"]["duration"] == ["1", outputs.index("duration")]
