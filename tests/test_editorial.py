@@ -358,12 +358,15 @@ def test_the_nodes_export_a_list_of_videos_and_list_shots_back(studio, written):
     assert rel == "director/timelines/nodes_v001/nodes.otio" and "3 clips, 278 frames" in info
     shots = T.read_shots(studio.out / rel)
     assert shots[1].exr is not None and shots[1].exr.count == 121
-    lists = DirectorShotList.execute(timeline=rel).args
+    lists = DirectorShotList.execute(timeline=rel, task="all").args
     names, prompts, durations, frames, keyframes, sources, report = lists
     assert names == ["harbour_v001", "lighthouse_v001", "reframe_v001"]
     assert durations[:2] == ["5 s", "5 s"] and frames == [121, 121, 36] and len(keyframes[0]) == 16
     assert sources[2].director_footage.selection == FootageSelection(start=6, count=36)
     assert report.splitlines()[1].startswith("shot 1/3 'harbour_v001'")
+    names, *_, report = DirectorShotList.execute(timeline=rel, task="generate").args  # what Generate Video takes
+    assert names == ["harbour_v001", "lighthouse_v001"]
+    assert "skipped: clip 'reframe_v001': task: a reframe shot; this list gives generate shots." in report
 
 
 def test_director_timeline_command_writes_the_same_clips(studio, tmp_path, capsys):
@@ -390,3 +393,32 @@ def test_the_shipped_sequence_workflow_ui_and_api_copies_agree():
     assert api["3"]["inputs"]["prompt"] == ["1", outputs.index("prompt")]
     assert api["3"]["inputs"]["keyframes"] == ["1", outputs.index("keyframes")]
     assert api["3"]["inputs"]["duration"] == ["1", outputs.index("duration")]
+
+
+def test_a_modify_shot_keeps_its_source_cut_and_sound(studio, tmp_path):
+    from comfyui_director.nodes.modify.nodes import DirectorModifyVideo
+
+    old = DirectorModifyVideo.__dict__.get("hidden")
+    DirectorModifyVideo.hidden = HIDDEN
+    try:
+        source = make_video(FootageRef(str(studio.source), FootageSelection(start=12, count=24)))
+        video = asyncio.run(DirectorModifyVideo.execute(video=source, prompt="the street under snow",
+                                                        resolution="360p")).args[0]
+    finally:
+        if old is None:
+            del DirectorModifyVideo.hidden
+        else:
+            DirectorModifyVideo.hidden = old
+    shot = T.shot_from_files(video.director_footage.path)
+    assert shot.task == "modify" and shot.frame_count == 24
+    assert (shot.source.start, shot.source.count, shot.source.has_audio) == (12, 24, True)
+    tl = T.build_timeline([shot], tmp_path / "m.otio")
+    (sound,) = tl.tracks[1]
+    assert (sound.source_range.start_time.value, sound.source_range.duration.value) == (12, 24)
+    (plan,) = plan_shots(_write(tl, tmp_path / "m.otio"), "modify").plans
+    assert (plan.task, plan.prompt, plan.source.start) == ("modify", "the street under snow", 12)
+
+
+def _write(tl, path: Path) -> Path:
+    otio.adapters.write_to_file(tl, str(path))
+    return path

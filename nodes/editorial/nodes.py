@@ -11,6 +11,7 @@ from comfy_api.latest import io, ui
 from ..common import glue
 from ..common.errors import DirectorError
 from ..keyframes.grid import DURATION_OPTIONS
+from .shotlist import TASKS
 
 CATEGORY = f"{glue.CATEGORY}/Editorial"
 DEFAULT_PREFIX = "director/timelines/sequence"
@@ -136,6 +137,10 @@ class DirectorShotList(io.ComfyNode):
                 io.String.Input("timeline", default="",
                                 tooltip="The .otio file: absolute, or relative to ComfyUI's input, then output "
                                         "folder (e.g. director/timelines/sequence_v001/sequence.otio)."),
+                io.Combo.Input("task", options=list(TASKS), default="generate",
+                               tooltip="Which clips to list: the kind the node they feed makes (generate for "
+                                       "Generate Video); clips of other kinds are named in the report. all: every "
+                                       "clip."),
             ],
             outputs=[
                 io.String.Output("name", display_name="name", is_output_list=True),
@@ -156,21 +161,21 @@ class DirectorShotList(io.ComfyNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, timeline=""):
+    def fingerprint_inputs(cls, timeline="", task="generate"):
         """A changed timeline file renders again; an unchanged one hits ComfyUI's cache."""
         try:
             st = Path(_resolve(timeline)).stat()
-            return f"{timeline}:{st.st_size}:{st.st_mtime_ns}"
+            return f"{timeline}:{task}:{st.st_size}:{st.st_mtime_ns}"
         except (OSError, DirectorError):
-            return timeline
+            return f"{timeline}:{task}"
 
     @classmethod
-    def execute(cls, timeline: str = "") -> io.NodeOutput:
+    def execute(cls, timeline: str = "", task: str = "generate") -> io.NodeOutput:
         from ..footage.nodes import make_video
         from .shotlist import keyframe_specs, plan_shots, source_footage
 
         node_id = cls.hidden.unique_id
-        listing = plan_shots(_resolve(timeline))
+        listing = plan_shots(_resolve(timeline), task)
         names, prompts, durations, frames, keyframes, sources = [], [], [], [], [], []
         total = listing.clips
         for plan in listing.plans:

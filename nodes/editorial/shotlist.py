@@ -84,8 +84,15 @@ def _plan(index: int, clip, base: Path, audio) -> ShotPlan:
                     shot.video, shot.start, shot.source)
 
 
-def plan_shots(path: str | Path) -> ShotList:
-    """Every clip of the timeline at ``path`` as a plan; clips that cannot be used are reported."""
+TASKS = ("generate", "modify", "reframe", "all")
+"""Which clips a list gives: one task's (what one Generate / Modify / Reframe Video node can take), or all."""
+
+
+def plan_shots(path: str | Path, task: str = "all") -> ShotList:
+    """Every clip of the timeline at ``path`` (of ``task``) as a plan; clips that cannot be used,
+    or are of another task, are reported by name."""
+    if task not in TASKS:
+        raise DirectorError(f"task: '{task}' is not one of {', '.join(TASKS)}.", field="task")
     tl = read_otio(path)
     clips = video_clips(tl)
     base = Path(path).resolve().parent
@@ -93,9 +100,14 @@ def plan_shots(path: str | Path) -> ShotList:
     plans, problems = [], []
     for i, clip in enumerate(clips):
         try:
-            plans.append(_plan(i, clip, base, audio.get(clip.name)))
+            plan = _plan(i, clip, base, audio.get(clip.name))
         except DirectorError as e:
             problems.append(str(e))
+            continue
+        if task not in ("all", plan.task):
+            problems.append(f"clip '{plan.name}': task: a {plan.task} shot; this list gives {task} shots.")
+            continue
+        plans.append(plan)
     if not plans:
         raise DirectorError(f"timeline: none of its {len(clips)} clips can be rendered: " + " ".join(problems),
                             field="timeline")
