@@ -19,8 +19,8 @@ WORKFLOW = PACK_ROOT / "workflows" / "api" / "sequence_to_timeline.json"
 SHOTS = 10
 
 
-def _storyboard(output: Path) -> list:
-    """Render 10 Draft shots (1 to 16 keyframes) plus one more, as a run writes them (MP4 + shot card),
+def _storyboard(output: Path, count: int = SHOTS) -> list:
+    """Render ``count`` Draft shots (1 to 16 keyframes) plus one more, as a run writes them (MP4 + shot card),
     and export them as director/timelines/storyboard_v001/storyboard.otio in ComfyUI's output folder."""
     from comfyui_director.nodes.editorial.card import shot_card, write_card
     from comfyui_director.nodes.editorial.timeline import shot_from_files, write_timeline
@@ -31,7 +31,7 @@ def _storyboard(output: Path) -> list:
     from comfyui_director.nodes.shot.request import build_request
 
     shots = []
-    for i in range(SHOTS + 1):
+    for i in range(count + 1):
         n = 16 if i == 0 else 1 + i % 4
         frames = np.linspace(0, 120, n).round().astype(int) if n > 1 else [60]
         specs = [make_keyframe(int(f), "frame", image=np.full((36, 64, 3), (i + k + 1) / 30, np.float32),
@@ -64,6 +64,9 @@ def test_sequence_to_timeline_renders_each_shot_once_and_writes_the_timeline(com
     skipped = [ln for ln in log.splitlines() if "Director shot list: skipped" in ln]
     assert len(skipped) == 1 and "board11_v001" in skipped[0] and "media_references.MP4" in skipped[0]
 
+    written = [ln for ln in log.splitlines() if "Director timeline: shot " in ln]
+    assert [ln.split("timeline: shot ")[1].split(" ")[0] for ln in written] == [f"{k}/10" for k in range(1, 11)]
+
     mp4s = sorted((output / "director" / "sequence").glob("shot_v*/shot.mp4"))
     assert len(mp4s) == SHOTS  # each shot rendered exactly once
     (made,) = (output / "director" / "timelines").glob("sequence_v*/sequence.otio")
@@ -75,3 +78,52 @@ def test_sequence_to_timeline_renders_each_shot_once_and_writes_the_timeline(com
     assert all(s.frame_count == 121 and s.rate == 24 for s in shots)
     ui_text = entry["outputs"]["4"]["text"][0]
     assert "10 clips, 1210 frames" in ui_text
+
+
+KEY = "luma-emulator-key-for-tests"
+
+
+@pytest.fixture(scope="module")
+def luma_comfy(tmp_path_factory):
+    import os
+
+    from comfyui_director.nodes.engines.luma.emulator import LumaEmulator
+    from comfyui_server import ComfyServer
+
+    with LumaEmulator(api_keys={KEY: {"hdr": True}}, queued_s=0.2, processing_s=0.4) as emu:
+        base = tmp_path_factory.mktemp("comfy-editorial-luma")
+        env = {"LUMA_AGENTS_API_KEY": KEY, "LUMA_BASE_URL": emu.base_url}
+        with ComfyServer(os.environ["COMFYUI_DIR"], base, env=env) as server:
+            yield server, emu
+
+
+def test_a_shot_list_on_luma_pays_once_per_shot_even_when_queued_again(luma_comfy):
+    """Each list entry is one Generate Video run, so one ledger row: a second run of the same list
+    (the timeline touched, so every node runs again) reuses the three paid jobs."""
+    import os
+
+    from comfyui_director.nodes.editorial.timeline import read_shots
+
+    comfy, emu = luma_comfy
+    output = Path(comfy.base) / "output"
+    _storyboard(output, count=3)
+    prompt = json.loads(WORKFLOW.read_text())
+    prompt["2"] = {"class_type": "DirectorLumaEngine",
+                   "inputs": {"model": "ray-3.2", "poll_interval": 0.5, "max_concurrent_jobs": 4,
+                              "max_credits_per_job": 0, "max_credits_per_session": 0, "user_id": ""}}
+    before = emu.jobs_created
+    entry = comfy.run_prompt(prompt, timeout=600)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:4000]
+    assert emu.jobs_created == before + 3
+    board = output / "director" / "timelines" / "storyboard_v001" / "storyboard.otio"
+    os.utime(board)  # a new fingerprint: the Shot List and every Generate Video run again
+    entry = comfy.run_prompt(prompt, timeout=600)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:4000]
+    assert emu.jobs_created == before + 3  # nothing paid twice
+    made = sorted((output / "director" / "timelines").glob("sequence_v*/sequence.otio"))
+    assert len(made) == 2
+    first, second = (read_shots(p) for p in made)
+    assert len(first) == len(second) == 3
+    assert [s.director["job_id"] for s in first] == [s.director["job_id"] for s in second]
+    assert all(s.director["job_id"] and s.director["engine"] == "luma" and s.director["credits"] > 0 for s in first)
+    assert KEY not in made[0].read_text() and KEY not in made[1].read_text()

@@ -69,7 +69,7 @@ def shot_card(request, result, *, credits: int, colour_space: str, video: str | 
         "engine": result.engine,
         "model": model or meta.get("model") or meta.get("director:engine") or result.engine,
         "prompt": request.prompt,
-        "credits": int(credits),
+        "credits": int(result.credits or credits),  # what the shot cost, also when a rerun reused its paid job
         "job_id": result.job_id or "",
         "colour_space": colour_space,
         "seed": seed,
