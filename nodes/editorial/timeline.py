@@ -21,7 +21,6 @@ Paths are relative to the ``.otio`` file unless ``absolute`` is asked for (then 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -142,10 +141,9 @@ def scan_exr(folder: str | Path, *, shot: str = "shot") -> ExrSequence:
         raise _err(shot, "exr", f"'{shown_path(folder)}' holds more than one sequence "
                                 f"({', '.join(sorted(p + '#' + s for p, s in kinds))}).")
     numbers = sorted(int(d) for _, _, d in parts)
-    widths = {len(d) for _, _, d in parts}
-    padding = min(widths)
-    if len(widths) > 1 and any(len(d) != padding and not d.startswith(str(int(d))) for _, _, d in parts):
-        raise _err(shot, "exr", f"'{shown_path(folder)}' mixes frame-number widths {sorted(widths)}.")
+    padding = min(len(d) for _, _, d in parts)
+    if any(len(d) > padding and d[0] == "0" for _, _, d in parts):  # 0998 beside 01001: two paddings
+        raise _err(shot, "exr", f"'{shown_path(folder)}' mixes frame-number paddings.")
     first, last = numbers[0], numbers[-1]
     if last - first + 1 != len(numbers):
         missing = sorted(set(range(first, last + 1)) - set(numbers))
@@ -409,9 +407,7 @@ def read_otio(path: str | Path):
     if not path.is_file():
         raise DirectorError(f"timeline: '{shown_path(path)}' does not exist.", field="timeline")
     try:
-        text = path.read_text(encoding="utf-8")
-        json.loads(text)
-        tl = otio.adapters.read_from_string(text, "otio_json")
+        tl = otio.adapters.read_from_string(path.read_text(encoding="utf-8"), "otio_json")
     except Exception as e:  # noqa: BLE001 - any parse failure is the same user error
         raise DirectorError(f"timeline: '{path.name}' is not an OpenTimelineIO file ({str(e)[:200]}).",
                             field="timeline") from None
