@@ -269,6 +269,7 @@ def test_a_missing_media_file_names_the_clip_and_field_and_touches_nothing(studi
     listing = plan_shots(otio_file)  # the shot list renders the rest and names the one it cannot use
     assert [p.name for p in listing.plans] == ["harbour_v001", "reframe_v001"]
     assert len(listing.problems) == 1 and "lighthouse_v001" in listing.problems[0]
+    assert listing.summary() == "2 of 3 clips to render · skipped clip 'lighthouse_v001': media_references.MP4"
 
 
 def test_a_rate_the_shot_cannot_take_is_refused(tmp_path):

@@ -116,7 +116,7 @@ class DirectorTimelineExport(io.ComfyNode):
         lines += [f"also {p.name}" for p in written.others.values()]
         lines += [f"no .{k}: {why}" for k, why in written.skipped.items()]
         info = "\n".join(lines)
-        glue.status_text(node_id, lines[0])
+        glue.status_text(node_id, " · ".join(lines))
         return io.NodeOutput(rel, info, ui=ui.PreviewText(info))
 
 
@@ -191,6 +191,7 @@ class DirectorShotList(io.ComfyNode):
         for problem in listing.problems:
             log.warning("Director shot list: skipped %s", problem)
         report = listing.report()
+        glue.status_text(node_id, listing.summary())
         return io.NodeOutput(names, prompts, durations, frames, keyframes, sources, report,
                              ui=ui.PreviewText(report))
 

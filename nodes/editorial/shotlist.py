@@ -49,6 +49,11 @@ class ShotList:
     problems: list[str]
     clips: int
 
+    def summary(self) -> str:
+        """One line for the node: how many clips render, and which were left out (clip and field)."""
+        left = "; ".join(": ".join(p.split(": ", 2)[:2]) for p in self.problems)
+        return f"{len(self.plans)} of {self.clips} clips to render" + (f" · skipped {left}" if left else "")
+
     def report(self) -> str:
         lines = [f"{len(self.plans)} of {self.clips} clips to render"]
         lines += [p.line(self.clips) for p in self.plans]
