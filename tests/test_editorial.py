@@ -423,3 +423,24 @@ def test_a_modify_shot_keeps_its_source_cut_and_sound(studio, tmp_path):
 def _write(tl, path: Path) -> Path:
     otio.adapters.write_to_file(tl, str(path))
     return path
+
+
+def test_the_exr_file_a_clip_frame_points_at_holds_that_frame_of_the_mp4(studio, written):
+    """Frame for frame by content, not only by name: EXR file start_frame + f is MP4 frame f."""
+    import OpenEXR
+
+    from comfyui_director.nodes.colour.ocio import ColourTransform
+
+    _, clips = _clips(written.otio)
+    clip = clips[1]
+    seq, mp4 = clip.media_references()["EXR"], clip.media_references()["MP4"]
+    to_srgb = ColourTransform("ACES2065-1", "sRGB - Texture")
+    picks = [20, 60, 100]
+    near = sorted({p + d for p in picks for d in (-8, 0, 8)})
+    frames = dict(zip(near, grab_frames(FootageRef(str(_target(mp4.target_url, written.otio))), near)))
+    for f in picks:
+        exr = _target(seq.target_url_for_image_number(f), written.otio)
+        px = OpenEXR.File(str(exr)).channels()["RGB"].pixels.astype(np.float32)
+        back = np.clip(to_srgb.apply(px), 0, 1)
+        errs = {d: float(np.abs(back - frames[f + d]).mean()) for d in (-8, 0, 8)}
+        assert errs[0] < 0.01 and errs[0] < min(errs[-8], errs[8]) / 2, (f, errs)
