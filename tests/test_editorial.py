@@ -235,9 +235,14 @@ def test_relative_paths_survive_moving_the_folder_and_absolute_ones_are_file_url
     shutil.copytree(studio.out, moved)
     shots = T.read_shots(moved / written.otio.relative_to(studio.out))
     assert all(str(s.video).startswith(str(moved)) for s in shots)
-    absolute = T.build_timeline(_shots(studio), tmp_path / "abs.otio", absolute=True)
-    url = absolute.tracks[0][0].media_reference.target_url
+    absolute = T.write_timeline(_shots(studio), tmp_path, "abs/sequence", absolute=True)
+    assert set(absolute.others) == {"edl", "xml"}, absolute.skipped
+    tl = T.read_otio(absolute.otio)
+    url = tl.tracks[0][0].media_reference.target_url
     assert url.startswith("file://") and Path(otio.url_utils.filepath_from_url(url)).is_file()
+    assert [s.video for s in T.read_shots(absolute.otio)] == [s.video for s in T.read_shots(written.otio)]
+    xml = otio.adapters.read_from_file(str(absolute.others["xml"]))
+    assert list(xml.find_clips())[0].media_reference.target_url == url
 
 
 # --- bad input ---------------------------------------------------------------------------------
