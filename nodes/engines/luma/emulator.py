@@ -113,6 +113,8 @@ class LumaEmulator(Jobs, Validation, FilesApi):
         self.include_last_frame, self.exr_first = include_last_frame, exr_first
         self._host, self._port = host, port
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._holding = self._releases = 0
         self._offset = 0.0
         self._jobs: dict[str, dict] = {}
         self._files: dict[str, dict] = {}
@@ -147,6 +149,8 @@ class LumaEmulator(Jobs, Validation, FilesApi):
         self._server.shutdown()
         self._server.server_close()
         self._server = None
+        with self._changed:
+            self._changed.notify_all()  # held requests go on
         if self._upload_dir is not None:
             shutil.rmtree(self._upload_dir, ignore_errors=True)
 
@@ -265,9 +269,9 @@ class LumaEmulator(Jobs, Validation, FilesApi):
                 if kind == "job":
                     hit = f.route == "job"
                 elif kind == "after_create":
-                    hit = f.drop_after_create and f.matches(route)
+                    hit = f.creates_first and f.matches(route)
                 else:
-                    hit = f.route != "job" and not f.drop_after_create and f.matches(route)
+                    hit = f.route != "job" and not f.creates_first and f.matches(route)
                 if hit:
                     f.times -= 1
                     if f.times <= 0:
@@ -276,8 +280,40 @@ class LumaEmulator(Jobs, Validation, FilesApi):
         return None
 
     def _record(self, method: str, path: str, status: int) -> None:
-        with self._lock:
+        with self._changed:
             self._requests.append(Seen(method, path, status))
+            self._changed.notify_all()
+
+    def _hold(self) -> None:
+        """Hold this request (its body was read) until release()."""
+        with self._changed:
+            self._holding += 1
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self._releases > 0 or self._server is None)
+            self._releases = max(0, self._releases - 1)
+            self._holding -= 1
+
+    def wait_held(self, timeout: float = 60.0) -> bool:
+        """Wait until a request is held by a ``hold`` fault (True), or ``timeout`` passes."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._holding > 0, timeout)
+
+    def release(self, count: int = 1) -> None:
+        """Let ``count`` held requests go on."""
+        with self._changed:
+            self._releases += count
+            self._changed.notify_all()
+
+    def wait_for(self, condition, timeout: float = 60.0) -> bool:
+        """Wait until ``condition()`` holds, re-checked whenever a request is answered or a job made."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not condition():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.05))  # job states move with the clock too
+        return True
 
     def _handle(self, method: str, raw_path: str, headers, body: bytes | Path) -> tuple[str, _Reply]:
         """Answer one request; returns (recorded path, reply). ``body`` is bytes, or the path of
@@ -293,8 +329,13 @@ class LumaEmulator(Jobs, Validation, FilesApi):
                 return rel, self._control(method, rel, body)
             fault = self._take_fault(route, kind="pre")
             if fault is not None:
+                if fault.hold:
+                    self._hold()
                 if fault.delay_s:
                     time.sleep(fault.delay_s)
+                if rel.startswith("/_media/") and (fault.redirect_to or fault.endless or fault.garbage
+                                                   or fault.stall_s):
+                    return rel, self._media_fault(fault, rel)
                 if fault.drop:
                     return rel, _Reply(0, drop=True)
                 if fault.status:

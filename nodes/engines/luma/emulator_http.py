@@ -39,6 +39,8 @@ class _Reply:
     headers: dict | None = None
     file: Path | None = None
     drop: bool = False
+    endless: bool = False  # a body that never ends (no length; stops when the client hangs up)
+    stall_s: float = 0.0  # send half the body, then stay silent this long
 
 
 def _json_reply(status: int, obj: Any, headers: dict | None = None) -> _Reply:
@@ -151,6 +153,9 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if reply.endless:
+            self._endless(reply)
+            return
         size = reply.file.stat().st_size if reply.file is not None else len(reply.body)
         self.send_response(reply.status)
         self.send_header("X-Request-Id", request_id)
@@ -166,8 +171,30 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.file is not None:
             with reply.file.open("rb") as fh:
                 shutil.copyfileobj(fh, self.wfile, 1 << 20)
+        elif reply.stall_s:
+            half = len(reply.body) // 2
+            self.wfile.write(reply.body[:half])
+            self.wfile.flush()
+            import time
+
+            time.sleep(reply.stall_s)
+            self.wfile.write(reply.body[half:])
         else:
             self.wfile.write(reply.body)
+
+    def _endless(self, reply) -> None:
+        """200 and MP4-looking bytes until the client hangs up (at most 4 GiB)."""
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        piece = b"\x00\x00\x00\x18ftypmp42" + bytes(1 << 16)
+        try:
+            for _ in range((4 << 30) // len(piece)):
+                self.wfile.write(piece)
+        except OSError:
+            pass
 
     def do_GET(self):
         self._serve("GET")

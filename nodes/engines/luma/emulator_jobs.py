@@ -28,7 +28,13 @@ class Fault:
     ``delay_s`` (answer normally but late; with ``status``, late then the error),
     ``drop`` (close the connection without handling the request),
     ``drop_after_create`` (the job is created and billed, then the connection is closed without
-    a response), or, with route "job", ``failure_code`` (the job ends failed with that code).
+    a response), ``after_create`` with ``status`` (the job is created and billed, then the error is
+    answered: a gateway's 502 after the backend made the job), ``hold`` (the request is read, then
+    held until :meth:`LumaEmulator.release`; :meth:`LumaEmulator.wait_held` waits for it), or,
+    with route "job", ``failure_code`` (the job ends failed with that code).
+    Download faults (route "GET /_media/*"): ``redirect_to`` (302 to that URL), ``endless`` (a body
+    that never ends), ``garbage`` (the real file's first bytes, then junk: sniffs right, does not
+    decode), ``stall_s`` (half the file, then silence for that long).
     """
 
     route: str = "POST /generations"
@@ -40,6 +46,12 @@ class Fault:
     drop_after_create: bool = False
     failure_code: str | None = None
     detail: str | None = None
+    after_create: bool = False
+    hold: bool = False
+    redirect_to: str | None = None
+    endless: bool = False
+    garbage: bool = False
+    stall_s: float = 0.0
 
     def __post_init__(self):
         if self.times < 1:
@@ -57,8 +69,20 @@ class Fault:
             raise ValueError("drop_after_create applies to route 'POST /generations'")
         if self.drop_after_create and (self.status or self.drop):
             raise ValueError("drop_after_create cannot be combined with status or drop")
-        if not (self.status or self.delay_s or self.drop or self.drop_after_create or self.failure_code):
-            raise ValueError("a Fault needs status, delay_s, drop, drop_after_create or failure_code")
+        if self.after_create and (self.route != "POST /generations" or not self.status or self.drop_after_create):
+            raise ValueError("after_create needs status and route 'POST /generations'")
+        media = (self.redirect_to, self.endless, self.garbage, self.stall_s)
+        if any(media) and not self.route.startswith("GET /_media"):
+            raise ValueError("redirect_to, endless, garbage and stall_s apply to route 'GET /_media/*'")
+        if not (self.status or self.delay_s or self.drop or self.drop_after_create or self.failure_code or self.hold
+                or any(media)):
+            raise ValueError("a Fault needs status, delay_s, drop, drop_after_create, hold, failure_code or a "
+                             "download fault")
+
+    @property
+    def creates_first(self) -> bool:
+        """The job is made before this fault answers."""
+        return self.drop_after_create or self.after_create
 
     def matches(self, route: str) -> bool:
         return fnmatch.fnmatchcase(route, self.route)
@@ -121,12 +145,17 @@ class Jobs:
                    "queued_s": self.queued_s, "processing_s": self.processing_s,
                    "fate": fail.failure_code if fail else "completed", "refunded": False, "outputs": None, **plan}
             self._jobs[gid] = job
+            self._changed.notify_all()
         if job.get("reframe", {}).get("source") is not None and job["fate"] == "completed":
             # rendered while the job is queued/processing, as the service would; a download waits for it
             threading.Thread(target=self._reframed, args=(job,), daemon=True, name="emulator-reframe").start()
         reply = _json_reply(201, self._public(job, sign=False, as_created=True), rate_headers)
-        if self._take_fault(route, kind="after_create") is not None:
+        after = self._take_fault(route, kind="after_create")
+        if after is not None and after.drop_after_create:
             return _Reply(0, drop=True)
+        if after is not None:
+            return _json_reply(int(after.status), {"detail": after.detail or f"injected fault: HTTP {after.status} "
+                                                   "(after the job was created)"})
         return reply
 
     def _get_generation(self, key: str, gid: str) -> dict:
@@ -229,3 +258,20 @@ class Jobs:
                 return _Reply(403, b"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code>"
                                    b"<Message>Request has expired</Message></Error>", "application/xml")
         return _Reply(200, content_type=entry["content_type"], file=entry["render"]())
+
+    def _media_fault(self, fault, rel: str) -> _Reply:
+        """A download fault's reply (see Fault)."""
+        if fault.redirect_to:
+            return _Reply(302, b"", headers={"Location": fault.redirect_to})
+        if fault.endless:
+            return _Reply(200, content_type="video/mp4", endless=True)
+        reply = self._serve_media(rel)
+        if reply.status != 200:
+            return reply
+        data = reply.file.read_bytes()
+        if fault.garbage:
+            import random
+
+            junk = random.Random(len(data)).randbytes(max(0, len(data) - 64))
+            return _Reply(200, data[:64] + junk, content_type=reply.content_type)
+        return _Reply(200, data, content_type=reply.content_type, stall_s=fault.stall_s)
