@@ -146,11 +146,18 @@ def test_rate_limit_waits_for_retry_after_then_creates_one_job(emu, tmp_path):
     assert emu.billed_jobs == 1 and posts(emu) == 3
 
 
-@pytest.mark.parametrize("status", [502, 503])
-def test_gateway_errors_before_creation_are_retried_into_one_job(emu, tmp_path, status):
-    emu.inject(Fault(status=status, times=2))
+def test_ingestion_unavailable_proves_no_job_and_is_retried_into_one_job(emu, tmp_path):
+    emu.inject(Fault(status=503, detail="image ingestion unavailable; retry or use base64", times=2))
     render(engine(emu, tmp_path), fast_req(), tmp_path / "out")
     assert emu.billed_jobs == 1 and posts(emu) == 3
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_errors_may_follow_a_job_and_are_never_retried(emu, tmp_path, status):
+    emu.inject(Fault(status=status, times=2))  # here no job was made, but a gateway's answer cannot prove it
+    with pytest.raises(LumaUncertain, match=str(status)):
+        render(engine(emu, tmp_path), fast_req(), tmp_path / "out")
+    assert posts(emu) == 1
 
 
 def test_dropped_job_request_is_never_resent(emu, tmp_path):
@@ -631,16 +638,18 @@ def test_several_single_frame_exr_outputs_become_one_numbered_sequence(tmp_path)
 
     from comfyui_director.nodes.engines.luma.engine import _Run
 
+    from comfyui_director.nodes.engines.luma import emulator_media
+
     served = tmp_path / "served"
     served.mkdir()
-    (served / "clip").write_bytes(b"\0\0\0\x18ftypisom" + b"\0" * 12)
+    (served / "clip").write_bytes(emulator_media.synth_mp4(64, 36, 3, False).read_bytes())
     for i in range(3):
         hdr = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
         with OpenEXR.File(hdr, {"RGB": np.full((4, 4, 3), i, np.float16)}) as f:
             f.write(str(served / f"f{i}"))
 
     class LocalFiles:
-        async def download(self, url, dest, *, cancelled):
+        async def download(self, url, dest, *, cancelled, **bounds):
             dest.write_bytes((served / url).read_bytes())
 
     eng = LumaEngine(api_key=KEY, ledger_path=tmp_path / "ledger.sqlite3")

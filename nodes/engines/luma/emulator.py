@@ -115,6 +115,7 @@ class LumaEmulator(Jobs, Validation, FilesApi):
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._holding = self._releases = 0
+        self.endless_bytes = 0  # bytes the 'endless' download faults got out
         self._offset = 0.0
         self._jobs: dict[str, dict] = {}
         self._files: dict[str, dict] = {}

@@ -183,16 +183,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(reply.body)
 
     def _endless(self, reply) -> None:
-        """200 and MP4-looking bytes until the client hangs up (at most 4 GiB)."""
+        """200 and MP4-looking bytes until the client hangs up (at most 512 MiB)."""
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Connection", "close")
         self.end_headers()
         piece = b"\x00\x00\x00\x18ftypmp42" + bytes(1 << 16)
+        emu = self.server.emulator  # type: ignore[attr-defined]
         try:
-            for _ in range((4 << 30) // len(piece)):
+            for _ in range((512 << 20) // len(piece)):
                 self.wfile.write(piece)
+                with emu._lock:
+                    emu.endless_bytes += len(piece)
         except OSError:
             pass
 

@@ -70,8 +70,9 @@ RESOLVABLE = ("uncertain", "failed", "expired")  # rows the user may allow one r
 FINAL_FAILURES = ("content_moderated", "budget_exhausted", "image_too_large", "unsupported_format",
                   "corrupt_input", "invalid_request")
 
-# The guarded transitions: target -> (states it may come from, whether the holder's token is checked,
-# whether it is a money transition that must survive a power cut).
+# The guarded transitions: rule -> (states it may come from, whether the holder's token is checked,
+# whether it is a money transition that must survive a power cut). A token-checked rule called with
+# by=None matches only a row nobody holds (owner IS NULL).
 TRANSITIONS: dict[str, tuple[tuple[str, ...], bool, bool]] = {
     "submitting": (("preparing",), True, True),
     "preparing": (("submitting",), True, True),  # a 429 proved no job was made: wait, then send again
@@ -87,6 +88,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], bool, bool]] = {
     "expired": (ACTIVE, True, False),
     "resolve": (("uncertain",), False, True),  # the user's job id -> queued, nobody's: the next run resumes
     "dismissed": (RESOLVABLE, False, True),  # the user allows one resend
+    "dismissed_unheld": (("queued", "processing", "completed"), True, True),  # a job nobody follows (by=None)
 }
 
 UNCERTAIN_DEAD_SENDER = ("a previous run stopped while sending this job to Luma; the job may exist and be billed, "
@@ -273,8 +275,8 @@ class Ledger(abc.ABC):
 
     def mark_uncertain(self, job_id: int, owner: str, message: str) -> Job | None:
         """The create may have made a job ('submitting' -> 'uncertain'): the shot stops until the user
-        resolves it."""
-        return self._transition(job_id, "uncertain", "uncertain", by=owner, message=message)
+        resolves it; the row is nobody's."""
+        return self._transition(job_id, "uncertain", "uncertain", by=owner, message=message, owner=None)
 
     def mark_expired(self, job_id: int, owner: str, message: str) -> Job | None:
         """Luma no longer knows the job (404) and its files are gone; the row is nobody's."""
@@ -289,11 +291,15 @@ class Ledger(abc.ABC):
                                 message=note or "job id given by the user for an uncertain send")
 
     def allow_resend(self, job_id: int, note: str = "") -> Job | None:
-        """The user allows exactly one new send of an 'uncertain', 'failed' or 'expired' row's shot: the
-        row becomes 'dismissed' (claims look past it), so the next claim submits once; if that send is
+        """The user allows exactly one new send of an 'uncertain', 'failed' or 'expired' row's shot (or of
+        one whose job nobody follows, e.g. made with another key): the row becomes 'dismissed' (claims
+        look past it; its job id stays recorded), so the next claim submits once; if that send is
         uncertain again, the shot stops again."""
-        return self._transition(job_id, "dismissed", "dismissed", by=None, owner=None,
-                                message=note or "the user allowed one resend")
+        note = note or "the user allowed one resend"
+        row = self._transition(job_id, "dismissed", "dismissed", by=None, owner=None, message=note)
+        if row is None:  # a job nobody follows that this key cannot see (made with another key)
+            row = self._transition(job_id, "dismissed_unheld", "dismissed", by=None, owner=None, message=note)
+        return row
 
     # --- the journal: job ids the ledger could not take ----------------------------------------
     def journal_created(self, job: Job, generation_id: str, state: str) -> None:

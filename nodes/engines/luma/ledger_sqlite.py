@@ -210,8 +210,8 @@ class SqliteLedger(Ledger):
                 return Claim("wait", job)  # cannot happen inside one write transaction; decided again
             if action == "uncertain":
                 if job.state == "submitting":
-                    db.execute("UPDATE jobs SET state = 'uncertain', message = ?, updated_at = ? WHERE id = ? "
-                               "AND state = 'submitting'", (UNCERTAIN_DEAD_SENDER, now, job.id))
+                    db.execute("UPDATE jobs SET state = 'uncertain', message = ?, owner = NULL, updated_at = ? "
+                               "WHERE id = ? AND state = 'submitting'", (UNCERTAIN_DEAD_SENDER, now, job.id))
                 return Claim("uncertain", self._row(db, job.id))
             if job is not None and job.state == "preparing":
                 db.execute("UPDATE jobs SET state = 'abandoned', updated_at = ? WHERE id = ? AND state = 'preparing'",
