@@ -97,6 +97,7 @@ COMMANDS = [
     # Modules of the pack with ``register(subparsers)``: each adds its sub-command and sets
     # ``run=function(args) -> exit code``. Imported only to build the parser (keep them light).
     ".nodes.engines.luma.cli",
+    ".nodes.editorial.cli",
 ]
 
 
