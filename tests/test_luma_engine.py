@@ -24,7 +24,7 @@ from comfyui_director.nodes.engines.luma import engine as engine_module
 from comfyui_director.nodes.engines.luma.engine import LumaEngine
 from comfyui_director.nodes.engines.luma.limits import SessionSpend, slots_for
 from comfyui_director.nodes.engines.luma.keys import SecretKey
-from comfyui_director.nodes.engines.luma.ledger import JobLedger
+from comfyui_director.nodes.engines.luma.ledger_sqlite import JobLedger
 from comfyui_director.nodes.engines.luma.transport import LumaRejected, LumaUncertain
 from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
 from comfyui_director.nodes.shot.request import KeyframeSpec, build_request
@@ -161,10 +161,28 @@ def test_dropped_job_request_is_never_resent(emu, tmp_path):
     msg = str(e.value)
     assert "may have reached Luma" in msg and "not repeated" in msg
     assert emu.billed_jobs == 1 and posts(emu) == 1
-    assert [j.state for j in eng.ledger.jobs()] == ["uncertain"]
-    # the user was told; queuing again is their decision and submits a new job
-    render(eng, fast_req(), tmp_path / "again")
-    assert posts(emu) == 2
+    (row,) = eng.ledger.jobs()
+    assert row.state == "uncertain" and f"director ledger resend {row.id}" in msg
+    # queuing again sends nothing: the shot stops until the user decides
+    with pytest.raises(LumaUncertain, match=f"ledger row {row.id}"):
+        render(eng, fast_req(), tmp_path / "again")
+    assert posts(emu) == 1
+    # the user allows one resend: exactly one new job
+    eng.ledger.allow_resend(row.id)
+    render(eng, fast_req(), tmp_path / "resent")
+    assert posts(emu) == 2 and emu.billed_jobs == 2
+
+
+def test_dropped_job_request_resolved_with_the_job_id_from_lumas_app_is_delivered(emu, tmp_path):
+    emu.inject(Fault(drop_after_create=True))
+    eng = engine(emu, tmp_path)
+    with pytest.raises(LumaUncertain):
+        render(eng, fast_req(), tmp_path / "out")
+    (row,) = eng.ledger.jobs()
+    eng.ledger.resolve_uncertain(row.id, emu.generations[0]["id"])
+    res = render(eng, fast_req(), tmp_path / "again")
+    assert res.job_id == emu.generations[0]["id"] and res.video.is_file()
+    assert posts(emu) == 1 and emu.billed_jobs == 1
 
 
 def test_job_request_that_times_out_is_never_resent(emu, tmp_path):
@@ -249,7 +267,7 @@ def test_comfyui_killed_mid_job_resumes_the_same_job_after_restart(tmp_path):
         assert any("resuming Luma job" in line for line in hooks.lines)
 
 
-def test_comfyui_killed_while_sending_reports_the_unknown_job_once_and_never_resends(tmp_path):
+def test_comfyui_killed_while_sending_stops_the_shot_as_uncertain_and_never_resends(tmp_path):
     with LumaEmulator(api_keys={KEY: {}}, queued_s=0.05, processing_s=0.1) as emu:
         emu.inject(Fault(delay_s=1.0))
         # killed 0.3 s into a request the server takes 1 s to answer
@@ -259,8 +277,9 @@ def test_comfyui_killed_while_sending_reports_the_unknown_job_once_and_never_res
         with pytest.raises(LumaUncertain, match="may exist and be billed"):
             render(eng, fast_req(), tmp_path / "out")
         assert emu.jobs_created == 1 and posts(emu) == 1
-        render(eng, fast_req(), tmp_path / "again")  # told once; the next queue is a new, deliberate job
-        assert posts(emu) == 2
+        with pytest.raises(LumaUncertain, match="director ledger resolve"):  # stopped until the user decides
+            render(eng, fast_req(), tmp_path / "again")
+        assert posts(emu) == 1
 
 
 def test_the_same_shot_twice_in_one_graph_is_one_job(emu, tmp_path):

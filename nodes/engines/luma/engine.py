@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import sqlite3
 import tempfile
 import threading
 import time
@@ -44,7 +43,8 @@ from ...shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
 from ...shot.request import FPS, ShotRequest
 from . import mapping, media, sources
 from .keys import KeySource, SecretKey, base_url_from_env
-from .ledger import LEDGER_FILE, Job, JobLedger, owner_token
+from .ledger import LEDGER_FILE, Job, Ledger, LedgerError, owner_token
+from .ledger_backends import open_ledger, scheme, shown_location
 from .limits import JobSlots, SessionSpend, Slot, session_spend, slots_for
 from .placement import claim_dir, link_files, place, safe_suffix, unpack_exr
 from .transport import (LumaError, LumaLinkRefused, LumaNotFound, LumaRejected, LumaTransport, LumaUnavailable,
@@ -77,6 +77,18 @@ def failure_message(generation_id: str, code: str | None, reason: str | None) ->
     if retry:
         msg += " Retrying the same request may work: queue the graph again."
     return msg
+
+
+def uncertain_message(job: Job) -> str:
+    """Why the shot stopped, and the one step that resolves it (from the UI or the command line)."""
+    what = (job.message or "the job request may have reached Luma").strip().rstrip(".")
+    if not what.startswith("Luma engine:"):
+        what = f"Luma engine: {what}"
+    return (f"{what}. Director stops this shot (ledger row {job.id}) until you decide; nothing is sent again. "
+            f"Look in Luma's app for a job of this shot, then either give its id - type '{job.id} JOB_ID' in the "
+            f"Luma Engine node's 'resolve uncertain' input, or run: director ledger resolve {job.id} JOB_ID - and "
+            f"it is polled and delivered; or allow one new send (billed again): '{job.id} resend' in that input, "
+            f"or: director ledger resend {job.id}.")
 
 
 def interrupt_message(generation_id: str) -> str:
@@ -121,14 +133,14 @@ class _Keeper:
     every wait (429 back-off, job slot, polling, downloads), even while the event loop is busy, so a
     live render is never taken for dead. On exit, jobs it still follows are let go for the next run."""
 
-    def __init__(self, ledger: JobLedger, owner: str, period_s: float):
+    def __init__(self, ledger: Ledger, owner: str, period_s: float):
         self.ledger, self.owner, self.period_s = ledger, owner, max(0.05, period_s)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="director-luma-heartbeat", daemon=True)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.period_s):
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(LedgerError):
                 self.ledger.heartbeat(self.owner)
 
     def __enter__(self) -> "_Keeper":
@@ -138,7 +150,7 @@ class _Keeper:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(LedgerError):
             self.ledger.release_all(self.owner)
 
 
@@ -179,7 +191,7 @@ class LumaEngine(Engine):
             if self.user_dir is None:
                 raise DirectorError("Luma engine: needs a ledger path or ComfyUI's user folder.", field="ledger")
             ledger_path = self.user_dir / LEDGER_FILE
-        self.ledger_path = Path(ledger_path)
+        self.ledger_path = ledger_path if scheme(ledger_path) else Path(ledger_path)  # a file, or a database URL
         self.model = model
         self.user_id = (user_id or "").strip()
         self.poll_interval_s = float(poll_interval_s)
@@ -192,11 +204,11 @@ class LumaEngine(Engine):
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self._spend = spend
         self._on_request = on_request
-        self._ledger: JobLedger | None = None
+        self._ledger: Ledger | None = None
         self._sources: sources.SourceUploads | None = None
 
     def __repr__(self) -> str:
-        return f"LumaEngine(model={self.model!r}, base_url={self.base_url!r}, ledger={str(self.ledger_path)!r})"
+        return f"LumaEngine(model={self.model!r}, base_url={self.base_url!r}, ledger={shown_location(self.ledger_path)!r})"
 
     # --- contract -----------------------------------------------------------------------------
     def check(self, request: ShotRequest) -> None:
@@ -215,9 +227,9 @@ class LumaEngine(Engine):
         return hashlib.sha256(f"{request.fingerprint()}|{self.fingerprint()}".encode()).hexdigest()
 
     @property
-    def ledger(self) -> JobLedger:
+    def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = JobLedger(self.ledger_path)
+            self._ledger = open_ledger(self.ledger_path, journal_dir=self.user_dir / "director" if self.user_dir else None)
         return self._ledger
 
     def key_source(self) -> str:
@@ -250,8 +262,9 @@ class LumaEngine(Engine):
                 await self._wait_for_other(claim.job, hooks, stale)
                 continue
             if claim.action == "uncertain":
-                raise LumaUncertain(f"Luma engine: {claim.job.message}. It was not repeated; queue the graph "
-                                    "again to submit a new job.")
+                raise LumaUncertain(uncertain_message(claim.job))
+            if claim.action == "refused":
+                raise LumaError(f"{claim.job.message} Director does not send this shot again until the request changes.")
             if claim.action == "reuse":
                 hooks.status(f"reusing Luma job {claim.job.generation_id} (files on disk, no network)")
                 hooks.progress(STEPS, STEPS, "reused")
@@ -292,7 +305,7 @@ class LumaEngine(Engine):
         lets go, then claim again (its files are reused, or its job resumed)."""
         while True:
             current = self.ledger.get(job.id)
-            if not JobLedger.held(current, stale):
+            if not self.ledger.held(current, stale):
                 return
             if current.generation_id:
                 hooks.status(f"Luma job {current.generation_id} of the same shot is followed by another run; "
@@ -381,9 +394,12 @@ class LumaEngine(Engine):
             raise
         except BaseException as e:
             msg = str(e) if isinstance(e, LumaUncertain) else "the job request was cut off after it was sent"
-            if ledger.mark_uncertain(job.id, owner, msg) is None:  # it was waiting, not sending
+            row = ledger.mark_uncertain(job.id, owner, msg)
+            if row is None:  # it was waiting, not sending
                 ledger.mark_abandoned(job.id, owner)
             give_back()
+            if row is not None and isinstance(e, LumaUncertain):
+                raise LumaUncertain(uncertain_message(row)) from None
             raise
         slot.job_created()
         run.created = time.monotonic()
@@ -411,7 +427,7 @@ class LumaEngine(Engine):
                     raise LumaError(f"Luma engine: Luma created job {gid} (billed), but its ledger row {job.id} "
                                     "already holds another job. Report this with both job ids.")
                 return row
-            except sqlite3.Error as e:
+            except LedgerError as e:
                 error = e
         what = f"{type(error).__name__}: {error}"
         try:
@@ -419,11 +435,11 @@ class LumaEngine(Engine):
         except OSError as e:
             raise LumaError(
                 f"Luma engine: Luma created job {gid} (billed), but neither Director's job ledger "
-                f"({ledger.path.name}) nor its journal could record it ({what}; {e}). Write the job id "
+                f"({ledger.name}) nor its journal could record it ({what}; {e}). Write the job id "
                 f"{gid} down: queuing the same graph again before the ledger works again would pay for a "
                 "new job.") from None
         raise LumaError(
-            f"Luma engine: Luma created job {gid} (billed), but Director's job ledger ({ledger.path.name}) could "
+            f"Luma engine: Luma created job {gid} (billed), but Director's job ledger ({ledger.name}) could "
             f"not record it ({what}). The job id was written to {ledger.journal_path.name} beside the ledger. "
             "Fix the cause (free disk space, or close whatever holds the ledger open), then queue the same "
             f"graph again: it picks up job {gid} and pays nothing again.") from None
@@ -447,7 +463,9 @@ class LumaEngine(Engine):
     def source_uploads(self) -> sources.SourceUploads:
         """The table of source videos already uploaded (beside the ledger)."""
         if self._sources is None:
-            self._sources = sources.SourceUploads(self.ledger_path.with_name(sources.SOURCES_FILE.name))
+            beside = (self.ledger_path if isinstance(self.ledger_path, Path) else
+                      (self.user_dir or Path(tempfile.gettempdir())) / LEDGER_FILE)
+            self._sources = sources.SourceUploads(beside.with_name(sources.SOURCES_FILE.name))
         return self._sources
 
     async def _upload_source(self, run: _Run, job: Job, key: SecretKey, footage) -> dict[str, str]:

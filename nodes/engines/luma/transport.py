@@ -253,8 +253,7 @@ class LumaTransport:
     @staticmethod
     def _uncertain(what: str) -> str:
         return (f"Luma engine: {what} after it was sent, so the request may have reached Luma and created a "
-                "billed job. It was not repeated (Luma has no way to send a job twice safely). Check your "
-                "Luma usage; queuing the graph again submits a new job.")
+                "billed job. It was not repeated (Luma has no way to send a job twice safely).")
 
     @staticmethod
     def _rejection(code: int, detail: str, body: dict[str, Any]) -> str:
