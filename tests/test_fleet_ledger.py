@@ -281,3 +281,22 @@ def test_mask_url_hides_every_password_form():
     assert pg.mask_url("postgresql://u:p%40ss@h/db") == "postgresql://u:***@h/db"
     assert pg.mask_url("postgresql://h/db?password=abc&sslmode=require") == "postgresql://h/db?password=***&sslmode=require"
     assert "abc" not in pg._redact("failed for abc at postgresql://u:abc@h/db", "postgresql://u:abc@h/db")
+
+
+def test_engine_node_uses_the_setting_file_and_never_shows_the_url(comfy_dirs, monkeypatch, pg_url):
+    from comfyui_director.nodes.engines.luma.nodes import DirectorLumaEngine
+
+    monkeypatch.setenv("LUMA_AGENTS_API_KEY", KEY)
+    monkeypatch.delenv(pg.URL_ENV, raising=False)
+    (comfy_dirs / "user" / "director").mkdir(parents=True)
+    (comfy_dirs / "user" / "director" / "ledger_url").write_text(pg_url + "\n")
+    out = DirectorLumaEngine.execute()
+    (eng,) = out.args
+    assert eng.ledger_path == pg_url and isinstance(eng.ledger, pg.PostgresLedger)
+    shown = json.dumps(out.ui)
+    assert "DIRECTOR_LEDGER_URL" in shown and PG_PASSWORD not in shown and "127.0.0.1" not in shown
+    assert PG_PASSWORD not in repr(eng)
+    monkeypatch.setenv(pg.URL_ENV, "postgresql://u:hunter2@h:5432")  # malformed: refused at the engine node
+    with pytest.raises(DirectorError) as e:
+        DirectorLumaEngine.execute()
+    assert pg.URL_ENV in str(e.value) and "hunter2" not in str(e.value)
