@@ -196,3 +196,46 @@ def test_worker_killed_mid_render_redelivered_to_another_comfyui_bills_one_job(p
     password = urlsplit(pg_server).password.encode()
     for p in user_files + [tmp_path / d / "comfyui.log" for d in ("server_a", "server_b")]:
         assert password not in p.read_bytes(), p  # the ledger URL's password is in no file ComfyUI wrote
+
+
+@pytest.mark.comfyui
+def test_two_comfyui_servers_queue_the_same_shot_at_once_while_luma_answers_429_and_bill_one_job(pg_server, tmp_path):
+    import threading
+
+    from comfyui_director.nodes.engines.luma.emulator import Fault, LumaEmulator
+    from comfyui_server import ComfyServer
+
+    ledger = create_database(pg_server)
+    graph = luma_graph("two servers, one shot: a kite over dunes")
+    with LumaEmulator(api_keys={LUMA_KEY: {}}, queued_s=0.3, processing_s=2.0) as emu:
+        emu.inject(Fault(status=429, retry_after=1, times=4))  # "at the job limit" for about 4 s
+        env = {"LUMA_AGENTS_API_KEY": LUMA_KEY, "LUMA_BASE_URL": emu.base_url, "DIRECTOR_LEDGER_URL": ledger}
+        with ComfyServer(os.environ["COMFYUI_DIR"], tmp_path / "server_a", env=env) as a, \
+                ComfyServer(os.environ["COMFYUI_DIR"], tmp_path / "server_b", env=env) as b:
+            entries: dict = {}
+            go = threading.Barrier(2)
+
+            def queue(server, name):
+                go.wait()
+                entries[name] = server.run_prompt(graph, timeout=300)
+
+            ts = [threading.Thread(target=queue, args=(s, n)) for s, n in ((a, "a"), (b, "b"))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(320)
+            assert emu.jobs_created == 1 and emu.billed_jobs == 1
+            gid = emu.generations[0]["id"]
+            for name, entry in entries.items():  # both prompts end: the shot, or a message naming the job
+                text = json.dumps(entry)
+                assert entry["status"]["status_str"] == "success" or gid in text, (name, text[:3000])
+            assert sum(e["status"]["status_str"] == "success" for e in entries.values()) >= 1
+            posts = sum(1 for r in emu.requests if r.method == "POST" and r.path == "/generations")
+            # queued again later on either server: nothing billed, no new create
+            later = luma_graph("two servers, one shot: a kite over dunes")
+            later["2"]["inputs"]["filename_prefix"] = "director/farm/later"  # not cached by ComfyUI: it runs
+            for server in (a, b):
+                again = server.run_prompt(later, timeout=300)
+                assert again["status"]["status_str"] == "success" and gid in json.dumps(again), json.dumps(again)[:3000]
+            assert emu.jobs_created == 1 and emu.billed_jobs == 1
+            assert sum(1 for r in emu.requests if r.method == "POST" and r.path == "/generations") == posts
