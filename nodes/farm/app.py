@@ -47,7 +47,7 @@ def make_app(broker: str | None = None, *, visibility_timeout_s: float | None = 
         result_expires=7 * 24 * 3600,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        task_track_started=True,
+        task_track_started=False,
     )
 
     @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True)

@@ -20,6 +20,10 @@ transitions, the journal), made safe across machines:
   gone as a job is created, its id is fsynced there and folded in by the next claim once the
   database is back, with a log message naming the job.
 
+Money transitions (a row that says a job may exist, or which job: TRANSITIONS' durable flag) and claims
+commit only once on the server's disk; the rest (heartbeats, progress, outputs), which can be redone
+from Luma, commit without waiting for the disk (``synchronous_commit = off`` for that transaction).
+
 The schema is versioned (table ``director_schema``) and created on first use.
 """
 
@@ -382,11 +386,13 @@ class PostgresLedger(Ledger):
     # --- keeping a lease alive ----------------------------------------------------------------
     def heartbeat(self, owner: str) -> int:
         with self._tx() as db:
+            db.execute("SET LOCAL synchronous_commit TO OFF")  # a lost beat is the next beat's
             return db.execute("UPDATE director_luma_jobs SET heartbeat = now() WHERE owner = %s AND state = ANY(%s)",
                               (owner, list(HELD))).rowcount
 
     def release_all(self, owner: str) -> int:
         with self._tx() as db:
+            db.execute("SET LOCAL synchronous_commit TO OFF")
             n = db.execute("UPDATE director_luma_jobs SET owner = NULL, updated_at = now() WHERE owner = %s AND "
                            "state IN ('queued', 'processing', 'completed')", (owner,)).rowcount
         with self._lock:
@@ -401,7 +407,7 @@ class PostgresLedger(Ledger):
         (unless given) and ``updated_at`` on the server's clock. A row given a new owner gets a new fence."""
         from psycopg.types.json import Jsonb
 
-        frm, needs_lease, _durable = TRANSITIONS[rule]  # every commit is durable here (synchronous_commit)
+        frm, needs_lease, durable = TRANSITIONS[rule]
         sets, args = ["state = %s", "updated_at = now()"], [to]
         if "heartbeat" in cols:
             if cols.pop("heartbeat") is None:
@@ -427,6 +433,8 @@ class PostgresLedger(Ledger):
         if only_without_job:
             where += " AND generation_id IS NULL"
         with self._tx() as db:
+            if not durable:  # redoable from Luma: commit without waiting for the disk, like SQLite's NORMAL
+                db.execute("SET LOCAL synchronous_commit TO OFF")
             row = db.execute(f"UPDATE director_luma_jobs SET {', '.join(sets)} WHERE {where} RETURNING {_COLS}",
                              args + wargs).fetchone()
         return self._job(row) if row is not None else None
