@@ -206,8 +206,8 @@ class PostgresLedger(Ledger):
         tag = hashlib.sha256(self.name.encode()).hexdigest()[:10]
         self.journal_path = Path(journal_dir or default_journal_dir()) / f"luma_jobs.pg-{tag}.journal"
         self._local = threading.local()
-        self._fences: dict[tuple[int, str], int] = {}
-        self._ages: dict[tuple[int, str | None, float | None], tuple[float, float]] = {}
+        self._fences: dict[int, tuple[str, int]] = {}  # row -> (owner, fence) as last read or written here
+        self._ages: dict[int, tuple[str | None, float | None, float, float]] = {}  # row -> (owner, beat, age, when)
         self._lock = threading.Lock()
         import psycopg
 
@@ -293,9 +293,9 @@ class PostgresLedger(Ledger):
         now = time.monotonic()
         with self._lock:
             if row.get("owner"):
-                self._fences[(row["id"], row["owner"])] = fence
+                self._fences[row["id"]] = (row["owner"], fence)
             if age is not None:
-                self._ages[(row["id"], row["owner"], row["heartbeat"])] = (age, now)
+                self._ages[row["id"]] = (row["owner"], row["heartbeat"], age, now)
         row["outputs"] = row["outputs"] or []
         row["files"] = row["files"] or {}
         return Job(**row)
@@ -326,7 +326,8 @@ class PostgresLedger(Ledger):
         if not owner_alive(job.owner):
             return False
         with self._lock:
-            seen = self._ages.get((job.id, job.owner, job.heartbeat))
+            seen = self._ages.get(job.id)
+        seen = seen[2:] if seen is not None and seen[:2] == (job.owner, job.heartbeat) else None
         if seen is None:  # a row this ledger did not read: ask the server
             with self._tx() as db:
                 row = db.execute("SELECT extract(epoch from now() - heartbeat)::float8 AS age FROM director_luma_jobs "
@@ -396,7 +397,7 @@ class PostgresLedger(Ledger):
             n = db.execute("UPDATE director_luma_jobs SET owner = NULL, updated_at = now() WHERE owner = %s AND "
                            "state IN ('queued', 'processing', 'completed')", (owner,)).rowcount
         with self._lock:
-            for k in [k for k in self._fences if k[1] == owner]:
+            for k in [k for k, (o, _) in self._fences.items() if o == owner]:
                 del self._fences[k]
         return n
 
@@ -426,8 +427,8 @@ class PostgresLedger(Ledger):
             where += " AND owner IS NOT DISTINCT FROM %s"
             wargs.append(by)
             with self._lock:
-                fence = self._fences.get((job_id, by)) if by is not None else None
-            if fence is not None:
+                held_by, fence = self._fences.get(job_id, (None, None))
+            if by is not None and held_by == by:
                 where += " AND fence = %s"
                 wargs.append(fence)
         if only_without_job:
