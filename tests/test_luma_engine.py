@@ -238,15 +238,14 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run_and_kill(emu, tmp_path, until, grace_s: float = 0.0) -> None:
-    """Start a render in another process and SIGKILL it ``grace_s`` after ``until(ledger_jobs)`` holds."""
+def _run_and_kill(emu, tmp_path, until) -> None:
+    """Start a render in another process and SIGKILL it as soon as ``until(ledger_jobs)`` holds."""
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, emu.base_url, str(tmp_path / "ledger.sqlite3"),
                              str(tmp_path / "killed"), KEY])
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if (tmp_path / "ledger.sqlite3").exists() and until(JobLedger(tmp_path / "ledger.sqlite3").jobs()):
-                time.sleep(grace_s)
                 break
             assert proc.poll() is None, "the render ended before it could be killed"
             time.sleep(0.02)
@@ -269,10 +268,11 @@ def test_comfyui_killed_mid_job_resumes_the_same_job_after_restart(tmp_path):
 
 def test_comfyui_killed_while_sending_stops_the_shot_as_uncertain_and_never_resends(tmp_path):
     with LumaEmulator(api_keys={KEY: {}}, queued_s=0.05, processing_s=0.1) as emu:
-        emu.inject(Fault(delay_s=1.0))
-        # killed 0.3 s into a request the server takes 1 s to answer
-        _run_and_kill(emu, tmp_path, lambda jobs: jobs and jobs[-1].state == "submitting", grace_s=0.3)
-        time.sleep(1.0)  # the server finishes the request the dead process had sent
+        emu.inject(Fault(hold=True))  # the server holds the request once it has read it
+        # killed while the server holds a request it has fully received
+        _run_and_kill(emu, tmp_path, lambda jobs: emu.wait_held(0.02))
+        emu.release()
+        assert emu.wait_for(lambda: emu.jobs_created == 1)  # the server finishes what the dead process sent
         eng = engine(emu, tmp_path)
         with pytest.raises(LumaUncertain, match="may exist and be billed"):
             render(eng, fast_req(), tmp_path / "out")
