@@ -239,3 +239,30 @@ def test_two_comfyui_servers_queue_the_same_shot_at_once_while_luma_answers_429_
                 assert again["status"]["status_str"] == "success" and gid in json.dumps(again), json.dumps(again)[:3000]
             assert emu.jobs_created == 1 and emu.billed_jobs == 1
             assert sum(1 for r in emu.requests if r.method == "POST" and r.path == "/generations") == posts
+
+
+def test_farm_commands_refuse_bad_input_with_one_clear_line(tmp_path):
+    ui = tmp_path / "ui.json"
+    ui.write_text(json.dumps({"nodes": [], "links": []}))
+    run = subprocess.run([sys.executable, "-m", "comfyui_director", "farm", "submit", str(ui)], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 2 and "Export (API)" in run.stderr and "Traceback" not in run.stderr
+    run = subprocess.run([sys.executable, "-m", "comfyui_director", "farm", "worker", "--comfy",
+                          f"http://127.0.0.1:{_closed_port()}"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "cannot be reached" in run.stderr and "Traceback" not in run.stderr
+
+
+def _closed_port() -> int:
+    from services import free_port
+
+    return free_port()
+
+
+def test_the_pack_and_its_command_line_load_no_farm_or_database_client():
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import comfy_stub; comfy_stub.install()\n"
+            "import comfyui_director.nodes.extension, comfyui_director.__main__ as m\n"
+            "try:\n    m.main(['farm', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(k for k in sys.modules if k.split('.')[0] in ('celery', 'kombu', 'psycopg', 'redis')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

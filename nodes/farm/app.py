@@ -29,8 +29,13 @@ def broker_url(explicit: str | None = None) -> str:
 
 def make_app(broker: str | None = None, *, visibility_timeout_s: float | None = None):
     """The Celery app on ``broker`` (Redis); results go to the same Redis."""
-    from celery import Celery
+    try:
+        from celery import Celery
+    except ImportError:
+        from .comfy import FarmError
 
+        raise FarmError('the farm needs Celery with Redis: pip install "comfyui-director[farm]" '
+                        '(celery[redis], psycopg[binary]).', field="farm") from None
     url = broker_url(broker)
     vt = float(visibility_timeout_s or os.environ.get("DIRECTOR_FARM_VISIBILITY_S") or VISIBILITY_TIMEOUT_S)
     app = Celery("director-farm", broker=url, backend=url)

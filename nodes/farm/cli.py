@@ -52,12 +52,18 @@ def read_shots(path: str | None) -> list[dict]:
 
 def _worker(args) -> int:
     from .app import COMFY_ENV, QUEUE, make_app
-    from .comfy import _http
+    from .comfy import DirectorError, _http
 
     comfy = args.comfy.rstrip("/")
-    _http("GET", f"{comfy}/system_stats", timeout=10)  # a clear error now, not at the first shot
+    try:
+        if not comfy.startswith(("http://", "https://")):
+            raise DirectorError(f"--comfy '{comfy}': give the ComfyUI server's URL, e.g. http://127.0.0.1:8188.")
+        _http("GET", f"{comfy}/system_stats", timeout=10)  # a clear error now, not at the first shot
+        app = make_app(args.broker)
+    except DirectorError as e:
+        print(f"director farm worker: {e}", file=sys.stderr)
+        return 2
     os.environ[COMFY_ENV] = comfy
-    app = make_app(args.broker)
     port = comfy.rsplit(":", 1)[-1].strip("/")
     name = args.name or f"farm-{socket.gethostname()}-{port}"
     app.worker_main(["worker", "--pool=solo", "--concurrency=1", "-Q", QUEUE, "-n", f"{name}@%h",
@@ -75,7 +81,11 @@ def _submit(args) -> int:
     except (DirectorError, OSError) as e:
         print(f"director farm submit: {e}", file=sys.stderr)
         return 2
-    app = make_app(args.broker)
+    try:
+        app = make_app(args.broker)
+    except DirectorError as e:
+        print(f"director farm submit: {e}", file=sys.stderr)
+        return 2
     results = []
     for i, inputs in enumerate(shots):
         res = app.send_task(TASK, args=[wf, inputs], kwargs={"shot": f"shot {i + 1}", "timeout_s": args.timeout})
