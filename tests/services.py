@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -59,8 +58,10 @@ def pg_bindir() -> Path | None:
 
 def _as_server_user() -> dict:
     """subprocess keyword arguments that run a server as a normal account (root cannot run postgres)."""
-    if os.geteuid() != 0:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return {}
+    import pwd
+
     return {"user": "postgres", "group": pwd.getpwnam("postgres").pw_gid}
 
 
@@ -80,12 +81,12 @@ class PostgresServer:
                               check=check, cwd=self.root, **_as_server_user())
 
     def start(self) -> "PostgresServer":
-        if os.geteuid() == 0:
+        if _as_server_user():
             shutil.chown(self.root, "postgres")
         if not self.data.exists():
             pw = self.root / "pw"
             pw.write_text(PG_PASSWORD)
-            if os.geteuid() == 0:
+            if _as_server_user():
                 shutil.chown(pw, "postgres")
             self._run("initdb", "-D", str(self.data), "-U", PG_USER, "--pwfile", str(pw), "--auth", "scram-sha-256",
                       "-E", "UTF8", "--locale", "C")
