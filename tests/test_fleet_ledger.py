@@ -109,9 +109,10 @@ def test_processes_racing_on_one_shot_against_postgres_bill_one_job(pg_url, tmp_
 
 
 # --- kill -9 between ledger writes ----------------------------------------------------------------
-@pytest.mark.parametrize("after", ["claim", "mark_submitting", "mark_created", "mark_completed", "mark_downloaded"])
+@pytest.mark.parametrize("after", ["claim", "mark_submitting", "mark_created", "mark_state", "mark_completed",
+                                   "mark_downloaded"])
 def test_kill_9_after_each_ledger_write_then_a_restart_bills_one_job_and_keeps_its_id(pg_url, tmp_path, after):
-    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.05, processing_s=0.2) as emu:
+    with LumaEmulator(api_keys={KEY: {}}, queued_s=0.3, processing_s=0.3) as emu:
         first = _start(emu, pg_url, tmp_path / "first", kill=after)
         first.communicate(timeout=120)
         assert first.returncode == -signal.SIGKILL, f"the render was not killed after {after}"
