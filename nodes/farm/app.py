@@ -1,9 +1,10 @@
 """The farm's Celery app: one task, ``director.render_shot`` (an API-format workflow plus its inputs),
 run by workers that are each bound to one ComfyUI server.
 
-Delivery is at least once: ``acks_late`` acknowledges a shot only when it has ended, and a worker that
-dies mid-shot (``reject_on_worker_lost``, or the broker's visibility timeout when the whole machine is
-gone) hands it to another worker, which queues it on its own ComfyUI. Paying once is not the queue's
+Delivery is at least once: ``acks_late`` acknowledges a shot only when it has ended, so a shot whose
+worker dies mid-shot stays in Redis and, after the broker's visibility timeout, goes to another worker,
+which queues it on its own ComfyUI (``reject_on_worker_lost`` requeues at once where a prefork pool's
+child dies; ``director farm worker`` runs the shot in the worker process itself). Paying once is not the queue's
 job: the shared job ledger (DIRECTOR_LEDGER_URL) makes the second server follow or reuse the first
 server's Luma job instead of creating another.
 """
@@ -18,9 +19,10 @@ COMFY_ENV = "DIRECTOR_FARM_COMFY"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 QUEUE = "director-shots"
 TASK = "director.render_shot"
-# A shot not acknowledged this long after a worker took it goes to another worker (the worker's machine
-# died without a word). Longer than any shot should take; a shot delivered twice still bills once.
-VISIBILITY_TIMEOUT_S = 6 * 3600
+# A shot not acknowledged this long after a worker took it goes to another worker (its worker died).
+# A shot still running when it passes is delivered twice: the second server waits for the first one's
+# Luma job in the shared ledger and bills nothing; it only costs that server's time.
+VISIBILITY_TIMEOUT_S = 3600
 
 
 def broker_url(explicit: str | None = None) -> str:
