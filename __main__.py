@@ -98,6 +98,7 @@ COMMANDS = [
     # ``run=function(args) -> exit code``. Imported only to build the parser (keep them light).
     ".nodes.engines.luma.cli",
     ".nodes.editorial.cli",
+    ".nodes.farm.cli",
 ]
 
 

@@ -16,6 +16,15 @@ def sqlite_store(tmp_path: Path) -> Iterator[str]:
     yield str(tmp_path / "d" / "jobs.sqlite3")
 
 
+@contextlib.contextmanager
+def postgres_store(tmp_path: Path) -> Iterator[str]:
+    """A fresh database on the test PostgreSQL (tests/services.py: CI's server or one started here)."""
+    from services import create_database, shared_pg_server
+
+    yield create_database(shared_pg_server())
+
+
 BACKENDS: dict[str, Callable[[Path], ContextManager[str]]] = {
     "sqlite": sqlite_store,
+    "postgres": postgres_store,
 }

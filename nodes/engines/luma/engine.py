@@ -101,7 +101,9 @@ class LumaEngine(Sending, Following, Downloading, Engine):
         if ledger_path is None:
             if self.user_dir is None:
                 raise DirectorError("Luma engine: needs a ledger path or ComfyUI's user folder.", field="ledger")
-            ledger_path = self.user_dir / LEDGER_FILE
+            from .ledger_postgres import configured_location  # DIRECTOR_LEDGER_URL: a shared ledger
+
+            ledger_path = configured_location(self.user_dir) or self.user_dir / LEDGER_FILE
         self.ledger_path = ledger_path if scheme(ledger_path) else Path(ledger_path)  # a file, or a database URL
         self.model = model
         self.user_id = (user_id or "").strip()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from comfy_api.latest import io
 
 from ...common import glue
@@ -64,7 +66,9 @@ class DirectorLumaEngine(io.ComfyNode):
                             max_credits_per_session=max_credits_per_session, user_id=user_id or "",
                             resolve=resolve_uncertain or "")
         source = engine.key_source()  # a missing key is reported here, at the engine node
-        line = f"Luma {model}: key from {source}; jobs remembered in {glue.shown_path(engine.ledger_path)}"
+        where = (glue.shown_path(engine.ledger_path) if isinstance(engine.ledger_path, Path)
+                 else "the shared ledger database (DIRECTOR_LEDGER_URL)")  # never the URL: history keeps this line
+        line = f"Luma {model}: key from {source}; jobs remembered in {where}"
         glue.status_text(cls.hidden.unique_id, line)
         return io.NodeOutput(engine, ui={"text": [line]})
 
