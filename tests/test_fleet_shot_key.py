@@ -41,11 +41,6 @@ KEYS = textwrap.dedent("""
 """)
 
 
-# Known today (issue #23 / #28, the shot key's content is the Luma ledger's to fix): the request
-# fingerprint hashes nested option dicts by repr (their insertion order) and a source clip by its path.
-KEY_GAP = pytest.mark.xfail(strict=True, reason="shot key still depends on nested dict order / the source clip's path")
-
-
 def _machine(tmp_path: Path, name: str, host: str, order: str, seed: str) -> dict:
     home = tmp_path / name
     (home / "user").mkdir(parents=True)
@@ -71,13 +66,11 @@ def test_two_machines_compute_the_same_key_for_the_same_shot(two_machines, shot)
     assert a[shot] == b[shot] and len(a[shot]) == 64
 
 
-@KEY_GAP
 def test_the_key_ignores_the_order_options_were_written_in(two_machines):
     a, b = two_machines
     assert a["options"] == b["options"]
 
 
-@KEY_GAP
 def test_the_key_ignores_where_each_machine_keeps_the_same_source_clip(two_machines):
     a, b = two_machines
     assert a["source"] == b["source"]
