@@ -5,8 +5,9 @@
     director ledger ... resend ROW             # allow one new send (billed again)
 
 ``--user-dir`` is ComfyUI's user folder (``ComfyUI/user``; the ledger is
-``director/luma_jobs.sqlite3`` in it); without either option the ledger of ``./user`` is used (run
-from the ComfyUI folder). ``resolve``/``resend`` are the same step as the Luma Engine node's
+``director/luma_jobs.sqlite3`` in it, or the database ``DIRECTOR_LEDGER_URL`` names, from the
+environment or ``director/ledger_url`` there); without either option ``./user`` is used (run from
+the ComfyUI folder). ``resolve``/``resend`` are the same step as the Luma Engine node's
 ``resolve_uncertain`` input (resolve.py).
 """
 
@@ -38,9 +39,14 @@ def register(subparsers) -> None:
 def _location(args) -> str | Path:
     from .ledger import LEDGER_FILE
 
+    from .ledger_postgres import configured_location
+
     if args.ledger:
         return args.ledger
     user = Path(args.user_dir) if args.user_dir else Path("user")
+    url = configured_location(user)  # DIRECTOR_LEDGER_URL: the fleet's shared ledger
+    if url:
+        return url
     path = user / LEDGER_FILE
     if not path.is_file():
         raise SystemExit(f"director ledger: no ledger at {path}; pass --user-dir (ComfyUI's user folder) or --ledger.")
