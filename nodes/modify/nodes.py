@@ -38,7 +38,7 @@ class DirectorTracking(io.ComfyNode):
             category=f"{glue.CATEGORY}/Modify",
             description="Decide what survives a Modify Video restyle: the characters as exact poses or only their "
                         "blocking, the facial performance, the structure and the motion. Auto lets the model choose "
-                        "and excludes the manual controls (set them to 'Model default' / -1).",
+                        "every control: the manual controls are then not sent (info names them as ignored).",
             inputs=[
                 io.Combo.Input("characters", options=list(trk.CHARACTERS), default="Poses (precise)",
                                tooltip="Poses: exact skeletons (up to 8 people). Blocking: rough placement only. "
@@ -55,7 +55,8 @@ class DirectorTracking(io.ComfyNode):
                                tooltip="Preset: adhere_1..3 stay close to the source, flex_1..3 in between, "
                                        "reimagine_1..3 change the most."),
                 io.Boolean.Input("auto", default=False,
-                                 tooltip="Let the model choose every control (excludes the manual controls above)."),
+                                 tooltip="Let the model choose every control; the controls above are then ignored "
+                                         "(named in info)."),
                 Motion.Input("motion", optional=True,
                              tooltip="Optional Motion Source: info then names frames with more than 8 people or "
                                      "faces (the 8 most prominent are kept)."),
