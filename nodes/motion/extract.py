@@ -170,10 +170,13 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
         # below a false detection) and its tight boxes keep each pose on its own head
         face_tracker = FaceTracker(width, height, max_faces=options.max_people, landmarks=True,
                                    detect_every=detect_every)
+    body_finder = None
     if options.poses:
+        from .people import BodyFinder
         from .poses import PoseTracker
 
-        pose_tracker = PoseTracker(width, height)
+        pose_tracker = PoseTracker(width, height, reserve_id=face_tracker.reserve_id)
+        body_finder = BodyFinder(width, height)  # people the face detector misses (turned away, small)
     from .poses import body_box, keypoint_box
 
     if options.camera:
@@ -195,6 +198,7 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
 
     face_frames: dict[int, list[dict]] = {}
     pose_frames: dict[int, list[dict]] = {}
+    pose_found: dict[int, str] = {}
     camera_frames: list[dict] = []
     crowded: list[int] = []
     frame = 0
@@ -212,7 +216,7 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
                     if seen > options.max_people:
                         crowded.append(frame)
                 if pose_tracker is not None:
-                    poses = pose_tracker.process(rgb, frame, [(f.id, f.box) for f in faces])
+                    poses = pose_tracker.process(rgb, frame, [(f.id, f.box) for f in faces], body_finder.find(rgb))
                 face_entries = []
                 if options.faces:
                     for f in faces:
@@ -223,7 +227,10 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
                 pose_entries = []
                 for p in poses:
                     e = {"frame": frame, "keypoints": [[_r(x), _r(y), round(float(c), 4)] for x, y, c in p.keypoints]}
+                    if p.box is not None:
+                        e["box"] = [_r(v) for v in p.box]
                     pose_frames.setdefault(p.id, []).append(e)
+                    pose_found.setdefault(p.id, p.found)
                     pose_entries.append((p.id, e))
                 if camera is not None:
                     boxes = [_grow(f.box, 0.3) for f in faces] + [body_box(f.box, width, height) for f in faces]
@@ -231,6 +238,8 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
                         kb = keypoint_box(p.keypoints, 0.3)
                         if kb is not None:
                             boxes.append(_grow(kb, 0.15))
+                        elif p.box is not None:
+                            boxes.append(_grow(p.box, 0.1))
                     h = camera.process(rgb, boxes)
                     camera_frames.append({"frame": frame, "homography": [[float(v) for v in row] for row in h]})
                 if "overlay" in outs:
@@ -257,6 +266,8 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
             face_tracker.close()
         if pose_tracker is not None:
             pose_tracker.close()
+        if body_finder is not None:
+            body_finder.close()
 
     warnings: list[str] = []
     if crowded:
@@ -264,8 +275,13 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
                         f"{frame_ranges(crowded)}: the {options.max_people} most prominent (largest, surest) are "
                         f"tracked, the rest are left out.")
     if options.poses and not pose_frames:
-        warnings.append("poses: no person was found in any frame (people are found by their faces; a person "
-                        "turned away the whole clip is not found).")
+        warnings.append("poses: no person was found in any frame (people are found by their faces and by a "
+                        "person mask of their bodies).")
+    keyless = [pid for pid, fr in pose_frames.items() if not any(c > 0 for e in fr for _x, _y, c in e["keypoints"])]
+    if keyless:
+        warnings.append(f"poses: person{'s' if len(keyless) > 1 else ''} {', '.join(map(str, sorted(keyless)))} "
+                        "found by the body only, never facing the camera: a box on every frame but no keypoints "
+                        "(mediapipe's pose model starts from a face; the DWPose models find keypoints from behind).")
     if options.faces and not face_frames:
         warnings.append("faces: no face was found in any frame.")
     if camera is not None and camera.weak_frames:
@@ -276,7 +292,8 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
         "version": TRACKS_VERSION, "width": width, "height": height, "fps": fps_text(info.fps),
         "frame_count": frame,
         "faces": [{"id": tid, "frames": fr} for tid, fr in sorted(face_frames.items())],
-        "poses": [{"id": tid, "keypoint_names": list(COCO17), "frames": fr} for tid, fr in sorted(pose_frames.items())],
+        "poses": [{"id": tid, "keypoint_names": list(COCO17), "found": pose_found[tid],
+                   "keypoint_model": "mediapipe pose", "frames": fr} for tid, fr in sorted(pose_frames.items())],
         "camera": camera_frames,
     }
     if options.faces:

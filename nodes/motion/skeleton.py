@@ -137,6 +137,12 @@ def render_overlay(frame: np.ndarray, faces: Sequence[tuple[int, Mapping[str, An
     for tid, entry in poses:
         k = np.asarray(entry["keypoints"])
         seen = k[k[:, 2] >= MIN_CONFIDENCE]
+        if not len(seen) and entry.get("box"):  # found by the body only: its box
+            x0, y0, x1, y1 = (int(round(v)) for v in entry["box"])
+            colour = ID_COLOURS[tid % len(ID_COLOURS)]
+            cv2.rectangle(out, (x0, y0), (x1, y1), colour, 1)
+            cv2.putText(out, f"person {tid}", (x0, min(h - 4, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
+                        cv2.LINE_AA)
         if len(seen):
             x, y = int(seen[:, 0].min()), int(seen[:, 1].max())
             cv2.putText(out, f"pose {tid}", (x, min(h - 4, y + 16)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
