@@ -38,6 +38,7 @@ class Pose:
     keypoints: np.ndarray
     found: str = "face"
     box: tuple | None = None
+    extra: dict | None = None  # whole-body groups (DWPose): feet, face_points, hands
 
 
 @dataclass
