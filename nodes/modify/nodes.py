@@ -21,7 +21,7 @@ from ..keyframes.nodes import batch_to_images
 from ..shot.request import KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, RESOLUTIONS, check_hdr
 from ..shot import tracking as trk
 from .camera import BORDERS
-from ..shot.modify import DEFAULT_RESOLUTION, build_modify_request
+from ..shot.modify import CHARACTER_MODES, DEFAULT_RESOLUTION, build_modify_request
 
 Tracking = io.Custom("DIRECTOR_TRACKING")
 Motion = io.Custom("DIRECTOR_MOTION")
@@ -130,6 +130,13 @@ class DirectorModifyVideo(io.ComfyNode):
                                         "folder each run; nothing is written over)."),
                 io.Int.Input("preview_frames", default=0, min=0, max=gen.PREVIEW_MAX,
                              tooltip="0: no preview_frames output; otherwise this many frames of the result."),
+                io.Image.Input("character", optional=True,
+                               tooltip="Character swap: the character the performer becomes (first image). Local "
+                                       "engine: Wan 2.2 Animate keeps the Motion Source's performance (poses, face). "
+                                       "Needs a Motion Source with poses on."),
+                io.Combo.Input("character_mode", options=list(CHARACTER_MODES), default="replace",
+                               tooltip="replace: the character takes the performer's place in the shot (background "
+                                       "kept); animate: the character image itself is moved by the performance."),
             ],
             outputs=[
                 io.Video.Output("video", display_name="video",
@@ -165,16 +172,18 @@ class DirectorModifyVideo(io.ComfyNode):
     async def execute(cls, video, prompt: str, resolution: str = DEFAULT_RESOLUTION, hdr: bool = False,
                       exr: bool = False, max_keyframes: int = KEYFRAMES_DEFAULT_MAX,
                       filename_prefix: str = "director/modify/modify", preview_frames: int = 0, engine=None,
-                      tracking=None, motion=None, keyframes=None, first_frame=None) -> io.NodeOutput:
+                      tracking=None, motion=None, keyframes=None, first_frame=None, character=None,
+                      character_mode: str = "replace") -> io.NodeOutput:
         from .result import finish
 
         node_id = cls.hidden.unique_id
         engine = gen.engine_or(engine, DraftEngine())
         footage = footage_from_video(video, spill_dir=glue.spill_dir())
         first = None if first_frame is None else batch_to_images(first_frame, label="first_frame")[0]
+        who = None if character is None else batch_to_images(character, label="character")[0]
         request = build_modify_request(prompt, footage, resolution=resolution, hdr=hdr, exr=exr, tracking=tracking,
                                        motion=motion, keyframes=tuple(keyframes or ()), first_frame=first,
-                                       max_keyframes=max_keyframes)
+                                       max_keyframes=max_keyframes, character=who, character_mode=character_mode)
         engine.check(request)
         n_preview = gen.check_preview_frames(preview_frames)
         target = gen.output_target(glue.output_dir(), filename_prefix)
