@@ -29,6 +29,7 @@ LTXV_VAE = "director_tiny_ltxv_vae.safetensors"
 LTXV_CKPT = "director_tiny_ltxv_checkpoint.safetensors"
 WAN = "director_tiny_wan_vace.safetensors"
 WAN_VAE = "director_tiny_wan_vae.safetensors"
+WAN_ANIMATE = "director_tiny_wan_animate.safetensors"
 LTX_TEXT_WIDTH = 32
 WAN_TEXT_WIDTH = 1024
 
@@ -53,6 +54,45 @@ def write_tiny_models(models_dir: Path, comfy_dir: str, python: str) -> dict[str
     return {name: Path(models_dir) / sub / name for sub, name in
             (("diffusion_models", LTXV), ("vae", LTXV_VAE), ("checkpoints", LTXV_CKPT), ("diffusion_models", WAN),
              ("vae", WAN_VAE))}
+
+
+def write_tiny_animate(models_dir: Path, comfy_dir: str, python: str) -> Path:
+    """``diffusion_models/director_tiny_wan_animate.safetensors``: Wan 2.2 Animate (ComfyUI's
+    AnimateWanModel), dim 64, 5 layers (one face-adapter block, which is how ComfyUI detects
+    "animate"), text width 1024. Its motion and face encoders have fixed widths (35 M weights),
+    so it is stored in fp16 (about 75 MB)."""
+    subprocess.run([python, str(Path(__file__).resolve()), str(models_dir), "--animate"], cwd=comfy_dir, check=True,
+                   capture_output=True, timeout=600)
+    return Path(models_dir) / "diffusion_models" / WAN_ANIMATE
+
+
+def _animate(out: Path) -> None:
+    sys.path.insert(0, os.getcwd())
+    sys.argv = [sys.argv[0], "--cpu"]
+    import comfy.options
+
+    comfy.options.enable_args_parsing()
+    import torch
+    from safetensors.torch import save_file
+
+    import comfy.ops
+    from comfy.ldm.wan.model_animate import AnimateWanModel
+
+    torch.manual_seed(0)
+    model = AnimateWanModel(dim=64, ffn_dim=128, num_heads=2, num_layers=5, text_dim=WAN_TEXT_WIDTH, in_dim=36,
+                            out_dim=16, operations=comfy.ops.disable_weight_init)
+    sd = {}
+    for k, v in model.state_dict().items():
+        if v.is_floating_point():
+            if v.ndim > 1:
+                v = torch.randn_like(v, dtype=torch.float32) * 0.02
+            else:
+                v = torch.ones_like(v, dtype=torch.float32) if any(s in k for s in ("norm", "gamma")) \
+                    else torch.zeros_like(v, dtype=torch.float32)
+            v = v.to(torch.float16)
+        sd[k] = v.contiguous()
+    (out / "diffusion_models").mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(out / "diffusion_models" / WAN_ANIMATE))
 
 
 def _main(out: Path) -> None:
@@ -104,4 +144,7 @@ def _main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    _main(Path(sys.argv[1]))
+    if sys.argv[2:] == ["--animate"]:
+        _animate(Path(sys.argv[1]))
+    else:
+        _main(Path(sys.argv[1]))
