@@ -92,7 +92,8 @@ def _animate(out: Path) -> None:
             v = v.to(torch.float16)
         sd[k] = v.contiguous()
     (out / "diffusion_models").mkdir(parents=True, exist_ok=True)
-    save_file(sd, str(out / "diffusion_models" / WAN_ANIMATE))
+    save_file(sd, str(out / "diffusion_models" / WAN_ANIMATE),
+              metadata={"config": json.dumps({"transformer": {"num_heads": 2, "text_dim": WAN_TEXT_WIDTH}})})
 
 
 def _main(out: Path) -> None:

@@ -29,6 +29,7 @@ ENV = "DIRECTOR_DWPOSE_DIR"
 DET_SIZE = (640, 640)
 POSE_SIZE = (288, 384)  # width, height
 SPLIT = 2.0
+TOP_K = 200
 MEAN = np.array([123.675, 116.28, 103.53], np.float32)
 STD = np.array([58.395, 57.12, 57.375], np.float32)
 # the 133 whole-body points: 0-16 COCO body, 17-22 feet, 23-90 face (68), 91-111 left hand, 112-132 right hand
@@ -154,7 +155,8 @@ class DWPose:
         wh = np.exp(np.clip(out[:, 2:4], -10, 10)) * strides
         scores = out[:, 4] * out[:, 5]  # objectness x person
         boxes = np.concatenate([xy - wh / 2, xy + wh / 2], 1) / r
-        ok = scores > self.score
+        ok = np.flatnonzero(scores > self.score)
+        ok = ok[np.argsort(-scores[ok])[:TOP_K]]  # the surest candidates only: NMS is quadratic
         boxes, scores = boxes[ok], scores[ok]
         keep = _nms(boxes, scores, 0.45)[: self.max_people]
         return [np.clip(boxes[i], [0, 0, 0, 0], [w, h, w, h]) for i in keep
