@@ -248,6 +248,9 @@ def build_modify_request(prompt: str, footage: FootageRef, *, resolution: str = 
         raise ShotError("character: a character swap keeps the performer's performance, which comes from a Motion "
                         "Source with poses on (and a person found); connect one made from this video.",
                         field="character")
+    if character is not None:
+        warnings.append("character: the character swap runs on the Local engine with a Wan 2.2 Animate model; "
+                        "Draft and Luma restyle with the prompt and leave the character out.")
     inputs = ModifyInputs(footage=footage, tracking=tracking, motion=motion, first_frame=first_frame is not None,
                           warnings=tuple(warnings), character=character, character_mode=character_mode)
     source = SourceClip(path=str(footage.path), fps=info.fps, frame_count=info.frame_count, width=info.width,
