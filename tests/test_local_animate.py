@@ -11,7 +11,7 @@ from modify_helpers import motion_for, tracks
 
 from comfyui_director.nodes.common.errors import EngineUnsupported, ShotError
 from comfyui_director.nodes.engines.local.animate_frames import character_mask, face_crop, performer
-from comfyui_director.nodes.engines.local.control_nodes import animate_inputs
+from comfyui_director.nodes.engines.local.animate_frames import animate_inputs
 from comfyui_director.nodes.engines.local.engine import Inputs, LocalEngine
 from comfyui_director.nodes.engines.local.families import (WAN21_VACE, WAN22_ANIMATE, ModelFacts, family_from_model,
                                                            resolve_family)

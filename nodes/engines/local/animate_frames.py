@@ -6,7 +6,8 @@
 - background video (replace mode): the source frames; character mask: 1 over the performer (their
   box per frame, grown by a tenth), 0 where the background is kept.
 
-The performer is the person tracked on the most frames. Pure numpy/OpenCV, no ComfyUI import.
+The performer is the person tracked on the most frames. :func:`animate_inputs` makes all of them
+for one window of a shot. Pure numpy/OpenCV, no ComfyUI import.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import bisect
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+from ...common.errors import EngineUnsupported
 
 FACE_SIZE = 512
 
@@ -97,3 +100,47 @@ def character_mask(tracks: Mapping[str, Any], person, frames: Sequence[int], siz
         b0, b1 = int(max(0, (y0 - dy) * sy)), int(min(height, np.ceil((y1 + dy) * sy)))
         out[i, b0:b1, a0:a1] = 1.0
     return out
+
+
+def animate_inputs(shot, size: tuple[int, int], start: int, length: int, mode: str = "replace") -> dict:
+    """pose_video, face_video (512x512), background_video (uint8), character_mask (float) and the
+    character image for frames ``start .. start+length-1`` of a modify shot (last frame held past its end)."""
+    from ...motion.skeleton import render_pose
+    from .frames import source_window
+
+    modify = shot.options.get("modify")
+    motion = getattr(modify, "motion", None)
+    if motion is None or getattr(modify, "character", None) is None:
+        raise EngineUnsupported("Local engine: a character swap needs the character image and a Motion Source.",
+                                field="character")
+    width, height = size
+    last = shot.source.frame_count - 1
+    frames = [min(i, last) for i in range(start, start + length)]
+    have = min(length, max(0, last - start + 1))
+    src = list(source_window(shot, start, have)) if have else []
+    src_u8 = [_u8(f) for f in src]
+    src_u8 += [src_u8[-1]] * (length - len(src_u8)) if src_u8 else []
+    tracks = motion.tracks
+    person = performer(tracks)
+    pose = np.stack([render_pose(tracks, f, width, height) for f in frames])
+    face = face_track(tracks, person)
+    faces = face_video(src_u8, frames, face) if face is not None else None
+    background = np.stack([_fit(f, size) for f in src_u8]) if mode == "replace" else None
+    mask = character_mask(tracks, person, frames, size) if mode == "replace" else None
+    return {"pose_video": pose, "face_video": faces, "background_video": background, "character_mask": mask,
+            "reference_image": _u8(np.asarray(modify.character))[None], "performer": person and person["id"],
+            "face": face and face["id"]}
+
+
+def _u8(frame: np.ndarray) -> np.ndarray:
+    if frame.dtype == np.uint8:
+        return frame[..., :3]
+    return (np.clip(frame[..., :3], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if frame.shape[1] == size[0] and frame.shape[0] == size[1]:
+        return frame
+    from ..draft.animatic import cover_fit
+
+    return cover_fit(frame.astype(np.float32) / 255.0, size)

@@ -12,7 +12,8 @@ from ...common import glue
 from ...common.errors import DirectorError, EngineUnsupported
 from ...shot.request import DURATIONS, KEYFRAMES_API_MAX, Keyframe, KeyframeSpec, frame_count, resolve_keyframes
 from .families import FAMILIES
-from .frames import guides, keyframe_control
+from .animate_frames import animate_inputs
+from .frames import guides, keyframe_control, source_window
 from .plan import ltx_guide_entries
 
 
@@ -128,19 +129,6 @@ class DirectorGuideFrames(io.ComfyNode):
 
 # --- reframe / modify: control frames from the source video ----------------------------------------
 
-def source_window(shot, start: int, length: int):
-    """The source's frames ``start .. start+length-1`` (of its selection) as float32 chunks."""
-    from ...footage.frames import iter_images
-
-    footage = shot.options.get("footage") or getattr(shot.options.get("modify"), "footage", None)
-    if footage is None:
-        raise EngineUnsupported(f"Local engine: the {shot.task} shot carries no source footage.", field="video")
-    sel = footage.selection
-    window = footage.with_selection(start=sel.start + start * sel.stride, count=length)
-    for chunk in iter_images(window):
-        yield from chunk
-
-
 def source_control(shot, size: tuple[int, int], start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Control video and masks for one window of a reframe or modify shot (frames.py conventions)."""
     from .frames import pose_control, reframe_control
@@ -210,50 +198,6 @@ class DirectorSourceControl(io.ComfyNode):
 
 
 # --- modify with a character: what WanAnimateToVideo takes, one window at a time --------------------
-
-def animate_inputs(shot, size: tuple[int, int], start: int, length: int, mode: str = "replace") -> dict:
-    """pose_video, face_video (512x512), background_video (uint8), character_mask (float) and the
-    character image for frames ``start .. start+length-1`` of a modify shot (last frame held past its end)."""
-    from ...motion.skeleton import render_pose
-    from .animate_frames import character_mask, face_track, face_video, performer
-
-    modify = shot.options.get("modify")
-    motion = getattr(modify, "motion", None)
-    if motion is None or getattr(modify, "character", None) is None:
-        raise EngineUnsupported("Local engine: a character swap needs the character image and a Motion Source.",
-                                field="character")
-    width, height = size
-    last = shot.source.frame_count - 1
-    frames = [min(i, last) for i in range(start, start + length)]
-    have = min(length, max(0, last - start + 1))
-    src = list(source_window(shot, start, have)) if have else []
-    src_u8 = [_u8(f) for f in src]
-    src_u8 += [src_u8[-1]] * (length - len(src_u8)) if src_u8 else []
-    tracks = motion.tracks
-    person = performer(tracks)
-    pose = np.stack([render_pose(tracks, f, width, height) for f in frames])
-    face = face_track(tracks, person)
-    faces = face_video(src_u8, frames, face) if face is not None else None
-    background = np.stack([_fit(f, size) for f in src_u8]) if mode == "replace" else None
-    mask = character_mask(tracks, person, frames, size) if mode == "replace" else None
-    return {"pose_video": pose, "face_video": faces, "background_video": background, "character_mask": mask,
-            "reference_image": _u8(np.asarray(modify.character))[None], "performer": person and person["id"],
-            "face": face and face["id"]}
-
-
-def _u8(frame: np.ndarray) -> np.ndarray:
-    if frame.dtype == np.uint8:
-        return frame[..., :3]
-    return (np.clip(frame[..., :3], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if frame.shape[1] == size[0] and frame.shape[0] == size[1]:
-        return frame
-    from ..draft.animatic import cover_fit
-
-    return cover_fit(frame.astype(np.float32) / 255.0, size)
-
 
 class DirectorAnimateFrames(io.ComfyNode):
     """Inside a Local engine expansion: one window's pose, face, background and mask for WanAnimateToVideo."""
