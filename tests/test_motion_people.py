@@ -76,6 +76,12 @@ def test_a_person_turning_away_and_back_keeps_one_id(tmp_path):
     assert frames == list(range(scene.frames))  # ... yet the person is there, one id, on every frame
     assert all(_owner(scene, e["box"], e["frame"]) == "astronaut" for e in ast["frames"])
     assert len(source.tracks["poses"]) == 2
+    # turned away, the head points the model still places (nose, eyes, ears on the back of the head) are
+    # not reported as seen; facing, they are
+    away = [np.array(e["keypoints"]) for e in ast["frames"] if 17 <= e["frame"] < 40]
+    assert all((k[0:5, 2] < 0.3).all() for k in away)
+    facing = [np.array(e["keypoints"]) for e in ast["frames"] if e["frame"] < 16]
+    assert sum((k[0:3, 2] >= 0.5).all() for k in facing) >= 0.8 * len(facing)
     # keypoints: the shoulders ride with the person (known path) through the turn
     rel = []
     for e in ast["frames"]:

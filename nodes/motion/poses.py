@@ -272,6 +272,11 @@ class PoseTracker:
             person = self._people[pid]
             if kps is not None and float(np.mean(kps[:, 2])) >= 0.2:
                 self._last[pid] = (frame, kps)
+                if _fbox is None and person.face is not None:
+                    # their face was seen but is not now: turned away (or hidden), so the head points the
+                    # model still places are guesses on the back of the head, not sightings
+                    kps = kps.copy()
+                    kps[0:5, 2] = np.minimum(kps[0:5, 2], 0.2)
                 kb = keypoint_box(kps)
                 box = kb if kb is not None else (body if body is not None else person.box)
                 if body is not None and kb is not None:
