@@ -268,16 +268,14 @@ class PoseTracker:
             self._tracker(pid)  # made here, not in worker threads
         results = list(self._pool().map(one, jobs)) if len(jobs) > 1 else [one(j) for j in jobs]
         poses: list[Pose] = []
+        faceless: set[int] = set()
         for (pid, _fbox, _region, _others, body), kps in zip(jobs, results):
             person = self._people[pid]
             if kps is not None and float(np.mean(kps[:, 2])) >= 0.2:
                 self._last[pid] = (frame, kps)
-                if _fbox is None and person.face is not None:
-                    # their face was seen but is not now: turned away (or hidden), so the head points the
-                    # model still places are guesses on the back of the head, not sightings
-                    kps = kps.copy()
-                    kps[0:5, 2] = np.minimum(kps[0:5, 2], 0.2)
                 kb = keypoint_box(kps)
+                if _fbox is None:
+                    faceless.add(pid)
                 box = kb if kb is not None else (body if body is not None else person.box)
                 if body is not None and kb is not None:
                     box = np.array([min(kb[0], body[0]), min(kb[1], body[1]), max(kb[2], body[2]), max(kb[3], body[3])])
@@ -294,7 +292,7 @@ class PoseTracker:
                 self._drop(pid)
         for pid in [p.id for p in self._people.values() if frame - p.last > COAST]:
             self._people.pop(pid)
-        return _without_duplicates(poses)
+        return [_without_head(p) if p.id in faceless else p for p in _without_duplicates(poses)]
 
     def _restart(self, pid: int) -> None:
         """Clear ``pid``'s tracking state (safe from a worker thread: each person has its own graph)."""
@@ -315,6 +313,14 @@ class PoseTracker:
             self._executor.shutdown(wait=True)
             self._executor = None
         self._pool_graphs = self._make_pool()
+
+
+def _without_head(pose: Pose) -> Pose:
+    """No face seen on this person now (turned away, hidden, from behind): the head points the model
+    still places are guesses on the back of the head, not sightings; reported at 0.2, not drawn."""
+    kps = pose.keypoints.copy()
+    kps[0:5, 2] = np.minimum(kps[0:5, 2], 0.2)
+    return Pose(pose.id, kps, pose.found, pose.box, pose.extra)
 
 
 def _overlap(a, b) -> float:
