@@ -89,3 +89,10 @@ def test_camera_motion_node_moves_a_still_and_refuses_two_plates(comfy_dirs):
         asyncio.run(DirectorCameraMotion.execute(motion=motion_for(FootageRef("r"), tracks(64, 36, 10, camera=False)),
                                                  image=still))
     assert len(files_under(comfy_dirs / "output")) == 1
+
+
+def test_character_inputs_come_last_and_are_optional_so_saved_prompts_still_run():
+    inputs = {i.id if hasattr(i, "id") else i.name: i for i in DirectorModifyVideo.define_schema().inputs}
+    names = list(inputs)
+    assert names[-2:] == ["character", "character_mode"]
+    assert inputs["character"].kw["optional"] is True and inputs["character_mode"].kw["optional"] is True

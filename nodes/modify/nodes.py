@@ -134,7 +134,7 @@ class DirectorModifyVideo(io.ComfyNode):
                                tooltip="Character swap: the character the performer becomes (first image). Local "
                                        "engine: Wan 2.2 Animate keeps the Motion Source's performance (poses, face). "
                                        "Needs a Motion Source with poses on."),
-                io.Combo.Input("character_mode", options=list(CHARACTER_MODES), default="replace",
+                io.Combo.Input("character_mode", options=list(CHARACTER_MODES), default="replace", optional=True,
                                tooltip="replace: the character takes the performer's place in the shot (background "
                                        "kept); animate: the character image itself is moved by the performance."),
             ],

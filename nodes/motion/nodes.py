@@ -64,7 +64,7 @@ class DirectorMotionSource(io.ComfyNode):
                 io.String.Input("filename_prefix", default=DEFAULT_PREFIX,
                                 tooltip="Inside ComfyUI's output folder: 'director/motion/motion' writes "
                                         "director/motion/motion_v001/tracks.json (and the videos), then _v002..."),
-                io.Combo.Input("keypoints", options=["auto", "dwpose", "mediapipe"], default="auto",
+                io.Combo.Input("keypoints", options=["auto", "dwpose", "mediapipe"], default="auto", optional=True,
                                tooltip="Who finds body keypoints. auto: DWPose (133 points with hands, feet and face, "
                                        "people found from any side) when yolox_l.onnx and dw-ll_ucoco_384.onnx are in "
                                        "models/dwpose, else mediapipe (17 points). dwpose: refused, naming the files "
