@@ -35,6 +35,7 @@ LTXV_VAE = "director_tiny_ltxv_vae.safetensors"
 LTXV_CKPT = "director_tiny_ltxv_checkpoint.safetensors"
 WAN = "director_tiny_wan_vace.safetensors"
 WAN_VAE = "director_tiny_wan_vae.safetensors"
+WAN_ANIMATE = "director_tiny_wan_animate.safetensors"
 LTX_TEXT_WIDTH = 32
 WAN_TEXT_WIDTH = 1024
 FULL_TEXT_WIDTH = 4096  # T5-XXL's and umT5-XXL's width: what the full-size models' cross-attention takes
@@ -146,6 +147,37 @@ def _random(state: dict, dtype) -> dict:
     return sd
 
 
+def write_tiny_animate(models_dir: Path, comfy_dir: str, python: str) -> Path:
+    """``diffusion_models/director_tiny_wan_animate.safetensors``: Wan 2.2 Animate (ComfyUI's
+    AnimateWanModel), dim 64, 5 layers (one face-adapter block, which is how ComfyUI detects
+    "animate"), text width 1024. Its motion and face encoders have fixed widths (35 M weights),
+    so it is stored in fp16 (about 75 MB)."""
+    subprocess.run([python, str(Path(__file__).resolve()), str(models_dir), "--animate"], cwd=comfy_dir, check=True,
+                   capture_output=True, timeout=600)
+    return Path(models_dir) / "diffusion_models" / WAN_ANIMATE
+
+
+def _animate(out: Path) -> None:
+    sys.path.insert(0, os.getcwd())
+    sys.argv = [sys.argv[0], "--cpu"]
+    import comfy.options
+
+    comfy.options.enable_args_parsing()
+    import torch
+    from safetensors.torch import save_file
+
+    import comfy.ops
+    from comfy.ldm.wan.model_animate import AnimateWanModel
+
+    torch.manual_seed(0)
+    model = AnimateWanModel(dim=64, ffn_dim=128, num_heads=2, num_layers=5, text_dim=WAN_TEXT_WIDTH, in_dim=36,
+                            out_dim=16, operations=comfy.ops.disable_weight_init)
+    sd = _random(model.state_dict(), torch.float16)
+    (out / "diffusion_models").mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(out / "diffusion_models" / WAN_ANIMATE),
+              metadata={"config": json.dumps({"transformer": {"num_heads": 2, "text_dim": WAN_TEXT_WIDTH}})})
+
+
 def _main(out: Path, spec: str = "tiny", count: bool = False, as_full: bool = False) -> None:
     """Write ``spec``'s models under ``out`` (``as_full``: in bfloat16 under ``FULL_NAMES``, the full
     models' way, whatever the spec), or print their parameter counts (``count``)."""
@@ -191,5 +223,9 @@ if __name__ == "__main__":
     ap.add_argument("--spec", choices=("tiny", "full"), default="tiny")
     ap.add_argument("--count", action="store_true")
     ap.add_argument("--as-full", action="store_true")
+    ap.add_argument("--animate", action="store_true", help="the tiny Wan 2.2 Animate model only")
     a = ap.parse_args()
-    _main(Path(a.out), a.spec, a.count, a.as_full)
+    if a.animate:
+        _animate(Path(a.out))
+    else:
+        _main(Path(a.out), a.spec, a.count, a.as_full)

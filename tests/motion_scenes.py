@@ -31,8 +31,12 @@ def sprite(name: str, height: int) -> np.ndarray:
     """A portrait scaled to ``height`` px (aspect kept)."""
     import cv2
 
-    img = photos()[name]
-    if name == "astronaut":
+    import cv2
+
+    img = photos()[name.removesuffix("_back")].copy()
+    if name == "astronaut_back":  # the face covered by hair: seen from behind, no face to detect
+        cv2.ellipse(img, (224, 110), (74, 90), 0, 0, 360, (60, 45, 35), -1)
+    if name.startswith("astronaut"):
         img = img[0:400, 40:400]  # head and shoulders, less of the shuttle
     w = int(round(img.shape[1] * height / img.shape[0]))
     return cv2.resize(img, (w, height), interpolation=cv2.INTER_AREA)
@@ -62,6 +66,7 @@ class Scene:
     pan: Callable[[int], tuple[float, float]]  # camera origin on the plate at frame f
     paths: dict[str, Callable[[int], tuple[float, float]]]  # sprite top-left on screen at frame f
     order: Callable[[int], list[str]] = None  # back-to-front drawing order at frame f
+    look: Callable[[str, int], str] = None  # which photo a sprite shows at frame f (e.g. turned away)
     sprite_height: int = 220
     plate_margin: int = 200
     _sprites: dict = field(default_factory=dict)
@@ -87,9 +92,11 @@ class Scene:
         img = cv2.warpAffine(big, m, (self.width, self.height), flags=cv2.INTER_LINEAR)
         names = self.order(f) if self.order else list(self.paths)
         for name in names:
-            spr = self._sprites.get(name)
+            photo = self.look(name, f) if self.look else name.split("#")[0]
+            spr = self._sprites.get(photo)
             if spr is None:
-                spr = self._sprites[name] = sprite(name.split("#")[0], self.sprite_height)
+                spr = self._sprites[photo] = sprite(photo, self.sprite_height)
+            self._sprites.setdefault(name, spr)  # by name too: tests read a sprite's size
             x, y = self.paths[name](f)
             if x is None:
                 continue
@@ -143,3 +150,31 @@ def walk_scene(frames: int = 80, width: int = 640, height: int = 360) -> Scene:
 
     return Scene(width, height, frames, pan=lambda f: (100 + 2.0 * f, 120 - 0.75 * f),
                  paths={"hopper": hopper, "astronaut": astronaut}, order=lambda f: ["hopper", "astronaut"])
+
+
+def back_scene(frames: int = 48, width: int = 640, height: int = 360) -> Scene:
+    """Grace Hopper walks right to left facing the camera while the astronaut, seen from behind the
+    whole clip (face covered: no face to find), walks left to right behind her: they cross."""
+    travel = width - 260
+
+    def a(f):
+        return (20 + travel * f / (frames - 1), 110.0)
+
+    def h(f):
+        return (20 + travel * (1 - f / (frames - 1)), 120.0)
+
+    return Scene(width, height, frames, pan=lambda f: (100 + 2.0 * f, 120 - 0.75 * f),
+                 paths={"hopper": h, "astronaut": a}, order=lambda f: ["astronaut", "hopper"],
+                 look=lambda n, f: "astronaut_back" if n == "astronaut" else n)
+
+
+def turn_scene(frames: int = 60, width: int = 640, height: int = 360, away: tuple[int, int] = (16, 40)) -> Scene:
+    """The astronaut walks left to right and turns away from the camera on frames ``away`` (face
+    covered), then turns back; Grace Hopper stands still on the right facing the camera."""
+
+    def a(f):
+        return (20 + 200 * f / (frames - 1), 110.0)
+
+    return Scene(width, height, frames, pan=lambda f: (100 + 1.0 * f, 120 - 0.5 * f),
+                 paths={"astronaut": a, "hopper": lambda f: (400.0, 120.0)},
+                 look=lambda n, f: "astronaut_back" if n == "astronaut" and away[0] <= f < away[1] else n)

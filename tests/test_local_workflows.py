@@ -24,17 +24,19 @@ def ui_widgets(node) -> dict:
             values.pop(0)
     return out
 
-NAMES = ["local_ltx_keyframes", "local_wan_vace_keyframes", "local_wan_vace_reframe", "local_wan_vace_modify"]
+NAMES = ["local_ltx_keyframes", "local_wan_vace_keyframes", "local_wan_vace_reframe", "local_wan_vace_modify",
+         "local_character_swap_keep_the_performance"]
 
 
 def test_every_shipped_local_workflow_is_checked_here_and_run_in_the_real_comfyui():
     """test_comfyui_real.py leaves workflows that load model files out; each one is run in
-    test_local_comfyui.py instead (with tiny checkpoints), so none goes untested."""
+    test_local_comfyui.py / test_local_animate_comfyui.py instead (with tiny checkpoints), so none goes untested."""
+    from test_local_animate_comfyui import WORKFLOW
     from test_local_comfyui import KEYFRAME_WORKFLOWS, SOURCE_WORKFLOWS
 
     shipped = {p.stem for p in (ROOT / "api").glob("*.json")
                if any(n["class_type"] == "DirectorLocalEngine" for n in json.loads(p.read_text()).values())}
-    assert len(shipped) == 4 and shipped == set(NAMES) == {*KEYFRAME_WORKFLOWS, *SOURCE_WORKFLOWS}
+    assert len(shipped) == 5 and shipped == set(NAMES) == {*KEYFRAME_WORKFLOWS, *SOURCE_WORKFLOWS, WORKFLOW.stem}
     assert all((ROOT / f"{name}.json").is_file() and (ROOT / f"{name}.jpg").is_file() for name in shipped)
 
 
@@ -175,3 +177,32 @@ def test_shipped_wan_vace_source_shot_plans_the_sources_frames_and_a_mask_for_ev
         assert np.all(masks == 1.0) and 0.0 < float((video.max(axis=3) > 0.2).mean()) < 0.5
         assert "VACE strength 1;" in plan.summary() + ";"  # motion_adherence 0.5 as shipped
         assert "no effect" not in plan.summary() and "not wired" not in plan.summary()  # nothing set is ignored
+
+
+def test_shipped_character_swap_plans_wan_animate_in_windows_at_the_sources_length():
+    """The character-swap workflow as shipped: Wan 2.2 Animate, 77-frame windows, the people sample's 48
+    frames at 24 fps (poses standing in for Motion Source, as above; a grey image for the character)."""
+    from comfyui_director.nodes.engines.local.engine import Inputs, LocalEngine
+    from comfyui_director.nodes.engines.local.families import WAN22_ANIMATE, ModelFacts
+    from comfyui_director.nodes.engines.local.plan import Settings
+    from comfyui_director.nodes.shot.modify import build_modify_request
+    from comfyui_director.nodes.shot.tracking import tracking_settings
+    from modify_helpers import motion_for, tracks
+
+    api = _api("local_character_swap_keep_the_performance")
+    m = _one(api, "DirectorModifyVideo")
+    assert api[m["character"][0]]["class_type"] == "LoadImage" and m["character_mode"] == "replace"
+    eng = _one(api, "DirectorLocalEngine")
+    footage = _sample(_one(api, "DirectorLoadVideo"))
+    motion = motion_for(footage, tracks(640, 360, 48, 24, people=2, faces=2, camera=False))
+    req = build_modify_request(m["prompt"], footage, resolution=m["resolution"], motion=motion,
+                               tracking=tracking_settings(**_one(api, "DirectorTracking")),
+                               character=np.full((64, 48, 3), 128, np.uint8), character_mode=m["character_mode"])
+    facts = ModelFacts("WAN22_Animate", "animate", 16, 4096, 16, (4, 8, 8))
+    plan = LocalEngine(WAN22_ANIMATE, WAN22_ANIMATE.label,
+                       Settings(conditioning="clip", working_size=eng["working_size"], max_window=eng["max_window"]),
+                       Inputs(), facts).plan(req, m["filename_prefix"])
+    assert (plan.frames, plan.fps, plan.length, len(plan.windows)) == (48, 24.0, 49, 1)
+    assert (plan.width, plan.height) == (832, 464)
+    (animate,) = plan.of_type("WanAnimateToVideo")
+    assert animate.inputs["length"] == 49 and "background_video" in animate.inputs

@@ -40,9 +40,13 @@ def test_tracking_node_outputs_settings_and_names_crowded_frames(tmp_path):
     assert isinstance(settings, TrackingSettings) and settings.characters == "blocking"
     assert "blocking (coarse), face off, structure 0.2, adhere_1" in info
     assert "warning: more than 8 people on frames 2-4" in info
-    assert "auto controls let the model choose" in DirectorTracking.validate_inputs(
-        characters="Off", face_performance="Model default", structure_adherence=-1, motion_adherence=-1,
-        strength="model default", auto=True)
+    # ticking auto with the widgets left as they were just works: the node says what it ignores
+    assert DirectorTracking.validate_inputs(characters="Off", face_performance="On", structure_adherence=0.5,
+                                            motion_adherence=-1, strength="model default", auto=True) is True
+    auto, info = DirectorTracking.execute(characters="Off", face_performance="On", structure_adherence=0.5,
+                                          motion_adherence=-1, strength="model default", auto=True).args
+    assert auto.auto and auto.manual == []
+    assert info == "keeps: auto controls (ignored: characters (off), face_performance (on), structure_adherence (0.5))"
 
 
 def test_modify_node_on_draft_returns_a_video_with_the_source_length(comfy_dirs):
@@ -85,3 +89,10 @@ def test_camera_motion_node_moves_a_still_and_refuses_two_plates(comfy_dirs):
         asyncio.run(DirectorCameraMotion.execute(motion=motion_for(FootageRef("r"), tracks(64, 36, 10, camera=False)),
                                                  image=still))
     assert len(files_under(comfy_dirs / "output")) == 1
+
+
+def test_character_inputs_come_last_and_are_optional_so_saved_prompts_still_run():
+    inputs = {i.id if hasattr(i, "id") else i.name: i for i in DirectorModifyVideo.define_schema().inputs}
+    names = list(inputs)
+    assert names[-2:] == ["character", "character_mode"]
+    assert inputs["character"].kw["optional"] is True and inputs["character_mode"].kw["optional"] is True

@@ -22,11 +22,18 @@ def clip(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("src") / "src.mp4", 64, 36, 24, 24, audio=True)
 
 
-def test_auto_with_manual_controls_is_refused_naming_both():
-    with pytest.raises(DirectorError, match=r"auto is on and characters \(poses\).*strength \(flex_2\)") as e:
-        tracking_settings(auto=True, characters="Poses (precise)", face_performance="Model default",
-                          structure_adherence=-1, motion_adherence=-1, strength="flex_2")
-    assert e.value.field == "auto"
+def test_auto_wins_over_manual_controls_and_names_them_as_ignored():
+    s = tracking_settings(auto=True, characters="Poses (precise)", face_performance="On",
+                          structure_adherence=0.5, motion_adherence=0.5, strength="flex_2")
+    assert s.auto and s.manual == [] and not s.wants_people
+    assert (s.characters, s.face, s.structure_adherence, s.motion_adherence, s.strength) == \
+           ("default", "default", None, None, None)
+    assert s.ignored == ("characters (poses)", "face_performance (on)", "structure_adherence (0.5)",
+                         "motion_adherence (0.5)", "strength (flex_2)")
+    assert "ignored: characters (poses)" in s.describe() and "strength (flex_2)" in s.describe()
+    # the manual widgets are still checked: a bad value is an error even with auto on
+    with pytest.raises(DirectorError, match="structure_adherence: 1.5 is outside 0..1"):
+        tracking_settings(auto=True, structure_adherence=1.5)
 
 
 def test_auto_alone_and_manual_settings_are_accepted():

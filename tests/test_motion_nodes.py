@@ -33,7 +33,10 @@ def test_schema_is_the_published_contract():
     s = DirectorMotionSource.define_schema()
     assert s.node_id == "DirectorMotionSource"
     inputs = {i.id: i for i in s.inputs}
-    assert list(inputs) == ["video", "faces", "poses", "camera", "structure", "max_people", "filename_prefix"]
+    assert list(inputs) == ["video", "faces", "poses", "camera", "structure", "max_people", "filename_prefix",
+                            "keypoints"]  # new inputs only at the end: saved workflows keep their values
+    assert inputs["keypoints"].kw["default"] == "auto"
+    assert inputs["keypoints"].kw["optional"] is True  # API prompts saved before it still validate
     assert [inputs[k].kw.get("default") for k in ("faces", "poses", "camera")] == [True, True, True]
     assert inputs["structure"].kw["options"] == ["off", "edges", "depth"] and inputs["structure"].kw["default"] == "off"
     assert (inputs["max_people"].kw["default"], inputs["max_people"].kw["min"], inputs["max_people"].kw["max"]) == (8, 1, 8)

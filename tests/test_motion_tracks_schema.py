@@ -1,4 +1,4 @@
-"""tracks.json schema v1: valid documents pass, each broken field is named."""
+"""tracks.json schema v2 (v1 still loads): valid documents pass, each broken field is named."""
 
 import json
 
@@ -23,8 +23,23 @@ def test_valid_document_round_trips_through_a_file(tmp_path):
     assert (m.width, m.height, m.frame_count, str(m.fps), m.people, m.faces) == (64, 32, 3, "24000/1001", 1, 1)
 
 
+def test_version_2_with_whole_body_points_and_how_each_person_was_found_passes():
+    d = doc()
+    d["version"] = 2
+    d["poses"][0].update(found="body", keypoint_model="dwpose")
+    d["poses"][0]["frames"][0].update(box=[1, 2, 30, 31], feet=[[1, 2, 0.5]] * 6, hands=[[[1, 2, 0.5]] * 21] * 2,
+                                      face_points=[[1, 2, 0.5]] * 68)
+    assert validate_tracks(d) is d
+    assert validate_tracks(doc()) is not None  # version 1 still loads
+
+
 @pytest.mark.parametrize("breakit, named", [
-    (lambda d: d.update(version=2), "version 2"),
+    (lambda d: d.update(version=3), "version 3"),
+    (lambda d: d["poses"][0].update(found="hand"), "'found' must be one of face, body"),
+    (lambda d: d["poses"][0]["frames"][0].update(box=[1, 2]), "'box'"),
+    (lambda d: d["poses"][0]["frames"][0].update(hands=[[[1, 2, 0.5]] * 21]), "'hands' must hold 2 lists of 21"),
+    (lambda d: d["poses"][0]["frames"][0].update(feet=[[1, 2, 0.5]] * 5), "'feet' must hold 6"),
+    (lambda d: d["poses"][0]["frames"][0].update(face_points=[[1, 2]] * 68), "face_points point is [x, y, confidence]"),
     (lambda d: d.update(fps="fast"), "'fps'"),
     (lambda d: d["faces"][0]["frames"][0].update(frame=3), "frame 3 is outside 0..2"),
     (lambda d: d["poses"][0].update(keypoint_names=["nose"]), "17 COCO names"),

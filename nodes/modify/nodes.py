@@ -21,7 +21,7 @@ from ..keyframes.nodes import batch_to_images
 from ..shot.request import KEYFRAMES_API_MAX, KEYFRAMES_DEFAULT_MAX, RESOLUTIONS, check_hdr
 from ..shot import tracking as trk
 from .camera import BORDERS
-from ..shot.modify import DEFAULT_RESOLUTION, build_modify_request
+from ..shot.modify import CHARACTER_MODES, DEFAULT_RESOLUTION, build_modify_request
 
 Tracking = io.Custom("DIRECTOR_TRACKING")
 Motion = io.Custom("DIRECTOR_MOTION")
@@ -38,7 +38,7 @@ class DirectorTracking(io.ComfyNode):
             category=f"{glue.CATEGORY}/Modify",
             description="Decide what survives a Modify Video restyle: the characters as exact poses or only their "
                         "blocking, the facial performance, the structure and the motion. Auto lets the model choose "
-                        "and excludes the manual controls (set them to 'Model default' / -1).",
+                        "every control: the manual controls are then not sent (info names them as ignored).",
             inputs=[
                 io.Combo.Input("characters", options=list(trk.CHARACTERS), default="Poses (precise)",
                                tooltip="Poses: exact skeletons (up to 8 people). Blocking: rough placement only. "
@@ -55,7 +55,8 @@ class DirectorTracking(io.ComfyNode):
                                tooltip="Preset: adhere_1..3 stay close to the source, flex_1..3 in between, "
                                        "reimagine_1..3 change the most."),
                 io.Boolean.Input("auto", default=False,
-                                 tooltip="Let the model choose every control (excludes the manual controls above)."),
+                                 tooltip="Let the model choose every control; the controls above are then ignored "
+                                         "(named in info)."),
                 Motion.Input("motion", optional=True,
                              tooltip="Optional Motion Source: info then names frames with more than 8 people or "
                                      "faces (the 8 most prominent are kept)."),
@@ -129,6 +130,13 @@ class DirectorModifyVideo(io.ComfyNode):
                                         "folder each run; nothing is written over)."),
                 io.Int.Input("preview_frames", default=0, min=0, max=gen.PREVIEW_MAX,
                              tooltip="0: no preview_frames output; otherwise this many frames of the result."),
+                io.Image.Input("character", optional=True,
+                               tooltip="Character swap: the character the performer becomes (first image). Local "
+                                       "engine: Wan 2.2 Animate keeps the Motion Source's performance (poses, face). "
+                                       "Needs a Motion Source with poses on."),
+                io.Combo.Input("character_mode", options=list(CHARACTER_MODES), default="replace", optional=True,
+                               tooltip="replace: the character takes the performer's place in the shot (background "
+                                       "kept); animate: the character image itself is moved by the performance."),
             ],
             outputs=[
                 io.Video.Output("video", display_name="video",
@@ -164,16 +172,18 @@ class DirectorModifyVideo(io.ComfyNode):
     async def execute(cls, video, prompt: str, resolution: str = DEFAULT_RESOLUTION, hdr: bool = False,
                       exr: bool = False, max_keyframes: int = KEYFRAMES_DEFAULT_MAX,
                       filename_prefix: str = "director/modify/modify", preview_frames: int = 0, engine=None,
-                      tracking=None, motion=None, keyframes=None, first_frame=None) -> io.NodeOutput:
+                      tracking=None, motion=None, keyframes=None, first_frame=None, character=None,
+                      character_mode: str = "replace") -> io.NodeOutput:
         from .result import finish
 
         node_id = cls.hidden.unique_id
         engine = gen.engine_or(engine, DraftEngine())
         footage = footage_from_video(video, spill_dir=glue.spill_dir())
         first = None if first_frame is None else batch_to_images(first_frame, label="first_frame")[0]
+        who = None if character is None else batch_to_images(character, label="character")[0]
         request = build_modify_request(prompt, footage, resolution=resolution, hdr=hdr, exr=exr, tracking=tracking,
                                        motion=motion, keyframes=tuple(keyframes or ()), first_frame=first,
-                                       max_keyframes=max_keyframes)
+                                       max_keyframes=max_keyframes, character=who, character_mode=character_mode)
         engine.check(request)
         n_preview = gen.check_preview_frames(preview_frames)
         target = gen.output_target(glue.output_dir(), filename_prefix)

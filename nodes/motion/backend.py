@@ -66,7 +66,8 @@ def _model_files(solutions) -> list[str]:
 
     root = Path(solutions.__file__).resolve().parents[2] / "modules"
     need = ("face_detection/face_detection_short_range.tflite", "face_landmark/face_landmark.tflite",
-            "pose_detection/pose_detection.tflite", "pose_landmark/pose_landmark_full.tflite")
+            "pose_detection/pose_detection.tflite", "pose_landmark/pose_landmark_full.tflite",
+            "selfie_segmentation/selfie_segmentation_landscape.tflite")
     return [n for n in need if not (root / n).is_file()]
 
 

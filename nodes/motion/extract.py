@@ -28,10 +28,20 @@ from ..common.progress import CancelFn, ProgressFn, check_cancel
 from ..footage.encode import encode_mp4
 from ..footage.stream import FootageRef, audio_window, iter_chunks, ref_info, source_info
 from . import structure as structure_mod
-from .skeleton import draw_skeleton, render_overlay
+from .skeleton import draw_person, render_overlay
 from .tracks import COCO17, MAX_TRACKS, TRACKS_VERSION, MotionSource, fps_text, validate_tracks
 
 CHUNK = 16
+KEYPOINTS = ("auto", "dwpose", "mediapipe")
+
+
+def keypoint_files(options: "MotionOptions"):
+    """The DWPose files the run uses, or None for mediapipe (``options.keypoints`` decides)."""
+    if not options.poses or options.keypoints == "mediapipe":
+        return None
+    from .dwpose import find_files, require_files
+
+    return require_files() if options.keypoints == "dwpose" else find_files()
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,9 @@ class MotionOptions:
     camera: bool = True
     structure: str = "off"
     max_people: int = MAX_TRACKS
+    keypoints: str = "auto"
+    """Who finds body keypoints: "auto" (DWPose when its files are in the models folder, else
+    mediapipe), "dwpose" (an error naming the files and folders when missing), "mediapipe"."""
 
     def check(self) -> "MotionOptions":
         """Refuse bad options before any work (clear errors naming the input and the limit)."""
@@ -49,6 +62,13 @@ class MotionOptions:
             raise DirectorError(f"max_people: {self.max_people!r} must be a whole number from 1 to {MAX_TRACKS}.",
                                 field="max_people")
         structure_mod.check_kind(self.structure)
+        if self.keypoints not in KEYPOINTS:
+            raise DirectorError(f"keypoints: '{self.keypoints}' is not one of {', '.join(KEYPOINTS)}.",
+                                field="keypoints")
+        if self.poses and self.keypoints == "dwpose":
+            from .dwpose import require_files
+
+            require_files()
         if not (self.faces or self.poses or self.camera or self.structure != "off"):
             raise DirectorError("faces/poses/camera/structure: everything is off; turn on at least one.",
                                 field="faces")
@@ -170,10 +190,22 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
         # below a false detection) and its tight boxes keep each pose on its own head
         face_tracker = FaceTracker(width, height, max_faces=options.max_people, landmarks=True,
                                    detect_every=detect_every)
-    if options.poses:
+    body_finder = None
+    dw_files = keypoint_files(options)
+    keypoint_model = None
+    if options.poses and dw_files is not None:
+        from .dwpose import WholeBodyTracker
+
+        pose_tracker = WholeBodyTracker(width, height, dw_files, reserve_id=face_tracker.reserve_id,
+                                        max_people=options.max_people)
+        keypoint_model = "dwpose"
+    elif options.poses:
+        from .people import BodyFinder
         from .poses import PoseTracker
 
-        pose_tracker = PoseTracker(width, height)
+        pose_tracker = PoseTracker(width, height, reserve_id=face_tracker.reserve_id)
+        body_finder = BodyFinder(width, height)  # people the face detector misses (turned away, small)
+        keypoint_model = "mediapipe pose"
     from .poses import body_box, keypoint_box
 
     if options.camera:
@@ -195,6 +227,7 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
 
     face_frames: dict[int, list[dict]] = {}
     pose_frames: dict[int, list[dict]] = {}
+    pose_found: dict[int, str] = {}
     camera_frames: list[dict] = []
     crowded: list[int] = []
     frame = 0
@@ -212,7 +245,9 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
                     if seen > options.max_people:
                         crowded.append(frame)
                 if pose_tracker is not None:
-                    poses = pose_tracker.process(rgb, frame, [(f.id, f.box) for f in faces])
+                    seeds = [(f.id, f.box) for f in faces]
+                    poses = pose_tracker.process(rgb, frame, seeds, body_finder.find(rgb)) if body_finder else \
+                        pose_tracker.process(rgb, frame, seeds)
                 face_entries = []
                 if options.faces:
                     for f in faces:
@@ -223,7 +258,14 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
                 pose_entries = []
                 for p in poses:
                     e = {"frame": frame, "keypoints": [[_r(x), _r(y), round(float(c), 4)] for x, y, c in p.keypoints]}
+                    if p.box is not None:
+                        e["box"] = [_r(v) for v in p.box]
+                    for group, pts in (p.extra or {}).items():
+                        rows = [[[_r(x), _r(y), round(float(c), 4)] for x, y, c in h] for h in pts] \
+                            if group == "hands" else [[_r(x), _r(y), round(float(c), 4)] for x, y, c in pts]
+                        e[group] = rows
                     pose_frames.setdefault(p.id, []).append(e)
+                    pose_found.setdefault(p.id, p.found)
                     pose_entries.append((p.id, e))
                 if camera is not None:
                     boxes = [_grow(f.box, 0.3) for f in faces] + [body_box(f.box, width, height) for f in faces]
@@ -231,6 +273,8 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
                         kb = keypoint_box(p.keypoints, 0.3)
                         if kb is not None:
                             boxes.append(_grow(kb, 0.15))
+                        elif p.box is not None:
+                            boxes.append(_grow(p.box, 0.1))
                     h = camera.process(rgb, boxes)
                     camera_frames.append({"frame": frame, "homography": [[float(v) for v in row] for row in h]})
                 if "overlay" in outs:
@@ -239,7 +283,7 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
                     canvas = outs["pose"][i]
                     canvas[:] = 0
                     for _pid, e in pose_entries:
-                        draw_skeleton(canvas, e["keypoints"])
+                        draw_person(canvas, e)
                 if "structure" in outs:
                     outs["structure"][i] = structure_mod.edges(rgb)
                 frame += 1
@@ -257,6 +301,8 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
             face_tracker.close()
         if pose_tracker is not None:
             pose_tracker.close()
+        if body_finder is not None:
+            body_finder.close()
 
     warnings: list[str] = []
     if crowded:
@@ -264,8 +310,13 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
                         f"{frame_ranges(crowded)}: the {options.max_people} most prominent (largest, surest) are "
                         f"tracked, the rest are left out.")
     if options.poses and not pose_frames:
-        warnings.append("poses: no person was found in any frame (people are found by their faces; a person "
-                        "turned away the whole clip is not found).")
+        warnings.append("poses: no person was found in any frame (people are found by their faces and by a "
+                        "person mask of their bodies).")
+    keyless = [pid for pid, fr in pose_frames.items() if not any(c > 0 for e in fr for _x, _y, c in e["keypoints"])]
+    if keyless:
+        warnings.append(f"poses: person{'s' if len(keyless) > 1 else ''} {', '.join(map(str, sorted(keyless)))} "
+                        "found by the body only, never facing the camera: a box on every frame but no keypoints "
+                        "(mediapipe's pose model starts from a face; the DWPose models find keypoints from behind).")
     if options.faces and not face_frames:
         warnings.append("faces: no face was found in any frame.")
     if camera is not None and camera.weak_frames:
@@ -276,9 +327,13 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
         "version": TRACKS_VERSION, "width": width, "height": height, "fps": fps_text(info.fps),
         "frame_count": frame,
         "faces": [{"id": tid, "frames": fr} for tid, fr in sorted(face_frames.items())],
-        "poses": [{"id": tid, "keypoint_names": list(COCO17), "frames": fr} for tid, fr in sorted(pose_frames.items())],
+        "poses": [{"id": tid, "keypoint_names": list(COCO17), "found": pose_found[tid],
+                   "keypoint_model": keypoint_model, "frames": fr} for tid, fr in sorted(pose_frames.items())],
         "camera": camera_frames,
     }
+    if dw_files is not None:
+        doc["keypoint_files"] = {"detector": dw_files.detector.name, "pose": dw_files.pose.name,
+                                 "folder": str(dw_files.pose.parent)}
     if options.faces:
         doc["face_landmarks"] = {"model": "mediapipe face mesh (468 points)", "mesh_indices": list(indices)}
     doc["warnings"] = warnings
@@ -303,13 +358,17 @@ def _grow(box, by: float) -> tuple[float, float, float, float]:
 def describe(source: MotionSource, elapsed: float | None = None) -> str:
     """The node's info text: what was found, where it was written, and the warnings."""
     t = source.tracks
-    lines = [f"{t['width']}x{t['height']}, {t['frame_count']} frames at {t['fps']} fps"
+    kf = t.get("keypoint_files")
+    model = f"; keypoints: DWPose ({kf['detector']} + {kf['pose']} in {kf['folder']})" if kf else \
+        ("; keypoints: mediapipe pose" if t.get("poses") else "")
+    lines = [f"{t['width']}x{t['height']}, {t['frame_count']} frames at {t['fps']} fps{model}"
              + (f", tracked in {elapsed:.1f} s ({t['frame_count'] / max(elapsed, 1e-6):.1f} fps)" if elapsed else "")]
     for kind in ("faces", "poses"):
         tracks = t.get(kind, [])
         if tracks:
             spans = ", ".join(f"id {tr['id']}: frames {tr['frames'][0]['frame']}-{tr['frames'][-1]['frame']} "
-                              f"({len(tr['frames'])} seen)" for tr in tracks)
+                              f"({len(tr['frames'])} seen{', found by ' + tr['found'] if tr.get('found') else ''})"
+                              for tr in tracks)
             lines.append(f"{kind}: {len(tracks)} track{'s' if len(tracks) != 1 else ''} ({spans})")
     cam = t.get("camera", [])
     if cam:

@@ -244,6 +244,12 @@ class FaceTracker:
             out.append(Face(pid, f.box, f.landmarks, f.score))
         return out, seen
 
+    def reserve_id(self) -> int:
+        """A public id for a person found without a face (by their body): no face will get it later."""
+        pid = len(self._public)
+        self._public[("body", pid)] = pid
+        return pid
+
     def _all_landmarks(self, rgb: np.ndarray, jobs) -> dict:
         """``{id: landmarks or None}`` for ``(id, box)`` jobs with distinct ids, two meshes at a time."""
         if not self.landmarks:

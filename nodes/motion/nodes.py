@@ -51,7 +51,8 @@ class DirectorMotionSource(io.ComfyNode):
                 io.Video.Input("video", tooltip="Any VIDEO (Director's or native); streamed, never decoded whole."),
                 io.Boolean.Input("faces", default=True, tooltip="Face tracks: box and face-mesh landmarks per frame."),
                 io.Boolean.Input("poses", default=True,
-                                 tooltip="Body tracks: 17 COCO keypoints per person (people are found by their faces)."),
+                                 tooltip="Body tracks: 17 COCO keypoints per person (people are found by their faces "
+                                         "and by a person mask of their bodies, facing the camera or not)."),
                 io.Boolean.Input("camera", default=True,
                                  tooltip="Camera motion: a homography from every frame to the first."),
                 io.Combo.Input("structure", options=list(KINDS), default="off",
@@ -63,6 +64,11 @@ class DirectorMotionSource(io.ComfyNode):
                 io.String.Input("filename_prefix", default=DEFAULT_PREFIX,
                                 tooltip="Inside ComfyUI's output folder: 'director/motion/motion' writes "
                                         "director/motion/motion_v001/tracks.json (and the videos), then _v002..."),
+                io.Combo.Input("keypoints", options=["auto", "dwpose", "mediapipe"], default="auto", optional=True,
+                               tooltip="Who finds body keypoints. auto: DWPose (133 points with hands, feet and face, "
+                                       "people found from any side) when yolox_l.onnx and dw-ll_ucoco_384.onnx are in "
+                                       "models/dwpose, else mediapipe (17 points). dwpose: refused, naming the files "
+                                       "and folders, when they are missing."),
             ],
             outputs=[
                 Motion.Output("motion", display_name="motion",
@@ -98,11 +104,12 @@ class DirectorMotionSource(io.ComfyNode):
 
     @classmethod
     def execute(cls, video, faces: bool = True, poses: bool = True, camera: bool = True, structure: str = "off",
-                max_people: int = MAX_TRACKS, filename_prefix: str = DEFAULT_PREFIX) -> io.NodeOutput:
+                max_people: int = MAX_TRACKS, filename_prefix: str = DEFAULT_PREFIX,
+                keypoints: str = "auto") -> io.NodeOutput:
         from .extract import MotionOptions, describe, extract_motion
 
         options = MotionOptions(faces=bool(faces), poses=bool(poses), camera=bool(camera), structure=structure,
-                                max_people=int(max_people)).check()
+                                max_people=int(max_people), keypoints=keypoints).check()
         target = _target(filename_prefix)
         ref = footage_from_video(video, spill_dir=glue.spill_dir())
         from ..footage.stream import ref_info

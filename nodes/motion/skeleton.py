@@ -70,6 +70,56 @@ def draw_skeleton(canvas: np.ndarray, keypoints: Sequence[Sequence[float]], *, d
     return canvas
 
 
+HAND_EDGES = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
+              (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20))
+"""OpenPose hand bones (21 points: wrist, then 4 per finger from the thumb)."""
+
+
+def hand_colour(i: int) -> tuple[int, int, int]:
+    """OpenPose's hand bone colour ``i``: the hue wheel in 20 steps (as controlnet_aux draws it)."""
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb(i / len(HAND_EDGES), 1.0, 1.0)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def draw_hand(canvas: np.ndarray, points, *, scale: float = 1.0) -> np.ndarray:
+    """One 21-point hand in OpenPose colours: rainbow bones 2 px, blue joints (RGB canvas, in place)."""
+    import cv2
+
+    p = np.asarray(points, np.float64).reshape(21, 3)
+    width = max(1, int(round(2 * scale)))
+    for i, (a, b) in enumerate(HAND_EDGES):
+        if p[a, 2] >= MIN_CONFIDENCE and p[b, 2] >= MIN_CONFIDENCE:
+            cv2.line(canvas, (int(p[a, 0]), int(p[a, 1])), (int(p[b, 0]), int(p[b, 1])), hand_colour(i), width)
+    for x, y, c in p:
+        if c >= MIN_CONFIDENCE:
+            cv2.circle(canvas, (int(x), int(y)), width + 1, (0, 0, 255), thickness=-1)
+    return canvas
+
+
+def draw_person(canvas: np.ndarray, entry: Mapping[str, Any], *, sx: float = 1.0, sy: float = 1.0,
+                dim_limbs: bool = True) -> np.ndarray:
+    """A pose frame entry: the body skeleton, then (version 2, whole-body models) both hands in
+    OpenPose hand colours and the face points as white dots."""
+    import cv2
+
+    def scaled(rows):
+        a = np.asarray(rows, np.float64).copy()
+        a[..., 0] *= sx
+        a[..., 1] *= sy
+        return a
+
+    scale = max(0.5, min(sx, sy))
+    draw_skeleton(canvas, scaled(entry["keypoints"]), dim_limbs=dim_limbs, scale=scale)
+    for hand in entry.get("hands", ()):
+        draw_hand(canvas, scaled(hand), scale=scale)
+    for x, y, c in scaled(entry.get("face_points", np.zeros((0, 3)))):
+        if c >= MIN_CONFIDENCE:
+            cv2.circle(canvas, (int(x), int(y)), max(1, int(round(2 * scale))), (255, 255, 255), thickness=-1)
+    return canvas
+
+
 class _FrameIndex:
     """Per-track sorted frame numbers, so a frame's entry is found by bisection."""
 
@@ -107,10 +157,7 @@ def render_pose(tracks: Mapping[str, Any], frame_index: int, width: int, height:
     sx = width / float(tracks.get("width") or width)
     sy = height / float(tracks.get("height") or height)
     for _tid, entry in _index(tracks).entries(tracks, "poses", int(frame_index)):
-        kps = np.asarray(entry["keypoints"], np.float64)
-        kps[:, 0] *= sx
-        kps[:, 1] *= sy
-        draw_skeleton(canvas, kps, scale=max(0.5, min(sx, sy)))
+        draw_person(canvas, entry, sx=sx, sy=sy)
     return canvas
 
 
@@ -121,7 +168,7 @@ def render_overlay(frame: np.ndarray, faces: Sequence[tuple[int, Mapping[str, An
 
     out = np.array(frame, np.uint8, copy=True)
     for _tid, entry in poses:
-        draw_skeleton(out, entry["keypoints"], dim_limbs=False)
+        draw_person(out, entry, dim_limbs=False)
     h, w = out.shape[:2]
     for tid, entry in faces:
         colour = ID_COLOURS[tid % len(ID_COLOURS)]
@@ -137,6 +184,12 @@ def render_overlay(frame: np.ndarray, faces: Sequence[tuple[int, Mapping[str, An
     for tid, entry in poses:
         k = np.asarray(entry["keypoints"])
         seen = k[k[:, 2] >= MIN_CONFIDENCE]
+        if not len(seen) and entry.get("box"):  # found by the body only: its box
+            x0, y0, x1, y1 = (int(round(v)) for v in entry["box"])
+            colour = ID_COLOURS[tid % len(ID_COLOURS)]
+            cv2.rectangle(out, (x0, y0), (x1, y1), colour, 1)
+            cv2.putText(out, f"person {tid}", (x0, min(h - 4, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
+                        cv2.LINE_AA)
         if len(seen):
             x, y = int(seen[:, 0].min()), int(seen[:, 1].max())
             cv2.putText(out, f"pose {tid}", (x, min(h - 4, y + 16)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,

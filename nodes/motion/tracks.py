@@ -1,6 +1,7 @@
-"""The tracks contract (``tracks.json``, version 1) and the object a ``DIRECTOR_MOTION`` socket carries.
+"""The tracks contract (``tracks.json``, version 2; version 1 still loads) and the object a
+``DIRECTOR_MOTION`` socket carries.
 
-Schema, version 1 (public: other tools read it). Pixel coordinates of the source frame, frames
+Schema (public: other tools read it). Pixel coordinates of the source frame, frames
 numbered from 0 in the source's frame grid::
 
     {"version": 1, "width": W, "height": H, "fps": "24000/1001", "frame_count": N,
@@ -11,7 +12,16 @@ numbered from 0 in the source's frame grid::
      "camera": [{"frame": f, "homography": [[...3], [...3], [...3]]}]}
 
 ``camera[f].homography`` maps pixel coordinates of frame f to frame 0. A track lists only the
-frames on which it was seen. No ComfyUI import here.
+frames on which it was seen.
+
+Version 2 adds, all optional (a version-1 reader ignores them; version-1 files load unchanged):
+a pose track's ``"found"`` ("face": found through its face, "body": through its body, no face
+needed) and ``"keypoint_model"`` (e.g. "mediapipe pose", "dwpose"); a pose frame's ``"box"``
+[x0, y0, x1, y1] (the person; keypoints all at confidence 0 when only the box is known),
+``"feet"`` (6 [x, y, confidence]: left big toe, left small toe, left heel, right ...),
+``"hands"`` ([left 21, right 21] [x, y, confidence], the OpenPose hand layout) and
+``"face_points"`` (68 [x, y, confidence], the iBUG layout), as whole-body models give them.
+No ComfyUI import here.
 """
 
 from __future__ import annotations
@@ -25,8 +35,12 @@ from typing import Any, Mapping
 
 from ..common.errors import DirectorError
 
-TRACKS_VERSION = 1
+TRACKS_VERSION = 2
+READS = (1, 2)
 MAX_TRACKS = 8
+FOUND = ("face", "body")
+EXTRA_POINTS = {"feet": (6,), "hands": (2, 21), "face_points": (68,)}
+"""Version-2 whole-body keypoint groups of a pose frame and their shapes (rows of [x, y, confidence])."""
 COCO17 = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
     "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
@@ -50,13 +64,23 @@ def _number(v: Any, what: str) -> float:
     return float(v)
 
 
+def _points(rows, where: str, what: str) -> None:
+    for p in rows:
+        if not isinstance(p, list) or len(p) != 3:
+            raise _bad(f"{where}: each {what} point is [x, y, confidence].")
+        for v in p:
+            _number(v, f"{where} {what}")
+
+
 def validate_tracks(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Check a tracks document against schema version 1; returns it unchanged. Errors name the
+    """Check a tracks document against schema version 1 or 2; returns it unchanged. Errors name the
     track, frame and field at fault."""
     if not isinstance(data, Mapping):
         raise _bad("the document must be a JSON object.")
-    if data.get("version") != TRACKS_VERSION:
-        raise _bad(f"version {data.get('version')!r} is not supported (this pack reads version {TRACKS_VERSION}).")
+    version = data.get("version")
+    if isinstance(version, bool) or version not in READS:
+        raise _bad(f"version {version!r} is not supported (this pack reads versions "
+                   f"{', '.join(str(v) for v in READS)}).")
     for key in ("width", "height", "frame_count"):
         v = data.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "frame_count" else 1):
@@ -87,6 +111,8 @@ def validate_tracks(data: Mapping[str, Any]) -> Mapping[str, Any]:
             ids.add(tid)
             if kind == "poses" and tuple(t.get("keypoint_names", ())) != COCO17:
                 raise _bad(f"poses {tid}: keypoint_names must be the 17 COCO names in COCO order.")
+            if kind == "poses" and "found" in t and t["found"] not in FOUND:
+                raise _bad(f"poses {tid}: 'found' must be one of {', '.join(FOUND)}, got {t['found']!r}.")
             last = -1
             for e in t.get("frames", []):
                 f = frame_of(e, f"{kind} {tid}")
@@ -109,11 +135,26 @@ def validate_tracks(data: Mapping[str, Any]) -> Mapping[str, Any]:
                     kps = e.get("keypoints")
                     if not isinstance(kps, list) or len(kps) != len(COCO17):
                         raise _bad(f"poses {tid} frame {f}: 'keypoints' must hold 17 [x, y, confidence].")
-                    for p in kps:
-                        if not isinstance(p, list) or len(p) != 3:
-                            raise _bad(f"poses {tid} frame {f}: each keypoint is [x, y, confidence].")
-                        for v in p:
-                            _number(v, f"poses {tid} frame {f} keypoint")
+                    _points(kps, f"poses {tid} frame {f}", "keypoint")
+                    if "box" in e:
+                        box = e["box"]
+                        if not isinstance(box, list) or len(box) != 4:
+                            raise _bad(f"poses {tid} frame {f}: 'box' must be [x0, y0, x1, y1].")
+                        for v in box:
+                            _number(v, f"poses {tid} frame {f} box")
+                    for group, shape in EXTRA_POINTS.items():
+                        if group not in e:
+                            continue
+                        rows = e[group]
+                        if len(shape) == 2:
+                            if not isinstance(rows, list) or len(rows) != shape[0] or \
+                                    any(not isinstance(r, list) or len(r) != shape[1] for r in rows):
+                                raise _bad(f"poses {tid} frame {f}: '{group}' must hold {shape[0]} lists of "
+                                           f"{shape[1]} [x, y, confidence].")
+                            rows = [p for r in rows for p in r]
+                        elif not isinstance(rows, list) or len(rows) != shape[0]:
+                            raise _bad(f"poses {tid} frame {f}: '{group}' must hold {shape[0]} [x, y, confidence].")
+                        _points(rows, f"poses {tid} frame {f}", group)
         # The limit is on people or faces at once, checked by the extractor; ids may exceed it.
         del limit
     last = -1
@@ -145,7 +186,7 @@ def load_tracks(path: str | Path) -> Mapping[str, Any]:
 class MotionSource:
     """What a ``DIRECTOR_MOTION`` socket carries: the tracks of one clip and the files made from it.
 
-    ``tracks`` is a schema-v1 document (above). ``source`` is the clip's footage reference
+    ``tracks`` is a schema-v1 or v2 document (above). ``source`` is the clip's footage reference
     (``footage.stream.FootageRef``). The optional videos are file paths (MP4, the source's frame
     count and rate): ``pose_video`` skeletons on black (control-net style), ``overlay_video``
     skeleton and face overlay on the source, ``structure_video`` edges or depth

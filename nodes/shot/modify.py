@@ -160,6 +160,11 @@ def modify_size(resolution: str, width: int, height: int) -> tuple[int, int]:
     return short, max(2, int(round(short * height / width / 2)) * 2)
 
 
+CHARACTER_MODES = ("replace", "animate")
+"""replace: the character takes the performer's place in the source (background kept, mask from the
+person's track); animate: the character image is animated by the performance (its own background)."""
+
+
 @dataclass(frozen=True, eq=False)
 class ModifyInputs:
     """What a modify request carries in ``options["modify"]``: the source footage (with its
@@ -172,13 +177,21 @@ class ModifyInputs:
     motion: Any = None
     first_frame: bool = False
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    character: Any = None  # uint8 RGB (H, W, 3): the character the performer becomes (Local: Wan Animate)
+    character_mode: str = "replace"
 
     def __repr__(self) -> str:
         tracks = "none"
         if self.motion is not None:
             tracks = hashlib.sha256(json.dumps(self.motion.tracks, sort_keys=True).encode()).hexdigest()[:16]
+        character = ""
+        if self.character is not None:
+            import numpy as np
+
+            digest = hashlib.sha256(np.ascontiguousarray(self.character).tobytes()).hexdigest()[:16]
+            character = f", character={digest}:{self.character_mode}"
         return (f"ModifyInputs(footage={self.footage!r}, tracking={self.tracking!r}, tracks={tracks}, "
-                f"first_frame={self.first_frame})")
+                f"first_frame={self.first_frame}{character})")
 
 
 def modify_inputs(req: ShotRequest) -> ModifyInputs:
@@ -191,7 +204,8 @@ def modify_inputs(req: ShotRequest) -> ModifyInputs:
 def build_modify_request(prompt: str, footage: FootageRef, *, resolution: str = DEFAULT_RESOLUTION,
                          hdr: bool = False, exr: bool = False, tracking: TrackingSettings | None = None,
                          motion=None, keyframes: Sequence[KeyframeSpec] = (), first_frame=None,
-                         max_keyframes: int = KEYFRAMES_DEFAULT_MAX, limit_s: float | None = None) -> ShotRequest:
+                         max_keyframes: int = KEYFRAMES_DEFAULT_MAX, limit_s: float | None = None,
+                         character=None, character_mode: str = "replace") -> ShotRequest:
     """Every Modify Video rule, checked once; errors name the input and the limit."""
     from .tracking import crowd_warnings, frame_ranges
 
@@ -227,8 +241,18 @@ def build_modify_request(prompt: str, footage: FootageRef, *, resolution: str = 
                 f"{frame_ranges(range(info.frame_count))}; set characters to Off, or use footage with a person in it.",
                 field="characters")
         warnings = crowd_warnings(motion.tracks, motion.warnings)
+    if character_mode not in CHARACTER_MODES:
+        raise ShotError(f"character_mode: '{character_mode}' is not one of {', '.join(CHARACTER_MODES)}.",
+                        field="character_mode")
+    if character is not None and (motion is None or motion.people == 0):
+        raise ShotError("character: a character swap keeps the performer's performance, which comes from a Motion "
+                        "Source with poses on (and a person found); connect one made from this video.",
+                        field="character")
+    if character is not None:
+        warnings.append("character: the character swap runs on the Local engine with a Wan 2.2 Animate model; "
+                        "Draft and Luma restyle with the prompt and leave the character out.")
     inputs = ModifyInputs(footage=footage, tracking=tracking, motion=motion, first_frame=first_frame is not None,
-                          warnings=tuple(warnings))
+                          warnings=tuple(warnings), character=character, character_mode=character_mode)
     source = SourceClip(path=str(footage.path), fps=info.fps, frame_count=info.frame_count, width=info.width,
                         height=info.height, has_audio=info.has_audio)
     seconds = info.frame_count / float(info.fps)

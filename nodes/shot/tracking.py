@@ -9,8 +9,8 @@ The user decides what survives the restyle:
 - ``structure_adherence`` 0..1 (Luma ``controls.depth.blur = 1 - adherence``), or None = not sent;
 - ``motion_adherence`` 0..1 (Luma ``controls.trajectory.sparsity = 1 - adherence``), or None;
 - ``strength``: one of the nine presets adhere_1..3, flex_1..3, reimagine_1..3, or None;
-- ``auto``: the model chooses every control itself. Auto excludes the manual controls: a
-  combination that sets both is refused, naming both.
+- ``auto``: the model chooses every control itself. Auto wins: manual controls set beside it are
+  not sent, and ``ignored`` names them so the node can say so.
 
 Crowds: the model (and the tracks) keep at most 8 people and 8 faces. :func:`crowded_frames`
 names the frames with more, and :func:`most_prominent` picks the 8 kept (largest on screen).
@@ -18,7 +18,7 @@ names the frames with more, and :func:`most_prominent` picks the 8 kept (largest
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from ..common.errors import DirectorError
@@ -42,6 +42,8 @@ class TrackingSettings:
     motion_adherence: float | None = 0.5
     strength: str | None = None
     auto: bool = False
+    ignored: tuple[str, ...] = field(default=(), compare=False)
+    """Manual controls set beside auto (not sent: auto wins), as the node shows them."""
 
     @property
     def manual(self) -> list[str]:
@@ -66,7 +68,7 @@ class TrackingSettings:
     def describe(self) -> str:
         """A short line for the node and the draft: "poses (precise), face on, structure 0.5"."""
         if self.auto:
-            return "auto controls"
+            return "auto controls" + (f" (ignored: {', '.join(self.ignored)})" if self.ignored else "")
         parts = []
         if self.characters != "default":
             parts.append({"poses": "poses (precise)", "blocking": "blocking (coarse)", "off": "characters off"}
@@ -117,11 +119,9 @@ def tracking_settings(*, characters: str = "Poses (precise)", face_performance: 
         structure_adherence=_adherence(structure_adherence, "structure_adherence"),
         motion_adherence=_adherence(motion_adherence, "motion_adherence"),
         strength=None if strength == STRENGTH_DEFAULT else strength, auto=bool(auto))
-    if settings.auto and settings.manual:
-        raise DirectorError(
-            f"auto: auto controls let the model choose, so they exclude the manual controls; "
-            f"auto is on and {', '.join(settings.manual)} {'is' if len(settings.manual) == 1 else 'are'} set. "
-            "Turn auto off, or set those to 'Model default' (adherence -1).", field="auto")
+    if settings.auto:  # auto wins: the manual controls are checked above, then not sent
+        return TrackingSettings(characters="default", face="default", structure_adherence=None,
+                                motion_adherence=None, strength=None, auto=True, ignored=tuple(settings.manual))
     return settings
 
 

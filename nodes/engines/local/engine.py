@@ -1,4 +1,4 @@
-"""The Local engine: Director shots on the user's own LTX-Video / Wan VACE models, in ComfyUI.
+"""The Local engine: Director shots on the user's own LTX-Video / Wan VACE / Wan Animate models, in ComfyUI.
 
 It never runs a model itself. Generate Video asks it for a :class:`~.plan.Plan` and returns
 that plan as a node expansion of ComfyUI's native nodes, so ComfyUI's own memory management,
@@ -16,6 +16,7 @@ from ...shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
 from ...shot.request import FPS, ShotRequest
 from .families import Family, ModelFacts, check_model_parts
 from .plan import Plan, Settings, plan_shot
+from .plan_animate import character_of, check_character_family, plan_wan_animate
 
 
 @dataclass
@@ -65,7 +66,12 @@ class LocalEngine(Engine):
         self.plan(request, "director/shots/shot")
 
     def plan(self, request: ShotRequest, prefix: str, preview_frames: int = 0) -> Plan:
-        plan = plan_shot(request, self.family, self.settings, prefix, preview_frames)
+        """Modify with a character: Wan 2.2 Animate (plan_animate.py); everything else: plan.py."""
+        check_character_family(request, self.family, self.facts.model_class)
+        if request.task == "modify" and character_of(request)[0] is not None:
+            plan = plan_wan_animate(request, self.family, self.settings, prefix, preview_frames)
+        else:
+            plan = plan_shot(request, self.family, self.settings, prefix, preview_frames)
         if self.family_note and self.family_note != self.family.label:
             plan.notes.insert(0, f"family {self.family_note}")
         return plan

@@ -60,7 +60,13 @@ WAN21_VACE = Family("wan21_vace", "Wan 2.1 VACE", 4, 16, 16, (4, 8, 8), steps=30
 WAN22_VACE = Family("wan22_vace", "Wan 2.2 VACE", 4, 16, 16, (4, 8, 8), steps=20, cfg=3.5, sampler="euler",
                     scheduler="simple", tiled_decode_above=1280 * 720)
 
-FAMILIES = {f.label: f for f in (LTXV, WAN21_VACE, WAN22_VACE)}
+WAN22_ANIMATE = Family("wan22_animate", "Wan 2.2 Animate", 4, 16, 16, (4, 8, 8), steps=20, cfg=1.0, sampler="euler",
+                       scheduler="simple", tiled_decode_above=1280 * 720)
+"""Wan2.2-Animate-14B (ComfyUI's WAN22_Animate): a character image moved by a pose video and a face
+video (WanAnimateToVideo); Modify Video's character swap. cfg 1 and 20 steps as ComfyUI's template
+(with its distillation LoRA users lower steps)."""
+
+FAMILIES = {f.label: f for f in (LTXV, WAN21_VACE, WAN22_VACE, WAN22_ANIMATE)}
 FAMILY_OPTIONS = (AUTO, *FAMILIES)
 
 
@@ -85,6 +91,8 @@ def family_from_model(facts: ModelFacts) -> Family | None:
     cls = facts.model_class or ""
     if cls in ("LTXV", "LTXAV"):
         return LTXV
+    if cls == "WAN22_Animate" or facts.model_type == "animate":
+        return WAN22_ANIMATE
     if cls.startswith("WAN2"):
         return WAN21_VACE if (cls == "WAN21_Vace" or facts.model_type == "vace") else None
     return None
@@ -92,7 +100,7 @@ def family_from_model(facts: ModelFacts) -> Family | None:
 
 def describe_model(facts: ModelFacts) -> str:
     cls = facts.model_class or "an unknown model"
-    if cls.startswith("WAN2") and facts.model_type and facts.model_type != "vace":
+    if cls.startswith("WAN2") and facts.model_type and facts.model_type not in ("vace", "animate"):
         return f"a Wan {facts.model_type} model ({cls}, no VACE blocks)"
     return cls
 
@@ -106,10 +114,11 @@ def resolve_family(choice: str, facts: ModelFacts) -> tuple[Family, str]:
             if facts.model_class is None:
                 raise EngineUnsupported(
                     "Local engine: the model family could not be detected from this MODEL; set family to "
-                    "LTX-Video, Wan 2.1 VACE or Wan 2.2 VACE.", field="family")
+                    "LTX-Video, Wan 2.1 VACE, Wan 2.2 VACE or Wan 2.2 Animate.", field="family")
             raise EngineUnsupported(
                 f"Local engine: the MODEL is {describe_model(facts)}, which the Local engine cannot drive; load "
-                "an LTX-Video or a Wan VACE diffusion model (UNETLoader) or set family.", field="model")
+                "an LTX-Video, a Wan VACE or a Wan 2.2 Animate diffusion model (UNETLoader) or set family.",
+                field="model")
         return detected, f"{detected.label} (detected)"
     if choice not in FAMILIES:
         raise EngineUnsupported(f"Local engine: family '{choice}' is not one of {', '.join(FAMILY_OPTIONS)}.",

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ...common.errors import ShotError
+from ...common.errors import EngineUnsupported, ShotError
 from ...shot.request import Keyframe
 
 GREY = 0.5
@@ -163,3 +163,16 @@ def blend_weights(overlap: int) -> np.ndarray:
 def blend(previous_tail: np.ndarray, new_head: np.ndarray) -> np.ndarray:
     w = blend_weights(len(new_head))
     return previous_tail * (1.0 - w) + new_head * w
+
+
+def source_window(shot, start: int, length: int):
+    """The source's frames ``start .. start+length-1`` (of its selection) as float32 chunks."""
+    from ...footage.frames import iter_images
+
+    footage = shot.options.get("footage") or getattr(shot.options.get("modify"), "footage", None)
+    if footage is None:
+        raise EngineUnsupported(f"Local engine: the {shot.task} shot carries no source footage.", field="video")
+    sel = footage.selection
+    window = footage.with_selection(start=sel.start + start * sel.stride, count=length)
+    for chunk in iter_images(window):
+        yield from chunk

@@ -4,8 +4,9 @@
   LTX-Video needs (no native node makes one without a real T5 text encoder).
 - A probe: ComfyUI's own ``LTXVAddGuide`` and ``WanVaceToVideo`` are wrapped so every call's
   inputs (frame index, strength, image, control video and masks) are appended to
-  ``$DIRECTOR_PROBE_LOG`` as JSON lines; the test reads what the native nodes were really given.
-  ``VAEDecode`` calls are timed the same way, with the peak VRAM on a GPU (bench/bench_local.py).
+  ``$DIRECTOR_PROBE_LOG`` as JSON lines (``WanAnimateToVideo``: the shapes of every video it takes); the test
+  reads what the native nodes were really given. ``VAEDecode`` calls are timed the same way, with the peak
+  VRAM on a GPU (bench/bench_local.py).
 """
 
 import json
@@ -68,6 +69,31 @@ def _install_probe():
                     control_video=control_video, control_masks=control_masks, reference_image=reference_image)
 
     vace_cls.execute = classmethod(vace_to_video)
+
+    animate_cls = nodes.NODE_CLASS_MAPPINGS.get("WanAnimateToVideo")
+    if animate_cls is not None:
+        animate = animate_cls.execute.__func__
+
+        def animate_to_video(cls, positive, negative, vae, width, height, length, batch_size,
+                             continue_motion_max_frames, video_frame_offset, **kw):
+            def shape(name):
+                v = kw.get(name)
+                return None if v is None else list(v.shape)
+
+            pose = kw.get("pose_video")
+            _log({"node": "WanAnimateToVideo", "width": width, "height": height, "length": length,
+                  "continue_motion_max_frames": continue_motion_max_frames, "video_frame_offset": video_frame_offset,
+                  **{name: shape(name) for name in ("reference_image", "face_video", "pose_video", "background_video",
+                                                    "character_mask", "continue_motion")},
+                  "pose_lit": None if pose is None else [float((pose[i] > 0.1).any(dim=-1).float().mean())
+                                                         for i in range(pose.shape[0])]})
+            out = animate(cls, positive, negative, vae, width, height, length, batch_size,
+                          continue_motion_max_frames, video_frame_offset, **kw)
+            _log({"node": "WanAnimateToVideo.out", "trim_latent": int(out.result[3]), "trim_image": int(out.result[4]),
+                  "video_frame_offset": int(out.result[5])})
+            return out
+
+        animate_cls.execute = classmethod(animate_to_video)
 
     import time
 
