@@ -16,7 +16,7 @@ from comfy_api.latest import io, ui
 from ..colour import ocio
 from ..common import glue
 from ..common.errors import Cancelled, DirectorError
-from ..footage.stream import exact_rate
+from ..footage.probe import exact_rate
 from .writer import COMPRESSIONS, write_exr_sequence
 
 CATEGORY = "Director/Finishing"

@@ -191,7 +191,7 @@ class _Audio:
     def __init__(self, out, source: str, window: tuple[float, float] | None):
         import av
 
-        from .stream import standard_layout
+        from .sound import standard_layout
 
         self._src = av.open(source, "r")
         try:
@@ -243,7 +243,7 @@ class _Audio:
     def _transcoded(self) -> Iterator[tuple[float, object]]:
         import av
 
-        from .stream import iter_audio
+        from .sound import iter_audio
 
         start, end = self.window if self.window else (0.0, 1e12)
         rate, layout, chunks = iter_audio(self.source, start, end)

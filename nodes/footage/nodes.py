@@ -26,12 +26,13 @@ from ..common.errors import Cancelled, DirectorError
 from ..common.inputs import resolve_input_file
 from ..common.paths import atomic_path, next_free_file, safe_relative
 from .colour_tags import AUTO as AUTO_TAGS
-from .stream import clip_colourspace
 from .encode import SUFFIX, encode_mp4
 from .frames import grab_frames, iter_images, parse_frame_list
+from .probe import MAX_SIDE, clip_colourspace
 from .refs import footage_from_video
-from .stream import (MAX_SIDE, FootageRef, FootageSelection, audio_window, iter_chunks, read_audio, ref_info,
-                     source_info)
+from .selection import FootageRef, FootageSelection, ref_info, source_info
+from .sound import audio_window, read_audio
+from .stream import iter_chunks
 
 CATEGORY = "Director/Footage"
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"

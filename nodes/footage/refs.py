@@ -33,7 +33,8 @@ import numpy as np
 
 from ..common.errors import DirectorError
 from ..common.paths import atomic_path
-from .stream import FootageRef, FootageSelection, clip_colourspace, exact_rate, probe
+from .probe import clip_colourspace, exact_rate, probe
+from .selection import FootageRef, FootageSelection
 
 _component_spills: "weakref.WeakKeyDictionary[object, FootageRef]" = weakref.WeakKeyDictionary()
 
