@@ -93,6 +93,25 @@ class FootageSelection:
         return self == FootageSelection()
 
 
+def even_crop(x, y, width, height, frame_w: int, frame_h: int) -> tuple[int, int, int, int] | None:
+    """The rectangle core's crop takes from a ``frame_w`` x ``frame_h`` picture: corner clamped into
+    the frame and put on even pixels, size clamped to the frame and made even. None = nothing to
+    cut (empty request or the whole frame)."""
+    width, height = int(width), int(height)
+    if width <= 0 or height <= 0:
+        return None
+    x = max(0, min(int(x), frame_w - 1))
+    y = max(0, min(int(y), frame_h - 1))
+    x, y = x - x % 2, y - y % 2
+    width, height = min(width, frame_w - x), min(height, frame_h - y)
+    if (x, y, width, height) == (0, 0, frame_w, frame_h):
+        return None
+    width, height = width - width % 2, height - height % 2
+    if width <= 0 or height <= 0:
+        return None
+    return x, y, width, height
+
+
 @dataclass(frozen=True)
 class FootageRef:
     """What flows between Director nodes inside a VIDEO: a file plus a selection of it.

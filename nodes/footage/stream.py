@@ -25,10 +25,14 @@ import numpy as np
 
 from ..common.errors import DirectorError
 from ..common.paths import shown_error, shown_path
-from .probe import (MAX_SIDE, Facts, FootageInfo, clip_colourspace, exact_rate, exr_files, exr_size,  # noqa: F401
+from .probe import (MAX_SIDE, Facts, FootageInfo, clip_colourspace, exact_rate, exr_files, exr_size,
                     probe, probe_facts)
-from .selection import FootageRef, FootageSelection, ref_info, source_info  # noqa: F401
-from .sound import audio_window, iter_audio, read_audio, standard_layout  # noqa: F401
+from .selection import FootageRef, FootageSelection, ref_info, source_info
+from .sound import audio_window, iter_audio, read_audio, standard_layout
+
+__all__ = ["MAX_SIDE", "FootageInfo", "FootageRef", "FootageSelection", "audio_window", "clip_colourspace",
+           "exact_rate", "exr_files", "iter_audio", "iter_chunks", "probe", "read_audio", "ref_info", "source_info",
+           "standard_layout"]
 
 SEEK_AFTER = 24
 """A start this many frames or more into the clip is reached by seeking to a keyframe."""
