@@ -429,6 +429,8 @@ def _video_stream(out, spec: _Spec, mode: str, fps: Fraction, width: int, height
         options = dict(cc.options)
         if crf is not None:
             options["crf"] = f"{float(crf):g}"
+            if float(crf) == 0:
+                options.pop("profile", None)  # lossless H.264 is High 4:4:4 Predictive, not High
         if preset is not None:
             options["preset"] = str(preset)
         cc.options = options
