@@ -98,6 +98,7 @@ COMMANDS = [
     # ``run=function(args) -> exit code``. Imported only to build the parser (keep them light).
     ".nodes.doctor",
     ".nodes.run_emulator",
+    ".nodes.editorial.cli",
 ]
 
 
