@@ -197,6 +197,23 @@ class VideoFromFile(VideoInput):
             s = c.streams.video[0]
             return s.width, s.height
 
+    def save_to(self, path, format="auto", codec="auto", metadata=None, bit_depth=None, crf=None,
+                color_space=None, preset=None):
+        """Newest core's signature; records the call and copies the streams (core's no-edit path)."""
+        import av
+
+        VideoFromFile.saved.append(dict(file=self._file, path=path, format=format, codec=codec, bit_depth=bit_depth,
+                                        crf=crf, color_space=color_space, preset=preset))
+        with av.open(self._file) as src, av.open(path, "w", format="mp4") as dst:
+            streams = {s: dst.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
+            for pkt in src.demux():
+                if pkt.stream in streams and pkt.dts is not None:
+                    pkt.stream = streams[pkt.stream]
+                    dst.mux(pkt)
+
+
+VideoFromFile.saved = []
+
 
 class ComfyExtension:
     async def on_load(self):

@@ -160,3 +160,26 @@ def make_clip(path, width: int = 320, height: int = 180, frames: int = 24, fps: 
             for p in a_stream.encode(None):
                 out.mux(p)
     return path
+
+
+def make_cut_short(path, frames: int = 96, keep: float = 0.3, **kw) -> Path:
+    """A clip whose header lists ``frames`` frames but whose file stops after ``keep`` of its
+    bytes, like an interrupted copy: an .mp4 with its index first (faststart), cut."""
+    import av
+
+    path = Path(path)
+    whole = path.with_name(path.stem + ".whole" + path.suffix)
+    make_clip(whole, frames=frames, audio=kw.pop("audio", True), **kw)
+    fast = path.with_name(path.stem + ".fast" + path.suffix)
+    with av.open(str(whole)) as src, av.open(str(fast), "w", options={"movflags": "+faststart"}) as dst:
+        streams = {s: dst.add_stream_from_template(s) for s in src.streams}
+        for pkt in src.demux():
+            if pkt.dts is None:
+                continue
+            pkt.stream = streams[pkt.stream]
+            dst.mux(pkt)
+    data = fast.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+    whole.unlink()
+    fast.unlink()
+    return path

@@ -62,8 +62,10 @@ def test_load_video_outputs_a_lazy_video_with_its_facts_and_audio(clip):
 def test_audio_longer_than_the_cap_is_not_decoded_and_blocks_its_users_naming_frame_count(clip, monkeypatch):
     monkeypatch.setattr(footage_nodes, "AUDIO_OUTPUT_MAX_S", 1.0)  # the 2 s clip stands in for hours of sound
     decoded = []
-    real_read_audio = footage_nodes.read_audio
-    monkeypatch.setattr(footage_nodes, "read_audio", lambda ref: decoded.append(ref) or real_read_audio(ref))
+    from comfyui_director.nodes.footage import video as footage_video
+
+    real_read_audio = footage_video.read_audio
+    monkeypatch.setattr(footage_video, "read_audio", lambda ref: decoded.append(ref) or real_read_audio(ref))
     video, _, count, _, audio = DirectorLoadVideo.execute(video="clip.mp4").args
     assert count == 48 and decoded == []
     assert isinstance(audio, comfy_stub.ExecutionBlocker)

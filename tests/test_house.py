@@ -21,6 +21,7 @@ LAYERS = {
     "engines": 5,
     "generate": 6, "modify": 6, "reframe": 6, "editorial": 6,
     "extension": 7, "farm": 7,
+    "doctor": 7, "run_emulator": 7,  # command-line tools (``director doctor`` / ``director emulator``)
 }
 
 

@@ -16,7 +16,7 @@ from comfy_api.latest import io, ui
 from ..colour import ocio
 from ..common import glue
 from ..common.errors import Cancelled, DirectorError
-from ..footage.stream import exact_rate
+from ..footage.probe import exact_rate
 from .writer import COMPRESSIONS, write_exr_sequence
 
 CATEGORY = "Director/Finishing"
@@ -135,6 +135,7 @@ class DirectorEXRWriter(io.ComfyNode):
             total, rate = info.frame_count, info.fps
             source_space = ref.colourspace
             chunks = iter_chunks(ref, CHUNK)
+            cut_note = info.cut_short_note
         else:
             if images.ndim != 4 or images.shape[-1] < 3:
                 raise DirectorError(f"images: expected an IMAGE batch (frames, height, width, 3), got "
@@ -142,6 +143,7 @@ class DirectorEXRWriter(io.ComfyNode):
             total, rate = int(images.shape[0]), exact_rate(fps)
             source_space = ocio.DEFAULT_INPUT_SPACE
             chunks = image_chunks(images)
+            cut_note = ""
         in_space = source_space if input_colour_space == AUTO_SPACE else input_colour_space
         alphas = alpha_chunks(mask, total) if mask is not None else None
         out_root = glue.output_dir()
@@ -159,6 +161,8 @@ class DirectorEXRWriter(io.ComfyNode):
                 f"frames {seq.first_frame}-{seq.last_frame} ({seq.frame_count}), {seq.width}x{seq.height} "
                 f"{seq.channels} half, {seq.compression}, {rate} fps\n"
                 f"{seq.colour_space} (from {ocio.resolve_space(in_space, config)})\n{seq.colour_note}")
+        if cut_note:
+            text += f"\nWARNING: {cut_note}"
         return io.NodeOutput(folder, seq.frame_count, ui=ui.PreviewText(text))
 
 

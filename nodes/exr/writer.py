@@ -39,7 +39,7 @@ from ..common.errors import Cancelled, DirectorError
 from ..common.paths import (atomic_path, claim_version_dir, describe_os_error, resolve_inside, safe_relative,
                             shown_error, shown_path)
 from ..common.progress import CancelFn, ProgressFn, check_cancel
-from ..footage.stream import exact_rate
+from ..footage.probe import exact_rate
 
 COMPRESSIONS = ("PIZ", "ZIP", "ZIPS", "DWAA", "DWAB", "NONE")
 """Compression choices, default first. PIZ/ZIP/ZIPS/NONE are lossless; DWAA/DWAB are lossy."""

@@ -1,7 +1,7 @@
 """The source's audio put back under a silent engine result (Luma's outputs have no audio).
 
 No ComfyUI import. :func:`with_source_audio` copies the result's video packets untouched and the
-source's audio under its selection (``stream.audio_window``) packet for packet when the container
+source's audio under its selection (``sound.audio_window``) packet for packet when the container
 takes the codec (AAC into .mp4), transcoding only where it must: the same audio path as Save
 Video (``encode._Audio``). It writes a new file beside the result, ``<name>_audio.mp4`` (then
 ``_audio_2`` ...), atomically; the engine's delivery is left as it came.
@@ -13,7 +13,9 @@ from pathlib import Path
 
 from ..common.errors import DirectorError
 from ..common.paths import atomic_path, claim_first_free, numbered_names
-from .stream import FootageRef, audio_window, probe
+from .probe import probe
+from .selection import FootageRef
+from .sound import audio_window
 
 
 def mux_source_audio(picture: Path, source: FootageRef, out: Path) -> str | None:

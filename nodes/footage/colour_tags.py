@@ -1,7 +1,7 @@
 """Which colour space a clip is in, from its own colour tags (or an EXR frame's header).
 
 A video stream carries four tags (ITU-T H.273 code points, what FFmpeg and PyAV report):
-primaries, transfer, matrix and range. The matrix and range only say how YUV becomes RGB (the
+primaries, transfer, matrix and range (``probe.read_tags`` reads them). The matrix and range only say how YUV becomes RGB (the
 decoder in ``stream.py`` uses them); primaries and transfer say what the RGB means. The rule,
 from transfer and primaries to a colour space of the active OpenColorIO config:
 
@@ -137,19 +137,6 @@ def space_for_tags(tags: ColourTags, config=None, *, clip: str = "the clip", fie
             f"'{cfg.getName()}' has no such colour space. Set the '{field}' input to one it has, or use a "
             f"config that has it ($OCIO).", field=field)
     return found
-
-
-def read_tags(stream) -> ColourTags:
-    """The colour tags of a PyAV video stream (from its codec parameters)."""
-    cc = stream.codec_context
-
-    def code(attr, default):
-        try:
-            return int(getattr(cc, attr))
-        except (AttributeError, TypeError, ValueError):
-            return default
-    return ColourTags(code("color_primaries", 2), code("color_trc", 2), code("colorspace", 2),
-                      code("color_range", 0))
 
 
 def space_for_exr(path, config=None) -> str:

@@ -191,7 +191,7 @@ class _Audio:
     def __init__(self, out, source: str, window: tuple[float, float] | None):
         import av
 
-        from .stream import standard_layout
+        from .sound import standard_layout
 
         self._src = av.open(source, "r")
         try:
@@ -243,7 +243,7 @@ class _Audio:
     def _transcoded(self) -> Iterator[tuple[float, object]]:
         import av
 
-        from .stream import iter_audio
+        from .sound import iter_audio
 
         start, end = self.window if self.window else (0.0, 1e12)
         rate, layout, chunks = iter_audio(self.source, start, end)
@@ -295,7 +295,8 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                audio_window: tuple[float, float] | None = None, config=None,
                progress: ProgressFn | None = None, cancel: CancelFn | None = None,
                total_frames: int | None = None, metadata: Mapping[str, str] | None = None,
-               view_transform: str = "fast", speed: str = "final") -> EncodedVideo:
+               view_transform: str = "fast", speed: str = "final", crf: float | None = None,
+               preset: str | None = None) -> EncodedVideo:
     """Encode ``chunks`` ((n, H, W, 3) uint8/uint16/float32 in ``input_space``) to ``out_path``.
 
     ``mode`` picks the format (module docstring). ``audio_from`` names a file whose audio goes
@@ -308,6 +309,8 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
     "draft" (Draft previews only): SDR H.264 with x264's ``ultrafast`` preset and swscale's
     bilinear RGB->YUV without accurate rounding (codes may differ by one); about four times less
     encoder CPU for a bigger file. Other modes ignore it.
+    ``crf`` / ``preset`` override the x264/x265 quality and speed above (core's Save Video passes
+    them); ProRes ignores both.
     """
     import av
     from av.video.reformatter import Interpolation
@@ -350,7 +353,7 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                         continue
                     if vs is None:
                         height, width = int(rgb.shape[1]), int(rgb.shape[2])
-                        vs = _video_stream(out, spec, mode, fps, width, height, pixels.view, draft)
+                        vs = _video_stream(out, spec, mode, fps, width, height, pixels.view, draft, crf, preset)
                         if audio_from:
                             audio = _Audio(out, audio_from, audio_window)
                     elif rgb.shape[1:3] != (height, width):
@@ -382,6 +385,7 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
     except OSError as e:
         raise DirectorError(describe_os_error(e, f"writing '{out_path.name}'")) from e
     except av.FFmpegError as e:
+        import traceback; traceback.print_exc()
         raise DirectorError(f"format: the {mode} encoder failed writing '{out_path.name}' ({e}).",
                             field="format") from None
     finally:
@@ -392,7 +396,8 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                         pix_fmt=spec.pix_fmt, fps=fps, mode=mode, audio=audio.label if audio else None)
 
 
-def _video_stream(out, spec: _Spec, mode: str, fps: Fraction, width: int, height: int, view, draft: bool = False):
+def _video_stream(out, spec: _Spec, mode: str, fps: Fraction, width: int, height: int, view, draft: bool = False,
+                  crf: float | None = None, preset: str | None = None):
     if spec.pix_fmt.startswith("yuv420") and (width % 2 or height % 2):
         raise DirectorError(
             f"images: {width}x{height} has an odd side; {mode} video needs even width and height "
@@ -419,4 +424,14 @@ def _video_stream(out, spec: _Spec, mode: str, fps: Fraction, width: int, height
     else:
         cc.profile = "4444"
         cc.options = {"vendor": "apl0"}
+        return vs
+    if crf is not None or preset is not None:
+        options = dict(cc.options)
+        if crf is not None:
+            options["crf"] = f"{float(crf):g}"
+            if float(crf) == 0:
+                options.pop("profile", None)  # lossless H.264 is High 4:4:4 Predictive, not High
+        if preset is not None:
+            options["preset"] = str(preset)
+        cc.options = options
     return vs

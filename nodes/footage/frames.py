@@ -14,7 +14,8 @@ import numpy as np
 
 from ..common.errors import DirectorError
 from ..common.paths import shown_path
-from .stream import FootageRef, iter_chunks, ref_info
+from .selection import FootageRef, ref_info
+from .stream import iter_chunks
 
 IMAGE_SPACE = "sRGB - Texture"
 

@@ -1,23 +1,22 @@
 """ComfyUI glue for footage: Load Video (Director), Save Video (Director), Grab Frames.
 
-The Director VIDEO (:class:`DirectorVideo`) is core's file-backed ``VideoFromFile`` carrying a
-:class:`FootageRef`; its metadata methods and ``get_components``/``save_to`` honour the
-selection, so native nodes (Save Video, Get Video Components, Trim Video) accept it too.
-Logic lives in the pure modules beside this one.
+The Director VIDEO these nodes output (``video.DirectorVideo``, made by :func:`make_video`) is
+core's file-backed ``VideoFromFile`` carrying a :class:`FootageRef`; it honours core's whole VIDEO
+interface, so native nodes accept it too. Logic lives in the pure modules beside this one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-from fractions import Fraction
 from pathlib import Path
 
 import folder_paths
 import numpy as np
 import torch
-from comfy_api.latest import InputImpl, Types, io, ui
+from comfy_api.latest import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..colour import ocio
@@ -26,14 +25,17 @@ from ..common.errors import Cancelled, DirectorError
 from ..common.inputs import resolve_input_file
 from ..common.paths import atomic_path, next_free_file, safe_relative
 from .colour_tags import AUTO as AUTO_TAGS
-from .stream import clip_colourspace
 from .encode import SUFFIX, encode_mp4
-from .frames import grab_frames, iter_images, parse_frame_list
+from .frames import grab_frames, parse_frame_list
+from .probe import MAX_SIDE, clip_colourspace
 from .refs import footage_from_video
-from .stream import (MAX_SIDE, FootageRef, FootageSelection, audio_window, iter_chunks, read_audio, ref_info,
-                     source_info)
+from .selection import FootageRef, FootageSelection, ref_info, source_info
+from .sound import audio_window
+from .stream import iter_chunks
+from .video import DirectorVideo, audio_dict, make_video  # noqa: F401 (DirectorVideo: importers use footage.nodes)
 
 CATEGORY = "Director/Footage"
+log = logging.getLogger("comfyui_director")
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 SAMPLES_PREFIX = "director-samples/"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".m4v", ".mxf")
@@ -45,99 +47,13 @@ FORMATS = {
 }
 FROM_FOOTAGE = "auto (from footage)"  # the EXR Writer's word for it too
 VIEW_TRANSFORMS = {"fast": "fast", "exact, slow": "exact"}
+IF_CUT_SHORT = ("warn", "refuse")
+"""Load Video's choices for a clip whose file holds fewer frames than its header lists."""
 """Save Video's view_transform choices -> encode_mp4's ``view_transform``."""
 AUDIO_OUTPUT_MAX_S = 600.0
 """Load Video's audio output holds at most this much sound (10 min: ~230 MB of float32 stereo
 48 kHz): the output is decoded into memory, so a longer selection gives no audio output rather
 than memory that grows with the clip. Save Video copies audio from the file and has no limit."""
-
-
-# ---------------------------------------------------------------------------------------------
-# the Director VIDEO
-
-
-class DirectorVideo(InputImpl.VideoFromFile):
-    """A ComfyUI VIDEO backed by a file (or EXR frames) and a selection of its frames."""
-
-    def __init__(self, ref: FootageRef):
-        super().__init__(ref.path)
-        self.director_footage = ref
-
-    def _info(self):
-        return ref_info(self.director_footage)
-
-    def get_frame_count(self) -> int:
-        return self._info().frame_count
-
-    def get_dimensions(self) -> tuple[int, int]:
-        info = self._info()
-        return info.width, info.height
-
-    def get_frame_rate(self) -> Fraction:
-        return self._info().fps
-
-    def get_duration(self) -> float:
-        return self._info().duration
-
-    def get_bit_depth(self) -> int:
-        return source_info(self.director_footage).bit_depth
-
-    def get_active_trim_window(self) -> tuple[float, float]:
-        """The selection's span in seconds (stride and size cannot be said this way)."""
-        ref = self.director_footage
-        src = source_info(ref)
-        nums = ref.selection.frame_numbers(src.frame_count)
-        if not nums or (nums.start == 0 and nums.stop >= src.frame_count and nums.step == 1):
-            return 0.0, 0.0
-        end = float(min(nums[-1] + nums.step, src.frame_count) / src.fps)
-        return float(nums.start / src.fps), end - float(nums.start / src.fps)
-
-    def get_components(self):
-        """The selection decoded whole, as core expects (float32 images + audio): a node that
-        asks for this holds the clip in memory; Director's own nodes never call it."""
-        ref = self.director_footage
-        info = self._info()
-        images = torch.empty((info.frame_count, info.height, info.width, 3), dtype=torch.float32)
-        done = 0
-        for chunk in iter_images(ref):
-            images[done:done + len(chunk)] = torch.from_numpy(chunk)
-            done += len(chunk)
-        return Types.VideoComponents(images=images[:done], audio=_audio_dict(ref), frame_rate=info.fps)
-
-    def save_to(self, path, format="auto", codec="auto", metadata=None, bit_depth=None):
-        """Native Save Video: a whole file is copied as is; a selection is streamed into H.264."""
-        ref = self.director_footage
-        fmt, cod = str(getattr(format, "value", format)), str(getattr(codec, "value", codec))
-        if fmt not in ("auto", "mp4") or cod not in ("auto", "h264"):
-            raise DirectorError(f"format: a Director VIDEO saves as mp4/h264, not {fmt}/{cod}.", field="format")
-        if ref.selection == FootageSelection() and not ref.exr_frames:
-            return super().save_to(path, format=format, codec=codec, metadata=metadata, bit_depth=bit_depth)
-        if not isinstance(path, (str, os.PathLike)):
-            raise DirectorError("save_to: a Director VIDEO with a selection saves to a file path.", field="video")
-        tags = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()}
-        encode_mp4(iter_chunks(ref), path, self._info().fps, input_space=ref.colourspace,
-                   audio_from=ref.path if source_info(ref).has_audio else None, audio_window=audio_window(ref),
-                   total_frames=self._info().frame_count, metadata=tags)
-
-    def as_trimmed(self, start_time: float = 0, duration: float = 0, strict_duration: bool = True):
-        """Trim Video on a Director VIDEO: narrows the selection (in frames of the selection)."""
-        ref = self.director_footage
-        info = self._info()
-        first = int(round(float(start_time or 0) * info.fps))
-        if first < 0:
-            first = max(info.frame_count + first, 0)
-        count = int(round(float(duration or 0) * info.fps))
-        available = info.frame_count - first
-        if available <= 0 or (strict_duration and count > available):
-            return None
-        sel = ref.selection
-        return make_video(ref.with_selection(start=sel.start + first * sel.stride,
-                                             count=min(count, available) if count else available))
-
-
-def make_video(ref: FootageRef) -> DirectorVideo:
-    """The ComfyUI VIDEO for a footage ref (what every Director node outputs)."""
-    return DirectorVideo(ref)
 
 
 def _audio_output(ref: FootageRef):
@@ -149,16 +65,7 @@ def _audio_output(ref: FootageRef):
             f"Load Video (Director): the selection has {window[1] - window[0]:.1f} s of audio; the audio output "
             f"holds at most {AUDIO_OUTPUT_MAX_S:.1f} s (it is decoded into memory). Set frame_count to take a "
             "shorter part; Save Video (Director) copies the full sound from the file without this output.")
-    return _audio_dict(ref)
-
-
-def _audio_dict(ref: FootageRef):
-    """ComfyUI AUDIO for the selection, or None when the footage is silent."""
-    got = read_audio(ref)
-    if got is None:
-        return None
-    wave, rate = got
-    return {"waveform": torch.from_numpy(wave).unsqueeze(0), "sample_rate": int(rate)}
+    return audio_dict(ref)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,6 +148,11 @@ class DirectorLoadVideo(io.ComfyNode):
                                tooltip="The clip's colour space. auto: from its colour tags (HDR10 PQ and HLG "
                                        "Rec.2100, Rec.709/sRGB, Display P3; untagged clips are sRGB). Choose a "
                                        "space of the OpenColorIO config to override the tags."),
+                io.Combo.Input("if_cut_short", options=list(IF_CUT_SHORT), default=IF_CUT_SHORT[0], optional=True,
+                               advanced=True,
+                               tooltip="A clip whose file holds fewer frames than its header lists (an incomplete "
+                                       "copy or download). warn: read the frames there and name the clip in this "
+                                       "node's text and the log. refuse: stop with an error naming the clip."),
             ],
             outputs=[
                 io.Video.Output(display_name="video"),
@@ -257,23 +169,29 @@ class DirectorLoadVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, video: str, start_frame: int = 0, frame_count: int = 0, stride: int = 1, max_size: int = 0,
-                path: str = "", colourspace: str = AUTO_TAGS) -> io.NodeOutput:
+                path: str = "", colourspace: str = AUTO_TAGS, if_cut_short: str = IF_CUT_SHORT[0]) -> io.NodeOutput:
+        if if_cut_short not in IF_CUT_SHORT:
+            raise DirectorError(f"if_cut_short: '{if_cut_short}' is not one of {', '.join(IF_CUT_SHORT)}.",
+                                field="if_cut_short")
         source = resolve_source(video, path)
         ref = FootageRef(str(source), FootageSelection(start=start_frame, count=frame_count, stride=stride,
                                                        max_size=max_size),
-                         colourspace=source_colourspace(source, colourspace))
+                         colourspace=source_colourspace(source, colourspace), refuse_cut_short=if_cut_short == "refuse")
         info = ref_info(ref)
-        return io.NodeOutput(make_video(ref), float(info.fps), info.frame_count, info.duration, _audio_output(ref))
+        note = info.cut_short_note
+        return io.NodeOutput(make_video(ref), float(info.fps), info.frame_count, info.duration, _audio_output(ref),
+                             ui=ui.PreviewText(note) if note else None)
 
     @classmethod
     def fingerprint_inputs(cls, video: str = "", start_frame: int = 0, frame_count: int = 0, stride: int = 1,
-                           max_size: int = 0, path: str = "", colourspace: str = AUTO_TAGS):
+                           max_size: int = 0, path: str = "", colourspace: str = AUTO_TAGS,
+                           if_cut_short: str = IF_CUT_SHORT[0]):
         try:
             source = resolve_source(video, path)
             stamp = source.stat().st_mtime_ns
         except (DirectorError, OSError):
             return float("nan")  # unresolvable: always rerun so the error shows
-        return f"{source}|{stamp}|{start_frame}|{frame_count}|{stride}|{max_size}|{colourspace}"
+        return f"{source}|{stamp}|{start_frame}|{frame_count}|{stride}|{max_size}|{colourspace}|{if_cut_short}"
 
     @classmethod
     def validate_inputs(cls, video: str, path: str = "", colourspace: str = AUTO_TAGS):
@@ -370,8 +288,12 @@ class DirectorSaveVideo(io.ComfyNode):
         written_space = ocio.hdr10_display_view(config)[0] if mode == "hdr10" else ocio.DEFAULT_INPUT_SPACE
         out_ref = FootageRef(str(result.path), colourspace=written_space, draft=ref.draft,
                              metadata=dict(ref.metadata))
-        saved = ui.SavedResult(result.path.name, subfolder, io.FolderType.output)
-        return io.NodeOutput(make_video(out_ref), ui=ui.PreviewVideo([saved]))
+        saved = ui.PreviewVideo([ui.SavedResult(result.path.name, subfolder, io.FolderType.output)])
+        note = source_info(ref).cut_short_note
+        if note:  # the history and a farm script see it beside the file
+            log.warning("Director: Save Video (Director): %s", note)
+            return io.NodeOutput(make_video(out_ref), ui={**saved.as_dict(), "text": (note,)})
+        return io.NodeOutput(make_video(out_ref), ui=saved)
 
     @classmethod
     def _metadata(cls, ref: FootageRef) -> dict[str, str]:

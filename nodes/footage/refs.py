@@ -2,7 +2,9 @@
 
 - A Director VIDEO carries ``.director_footage``: returned as is.
 - A file-backed VIDEO (core ``VideoFromFile`` on a path): the path, with its trim window
-  turned into a frame selection.
+  turned into a frame selection and, in newer ComfyUI, its crop (Load Video's edit widget, Crop
+  Video) into the selection's crop. Frame edits Director cannot see (a VIDEO that says it has
+  pending edits beyond a trim and a crop) are refused by name, never silently dropped.
 - A VIDEO whose source is in memory (``VideoFromFile`` on a BytesIO): the bytes are spilled
   once to a file in ``spill_dir`` (named by their hash, so a rerun reuses it).
 
@@ -13,7 +15,8 @@ as soon as no VIDEO that made it is alive any more (ComfyUI drops a node's outpu
   are already decoded in memory; they are written once, losslessly, to a spill file (8-bit:
   H.264 RGB lossless; deeper: FFV1 16-bit) with the audio as float PCM, so the rest of
   Director streams it like any clip. Core's own ``get_stream_source`` would instead re-encode
-  it lossily to 8-bit 4:2:0.
+  it lossily to 8-bit 4:2:0. Its colour space is the one the VIDEO states (``get_color_space``:
+  "HDR PQ" pictures are read as Rec.2100-PQ, "HDR" as Rec.2100-HLG, others as sRGB).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ import numpy as np
 
 from ..common.errors import DirectorError
 from ..common.paths import atomic_path
-from .stream import FootageRef, FootageSelection, clip_colourspace, exact_rate, probe
+from .probe import clip_colourspace, exact_rate, probe
+from .selection import FootageRef, FootageSelection, even_crop
 
 _component_spills: "weakref.WeakKeyDictionary[object, FootageRef]" = weakref.WeakKeyDictionary()
 
@@ -78,7 +82,8 @@ def footage_from_video(video, *, spill_dir: str | os.PathLike | None = None,
         return ref
     spill = Path(spill_dir) if spill_dir else None
     if _is_component_video(video):
-        return _spill_components(video, spill)
+        ref = _spill_components(video, spill)
+        return replace(ref, colourspace=colourspace) if colourspace else ref
     ref = _file_footage(video, spill)
     space = colourspace or clip_colourspace(ref.path, field="input_colour_space")
     return replace(ref, colourspace=space)
@@ -96,12 +101,47 @@ def _file_footage(video, spill: Path) -> FootageRef:
     else:
         raise DirectorError(f"video: cannot read a VIDEO whose source is a {type(source).__name__}.", field="video")
     start_s, duration_s = _trim_window(video)
-    if not start_s and not duration_s:
+    crop = _crop(video, path)
+    if not start_s and not duration_s and crop is None:
+        _refuse_unseen_edits(video)
         return FootageRef(path)
     fps = probe(path).fps
     start = int(round(start_s * fps))
     count = int(round(duration_s * fps)) if duration_s else 0
-    return FootageRef(path, FootageSelection(start=start, count=count))
+    return FootageRef(path, FootageSelection(start=start, count=count, crop=crop))
+
+
+_CORE_CROP = "_VideoFromFile__crop"  # newer core's VideoFromFile keeps its crop here (x, y, w, h)
+
+
+def _crop(video, path: str) -> tuple[int, int, int, int] | None:
+    """A native VIDEO's crop on the picture as displayed, by core's rule (``video.even_crop``
+    mirrors it: corner and size made even, clamped; the whole frame = no crop)."""
+    raw = getattr(video, _CORE_CROP, None)
+    if raw is None:
+        return None
+    info = probe(path)
+    return even_crop(*raw, info.width, info.height)
+
+
+def _refuse_unseen_edits(video) -> None:
+    """A VIDEO reporting frame edits its stream source lacks, with no trim or crop Director can read."""
+    pending = getattr(video, "has_pending_frame_edits", None)
+    if callable(pending) and pending():
+        raise DirectorError(
+            f"video: this {type(video).__name__} carries frame edits Director cannot read from it (beyond a trim "
+            "and a crop). Save it with core's Save Video and load that file, or edit it with Director's nodes.",
+            field="video")
+
+
+_CORE_SPACE_NAMES = {"HDR PQ": "Rec.2100-PQ - Display", "HDR": "Rec.2100-HLG - Display"}
+
+
+def _stated_space(video, default: str) -> str:
+    """The OCIO space of a tensor VIDEO's pictures from its ``get_color_space`` (core's words)."""
+    get = getattr(video, "get_color_space", None)
+    stated = get() if callable(get) else None
+    return _CORE_SPACE_NAMES.get(stated, default)
 
 
 def _trim_window(video) -> tuple[float, float]:
@@ -163,7 +203,7 @@ def _spill_components(video, spill: Path | None) -> FootageRef:
     target = Path(name)
     with atomic_path(target) as tmp:
         write_lossless(tmp, images, fps, deep=bit_depth > 8, audio=comps.audio)
-    ref = FootageRef(str(target))
+    ref = FootageRef(str(target), colourspace=_stated_space(video, FootageRef("").colourspace))
     try:
         _component_spills[video] = ref
     except TypeError:
