@@ -346,6 +346,7 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                 for k, v in (metadata or {}).items():
                     out.metadata[str(k)] = str(v)
                 vs = None
+                dts = _DecodeTimes()
                 for chunk in chunks:
                     check_cancel(cancel)
                     rgb, fmt = pixels.convert(chunk)
@@ -371,7 +372,7 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                         frame.pts = frames
                         frames += 1
                         for pkt in vs.encode(frame):
-                            out.mux(pkt)
+                            out.mux(dts(pkt))
                     if audio is not None:
                         audio.mux_until(out, float(frames / fps))
                     if progress is not None:
@@ -379,13 +380,12 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
                 if vs is None:
                     raise DirectorError("images: there are no frames to encode.", field="images")
                 for pkt in vs.encode(None):
-                    out.mux(pkt)
+                    out.mux(dts(pkt))
                 if audio is not None:
                     audio.mux_until(out, float("inf"))
     except OSError as e:
         raise DirectorError(describe_os_error(e, f"writing '{out_path.name}'")) from e
     except av.FFmpegError as e:
-        import traceback; traceback.print_exc()
         raise DirectorError(f"format: the {mode} encoder failed writing '{out_path.name}' ({e}).",
                             field="format") from None
     finally:
@@ -394,6 +394,24 @@ def encode_mp4(chunks: Iterable[np.ndarray], out_path, fps: Fraction, *, input_s
             audio.close()
     return EncodedVideo(path=out_path, frames=frames, width=width, height=height, codec=spec.codec,
                         pix_fmt=spec.pix_fmt, fps=fps, mode=mode, audio=audio.label if audio else None)
+
+
+class _DecodeTimes:
+    """x265 gives a clip shorter than its look-ahead garbage decode times (seen: -1.5e18 on a
+    2-frame HDR10 clip), which the MP4 muxer refuses ("Not yet implemented"). Such a time is
+    replaced by the next one in decode order, never after the packet's own presentation time."""
+
+    SANE = 10_000  # frames a decode time may lead its presentation time by (B-frame reordering: a few)
+
+    def __init__(self):
+        self.last = None
+
+    def __call__(self, pkt):
+        if pkt.pts is not None and (pkt.dts is None or pkt.dts > pkt.pts or pkt.dts < pkt.pts - self.SANE):
+            pkt.dts = pkt.pts if self.last is None else min(pkt.pts, self.last + 1)
+        if pkt.dts is not None:
+            self.last = pkt.dts
+        return pkt
 
 
 def _video_stream(out, spec: _Spec, mode: str, fps: Fraction, width: int, height: int, view, draft: bool = False,
