@@ -229,12 +229,34 @@ def test_unknown_encoder_speed_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])
-def test_hdr10_clip_shorter_than_the_encoders_look_ahead_is_written_whole(tmp_path, count):
+def test_hdr10_clip_shorter_than_the_encoders_look_ahead_is_written_whole(source, tmp_path, count):
     # x265 hands such clips garbage decode times, which the MP4 muxer refused ("Not yet implemented")
-    rng = np.random.default_rng(count)
-    frames = rng.integers(0, 255, (count, 64, 96, 3), dtype=np.uint8)
-    res = encode_mp4(iter([frames]), tmp_path / "short.mp4", 24, mode="hdr10")
+    # once the source's audio was interleaved with them
+    sel = FootageSelection(count=count)
+    res = encode_mp4(iter_chunks(FootageRef(str(source), sel)), tmp_path / "short.mp4", 24, mode="hdr10",
+                     audio_from=str(source), audio_window=audio_window(FootageRef(str(source), sel)))
     assert res.frames == count
     with av.open(str(res.path)) as f:
-        got = [fr for fr in f.decode(video=0)]
-    assert len(got) == count
+        assert len(list(f.decode(video=0))) == count
+        assert f.streams.audio
+
+
+def test_garbage_decode_times_are_replaced_in_decode_order_and_good_ones_kept():
+    from comfyui_director.nodes.footage.encode import _DecodeTimes
+
+    fix = _DecodeTimes()
+    times = [(0, -1552381462074193673), (1, -1552381462074193672)]  # what x265 gave a 2-frame clip
+    got = []
+    for pts, dts in times:
+        pkt = av.Packet(b"\0")
+        pkt.pts, pkt.dts = pts, dts
+        got.append(fix(pkt).dts)
+    assert got == [0, 1]
+    fix = _DecodeTimes()
+    reordered = [(0, -2), (4, -1), (2, 0), (1, 1), (3, 2)]  # B-frame reordering: dts before pts, kept
+    out = []
+    for pts, dts in reordered:
+        pkt = av.Packet(b"\0")
+        pkt.pts, pkt.dts = pts, dts
+        out.append(fix(pkt).dts)
+    assert out == [-2, -1, 0, 1, 2]
