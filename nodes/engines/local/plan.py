@@ -262,7 +262,6 @@ def plan_wan_vace(request: ShotRequest, family: Family, settings: Settings, pref
     pos0, neg0 = _conditioning(plan, settings, _prompt_text(request))
     previous_images: Ref | None = None
     segments: Ref | None = None
-    last = len(plan.windows) - 1
     for w in plan.windows:
         gf = _control_frames(plan, request, control, w, previous_images)
         vace_inputs = dict(positive=pos0, negative=neg0, vae=Given("vae"), width=plan.width, height=plan.height,
@@ -271,16 +270,24 @@ def plan_wan_vace(request: ShotRequest, family: Family, settings: Settings, pref
         if control.reference:
             vace_inputs["reference_image"] = Ref(gf.node, 3)
         vace = plan.add("WanVaceToVideo", **vace_inputs)
-        sampled = _sampler(plan, settings, Ref(vace.node, 0), Ref(vace.node, 1), Ref(vace.node, 2))
-        trimmed = plan.add("TrimVideoLatent", samples=sampled, trim_amount=Ref(vace.node, 3))
-        decoded = _decode(plan, trimmed)
-        if w.index < last:
-            segments = plan.add(SEGMENT, images=decoded, overlap=plan.windows[w.index + 1].overlap,
-                                **({"previous": segments} if segments else {}))
-            previous_images = decoded
-        else:
-            plan.output = _writer(plan, request, decoded, segments, prefix, preview_frames)
+        previous_images, segments = _window_tail(plan, settings, vace, w, segments, request, prefix, preview_frames)
     return plan
+
+
+def _window_tail(plan: Plan, settings: Settings, made, w: Window, segments: Ref | None, request: ShotRequest,
+                 prefix: str, preview_frames: int) -> tuple[Ref, Ref | None]:
+    """A Wan window after its conditioning node ``made`` (outputs positive, negative, latent, trim
+    amount): sample, trim, decode; every window but the last goes to the segments the writer
+    joins, the last to the writer. Returns (the decoded frames, the segments so far)."""
+    sampled = _sampler(plan, settings, Ref(made.node, 0), Ref(made.node, 1), Ref(made.node, 2))
+    trimmed = plan.add("TrimVideoLatent", samples=sampled, trim_amount=Ref(made.node, 3))
+    decoded = _decode(plan, trimmed)
+    if w.index < len(plan.windows) - 1:
+        segments = plan.add(SEGMENT, images=decoded, overlap=plan.windows[w.index + 1].overlap,
+                            **({"previous": segments} if segments else {}))
+    else:
+        plan.output = _writer(plan, request, decoded, segments, prefix, preview_frames)
+    return decoded, segments
 
 
 def plan_source_shot(request: ShotRequest, family: Family, settings: Settings, prefix: str,

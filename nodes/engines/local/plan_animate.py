@@ -16,8 +16,8 @@ from ...common.errors import EngineUnsupported
 from ...shot.request import ShotRequest
 from .families import WAN22_ANIMATE, Family
 from .frames import windows
-from .plan import (DECODE_BUDGET_BYTES, SEGMENT, Given, Plan, Ref, Settings, _check_memory, _conditioning, _decode,
-                   _frame_plan, _prompt_text, _sampler, _writer)
+from .plan import (DECODE_BUDGET_BYTES, Given, Plan, Ref, Settings, _check_memory, _conditioning, _frame_plan,
+                   _prompt_text, _window_tail)
 
 ANIMATE_FRAMES = "DirectorAnimateFrames"
 ANIMATE_WINDOW = 77   # WanAnimateToVideo's default length: the clips Wan Animate was made for
@@ -66,7 +66,6 @@ def plan_wan_animate(request: ShotRequest, family: Family, settings: Settings, p
     pos0, neg0 = _conditioning(plan, settings, _prompt_text(request))
     previous: Ref | None = None
     segments: Ref | None = None
-    last = len(plan.windows) - 1
     for w in plan.windows:
         frames = plan.add(ANIMATE_FRAMES, shot=Given("request"), width=plan.width, height=plan.height,
                           start_frame=w.start, length=w.length, mode=mode)
@@ -81,16 +80,7 @@ def plan_wan_animate(request: ShotRequest, family: Family, settings: Settings, p
         if previous is not None:
             inputs["continue_motion"] = previous
         animate = plan.add("WanAnimateToVideo", **inputs)
-        sampled = _sampler(plan, settings, Ref(animate.node, 0), Ref(animate.node, 1), Ref(animate.node, 2),
-                           seed_offset=0)
-        trimmed = plan.add("TrimVideoLatent", samples=sampled, trim_amount=Ref(animate.node, 3))
-        decoded = _decode(plan, trimmed)
-        if w.index < last:
-            segments = plan.add(SEGMENT, images=decoded, overlap=plan.windows[w.index + 1].overlap,
-                                **({"previous": segments} if segments else {}))
-            previous = decoded
-        else:
-            plan.output = _writer(plan, request, decoded, segments, prefix, preview_frames)
+        previous, segments = _window_tail(plan, settings, animate, w, segments, request, prefix, preview_frames)
     plan.fps = float(request.source.fps)
     writer = plan.node(plan.output)
     writer.inputs["fps"] = plan.fps
