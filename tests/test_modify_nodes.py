@@ -7,6 +7,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from refusals import refusal
 import torch
 from media import make_clip
 from modify_helpers import motion_for, tracks
@@ -40,7 +41,7 @@ def test_tracking_node_outputs_settings_and_names_crowded_frames(tmp_path):
     assert isinstance(settings, TrackingSettings) and settings.characters == "blocking"
     assert "blocking (coarse), face off, structure 0.2, adhere_1" in info
     assert "warning: more than 8 people on frames 2-4" in info
-    assert "auto controls let the model choose" in DirectorTracking.validate_inputs(
+    assert "auto controls let the model choose" in refusal(DirectorTracking.validate_inputs, 
         characters="Off", face_performance="Model default", structure_adherence=-1, motion_adherence=-1,
         strength="model default", auto=True)
 

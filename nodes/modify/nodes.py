@@ -74,7 +74,7 @@ class DirectorTracking(io.ComfyNode):
         try:
             trk.tracking_settings(**values)
         except ValueError as e:
-            return str(e)
+            raise DirectorError(str(e)) from None  # once, not once per input
         return True
 
     @classmethod
@@ -153,7 +153,7 @@ class DirectorModifyVideo(io.ComfyNode):
             if filename_prefix is not None:
                 gen.output_target(glue.output_dir(), filename_prefix)
         except ValueError as e:
-            return str(e)
+            raise DirectorError(str(e)) from None  # once, not once per input
         return True
 
     @classmethod
