@@ -11,8 +11,10 @@ changes and the templates cannot drift. A maintenance tool, also driven by the R
     python tests/ui/workflow_ui_from_api.py run --out DIR [--queue] [--workflow FILE] [names...]
 
 ``run`` loads each template (or --workflow FILE) in the frontend, writes DIR/<name>.prompt.json (the
-prompt exactly as the Run button makes it: app.graphToPrompt()), DIR/<name>.before.png and, with
---queue, presses Run (app.queuePrompt), waits for the queue to empty and writes DIR/<name>.after.png.
+prompt as the Run button makes it: app.graphToPrompt()), DIR/<name>.before.png and, with --queue,
+presses Run (app.queuePrompt), writes DIR/<name>.queued.json (the POST /prompt the browser sent and
+the server's answer: prompt_id, or HTTP 400 with node_errors), waits for the queue to empty and
+writes DIR/<name>.after.png.
 Needs playwright and Debian's chromium (ComfyUI's venv has playwright).
 """
 
@@ -258,6 +260,9 @@ def run(base: str, out: Path, names: list[str], workflow: str | None, queue: boo
     failed = 0
     with sync_playwright() as p:
         browser, page, errors = _open(p, base)
+        hidden = page.evaluate("""() => Object.entries(LiteGraph.registered_node_types)
+            .filter(([type, cls]) => type.startsWith("Director") && cls.skip_list).map(([type]) => type).sort()""")
+        (out / "node_library.json").write_text(json.dumps({"hidden_from_library": hidden}, indent=1) + "\n")
         for name, path in items:
             errors.clear()
             ui = json.loads(path.read_text())
@@ -265,17 +270,23 @@ def run(base: str, out: Path, names: list[str], workflow: str | None, queue: boo
               await app.loadGraphData(ui, true, true, name);
               const types = app.graph._nodes.map((n) => n.type);
               const unknown = types.filter((t) => !LiteGraph.registered_node_types[t]);
-              const prompt = (await app.graphToPrompt()).output;
-              return {types, unknown, prompt};
+              return {types, unknown};
             }""", [ui, name])
-            time.sleep(1.5)
+            time.sleep(2.0)  # widgets that the frontend adds after loading (video previews) settle first
             for _ in range(3):
                 page.keyboard.press("Escape")
-            (out / f"{name}.prompt.json").write_text(json.dumps(report["prompt"], indent=1) + "\n")
+            prompt = page.evaluate("async () => (await app.graphToPrompt()).output")
+            (out / f"{name}.prompt.json").write_text(json.dumps(prompt, indent=1) + "\n")
             page.screenshot(path=str(out / f"{name}.before.png"))
             if queue:
-                page.evaluate("() => app.queuePrompt(0, 1)")
-                time.sleep(1.0)
+                # what the Run button sends and what the server answers, as the browser saw them
+                with page.expect_response(lambda r: r.url.endswith("/prompt") and r.request.method == "POST",
+                                          timeout=120_000) as answer:
+                    page.evaluate("() => app.queuePrompt(0, 1)")
+                response = answer.value
+                queued = {"status": response.status, "sent": response.request.post_data_json,
+                          "answer": response.json()}
+                (out / f"{name}.queued.json").write_text(json.dumps(queued, indent=1) + "\n")
                 deadline = time.time() + timeout
                 while time.time() < deadline and not _queue_empty(base):
                     time.sleep(1.0)
@@ -298,7 +309,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--workflow", help="run: one UI-format file instead of the templates")
     ap.add_argument("--queue", action="store_true", help="run: press Run and wait for the queue to empty")
     ap.add_argument("--timeout", type=float, default=600)
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)
     server = None
     base = os.environ.get("COMFY_URL", "").rstrip("/")
     if not base:
