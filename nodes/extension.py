@@ -24,6 +24,7 @@ NODE_MODULES = (
     "modify.nodes",
     "reframe.nodes",
     "motion.nodes",
+    "editorial.nodes",
 )
 
 

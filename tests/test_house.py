@@ -19,7 +19,7 @@ LAYERS = {
     "keyframes": 3, "motion": 3,
     "shot": 4,
     "engines": 5,
-    "generate": 6, "modify": 6, "reframe": 6,
+    "generate": 6, "modify": 6, "reframe": 6, "editorial": 6,
     "extension": 7,
 }
 
