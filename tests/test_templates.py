@@ -36,7 +36,7 @@ def test_internal_nodes_are_hidden_from_the_library_and_only_they():
 def test_only_finishing_nodes_are_output_nodes():
     """A step that feeds a finishing node must not run alone when that node is refused."""
     by_id = {s.node_id: s for s in schemas()}
-    for node_id in ("DirectorKeyframeTimeline", "DirectorMotionSource"):
+    for node_id in ("DirectorKeyframeTimeline", "DirectorMotionSource", "DirectorShotList"):
         assert not by_id[node_id].is_output_node and by_id[node_id].extra.get("has_intermediate_output") is True
 
 

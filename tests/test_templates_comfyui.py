@@ -28,7 +28,19 @@ API = PACK_ROOT / "workflows" / "api"
 MODEL_LOADERS = {"CheckpointLoaderSimple": "ckpt_name", "UNETLoader": "unet_name", "VAELoader": "vae_name",
                  "CLIPLoader": "clip_name"}
 FINISHERS = {"DirectorGenerateVideo", "DirectorModifyVideo", "DirectorReframeVideo", "DirectorSaveVideo",
-             "DirectorEXRWriter"}
+             "DirectorEXRWriter", "DirectorTimelineExport"}
+STORYBOARD = "director/timelines/storyboard_v001/storyboard.otio"
+"""The timeline the 'sequence to editorial timeline' template reads from the output folder."""
+
+
+def _storyboard(comfy) -> None:
+    """Put the storyboard timeline the sequence template reads into the output folder (a user exports one
+    with Timeline Export first), unless another test made it already."""
+    output = Path(comfy.base) / "output"
+    if not (output / STORYBOARD).is_file():
+        from test_editorial_comfyui import _storyboard as make
+
+        make(output, count=3)
 
 
 def _needs_models(name: str) -> bool:
@@ -67,6 +79,7 @@ def _history(comfy, queued: dict) -> dict:
 def pressed_run(comfy, tmp_path_factory):
     """Every template loaded in the frontend and Run pressed once: {name: what the browser sent and got}."""
     out = tmp_path_factory.mktemp("templates_run")
+    _storyboard(comfy)
     _frontend(comfy, "run", "--out", str(out), "--queue")
     _shots(out)
     # checked here (one frontend start): the Local engine's internal nodes are hidden from the library
@@ -155,3 +168,12 @@ def test_headless_empty_prompt_is_one_error_on_the_prompt(comfy):
         errors = _refused_whole(comfy, prompt)
         assert list(errors) == [node] and len(errors[node]["errors"]) == 1, errors
         assert "prompt" in errors[node]["errors"][0]["details"], errors
+
+
+def test_headless_sequence_without_its_timeline_file_is_refused_naming_it(comfy):
+    prompt = _api("sequence_to_timeline")
+    prompt["1"]["inputs"]["timeline"] = "director/timelines/nowhere_v001/nowhere.otio"
+    errors = _refused_whole(comfy, prompt)
+    assert list(errors) == ["1"] and len(errors["1"]["errors"]) == 1, errors
+    assert errors["1"]["errors"][0]["extra_info"]["input_name"] == "timeline"
+    assert "nowhere.otio" in errors["1"]["errors"][0]["details"]

@@ -45,6 +45,7 @@ TITLES = {
     "one_master_to_six_formats": "One master to six formats",
     "modify_keep_the_performance": "Modify - keep the performance, change the world",
     "camera_move_from_reference_footage": "Camera move from reference footage",
+    "sequence_to_timeline": "Sequence to editorial timeline",
 }
 """API copy name -> the template's title in ComfyUI's Templates menu (its file name there)."""
 
@@ -130,6 +131,14 @@ NOTES = {
         "plate is saved, and becomes the source of *Modify Video*, which keeps its motion (motion adherence 1) "
         "while the prompt makes a new world.\n\nWith a Luma Engine on *Modify Video*, the plate is uploaded "
         "as the video_edit source, so the reference's camera move drives a Ray3.2 shot."),
+    "sequence_to_timeline": (
+        "## Sequence to editorial timeline\n"
+        "*Shot List* reads an OpenTimelineIO timeline (`director/timelines/storyboard_v001/storyboard.otio` in "
+        "the output folder: export one with *Timeline Export*, or type your own .otio) and gives each clip's "
+        "prompt, length and keyframes as lists, so *Generate Video* runs **once per shot**. *Timeline Export* "
+        "writes the rendered sequence as a new .otio (with an EDL and FCP XML) for your editor.\n\n"
+        "Without that file, Run is refused naming it. Swap the Draft Engine for a Luma or Local Engine to render "
+        "the same list for real."),
 }
 
 CONVERT = """async ([api, name, note]) => {
