@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import urllib.request
@@ -205,7 +206,7 @@ def fit_view(nodes: list[dict], width: float = 1350, height: float = 820) -> dic
 
 
 def _open(p, base: str):
-    browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"), headless=True,
+    browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM_PATH") or shutil.which("chromium"), headless=True,
                                 args=["--no-sandbox", "--disable-gpu", "--use-gl=swiftshader",
                                       "--disable-dev-shm-usage"])
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
