@@ -96,7 +96,9 @@ def demo(out_root: Path) -> int:
 COMMANDS = [
     # Modules of the pack with ``register(subparsers)``: each adds its sub-command and sets
     # ``run=function(args) -> exit code``. Imported only to build the parser (keep them light).
+    ".nodes.engines.luma.cli",
     ".nodes.editorial.cli",
+    ".nodes.farm.cli",
 ]
 
 

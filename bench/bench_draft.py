@@ -19,20 +19,20 @@ import subprocess
 import sys
 
 OLD_MORPH = r"""
-from comfyui_director.nodes.engines.draft import animatic as _animatic
+from comfyui_director.nodes.engines.draft import animatic as _animatic, layers as _layers
 
 class OldFlowMorph:
     # the pre-issue-18 morph: both images warped BACKWARD along dense DIS flow, cross-faded
     def __init__(self, a, b, grid, known=None):  # known: the new morph's feature cache, unused here
         self.a, self.b, self.grid = a, b, grid
         height, width = a.shape[:2]
-        s = min(1.0, _animatic.FLOW_EDGE / max(width, height))
+        s = min(1.0, _layers.FLOW_EDGE / max(width, height))
         w, h = max(16, round(width * s)), max(16, round(height * s))
         ga = cv2.cvtColor(cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
         gb = cv2.cvtColor(cv2.resize(b, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         fab, fba = dis.calc(ga, gb, None), dis.calc(gb, ga, None)
-        small = _animatic._grid(w, h)
+        small = _layers.pixel_grid(w, h)
         fab, fba = confirmed(fab, fba, small), confirmed(fba, fab, small)
         up = np.array([width / w, height / h], np.float32)
         self.fab = cv2.resize(fab, (width, height), interpolation=cv2.INTER_LINEAR) * up
@@ -52,7 +52,7 @@ def confirmed(f, g, grid):
     conf = cv2.GaussianBlur(np.clip(2.0 - err / tol, 0.0, 1.0), (0, 0), 3.0)
     return f * conf[..., None]
 
-_animatic._FlowMorph = OldFlowMorph
+_animatic.FlowMorph = OldFlowMorph
 """
 
 CASE = r"""

@@ -37,8 +37,10 @@ def _free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, comfy_dir: str, base: Path, env: dict | None = None, extra_args: tuple[str, ...] = ()):
+    def __init__(self, comfy_dir: str, base: Path, env: dict | None = None, extra_args: tuple[str, ...] = (),
+                 cpu: bool = True):
         self.comfy_dir = Path(comfy_dir)
+        self.cpu = cpu  # False: let ComfyUI use the GPU (bench/bench_local.py --full)
         self.extra_args = list(extra_args)
         self.base = Path(base)
         self.port = _free_port()
@@ -53,7 +55,8 @@ class ComfyServer:
         link = self.base / "custom_nodes" / "comfyui-director"
         if not link.exists():
             link.symlink_to(PACK_ROOT, target_is_directory=True)
-        cmd = [_python(self.comfy_dir), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+        cmd = [_python(self.comfy_dir), "main.py", *(["--cpu"] if self.cpu else []),
+               "--listen", "127.0.0.1", "--port", str(self.port),
                "--base-directory", str(self.base), "--database-url", f"sqlite:///{self.base}/user/comfyui.db",
                "--disable-auto-launch", "--log-stdout", *self.extra_args]
         env = {**os.environ, **self.env}

@@ -14,6 +14,12 @@ Files (about 6 MB in all), sizes from the measured facts in issue 16:
 - ``diffusion_models/director_tiny_wan_vace.safetensors``: Wan 2.1 VACE, dim 64, 2 layers, 1 VACE
   layer, text width 1024 (``LotusConditioning``'s width);
 - ``vae/director_tiny_wan_vae.safetensors``: Wan 2.1 VAE, dim 8.
+
+The same writer makes the full-size architectures for ``bench/bench_local.py --full`` (``spec``
+"full": LTX-Video 2B, i.e. ``LTXVModel``'s defaults with its 0.9.1 VAE; Wan 2.1 VACE 1.3B, i.e.
+dim 1536, 30 layers, 15 VACE layers, with the Wan 2.1 VAE), in bfloat16, ``FULL_NAMES``. Modules
+are built on torch's meta device and each tensor is made random on its own, so a 2B model needs
+its file's size in memory, not twice that; ``count`` gives the parameter counts without writing.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ WAN = "director_tiny_wan_vace.safetensors"
 WAN_VAE = "director_tiny_wan_vae.safetensors"
 LTX_TEXT_WIDTH = 32
 WAN_TEXT_WIDTH = 1024
+FULL_TEXT_WIDTH = 4096  # T5-XXL's and umT5-XXL's width: what the full-size models' cross-attention takes
+FULL_NAMES = {"ltxv": "director_random_ltxv_2b.safetensors", "ltxv_vae": "director_random_ltxv_vae.safetensors",
+              "wan": "director_random_wan21_vace_1_3b.safetensors", "wan_vae": "director_random_wan21_vae.safetensors"}
 
 LTX_VAE_CONFIG = {
     "_class_name": "CausalVideoAutoencoder", "dims": 3, "in_channels": 3, "out_channels": 3, "latent_channels": 128,
@@ -55,7 +64,91 @@ def write_tiny_models(models_dir: Path, comfy_dir: str, python: str) -> dict[str
              ("vae", WAN_VAE))}
 
 
-def _main(out: Path) -> None:
+def full_paths(models_dir: Path) -> dict[str, Path]:
+    """Where the full-size random checkpoints live under ``models_dir``, by role."""
+    sub = {"ltxv": "diffusion_models", "ltxv_vae": "vae", "wan": "diffusion_models", "wan_vae": "vae"}
+    return {role: Path(models_dir) / sub[role] / name for role, name in FULL_NAMES.items()}
+
+
+def write_full_models(models_dir: Path, comfy_dir: str, python: str, timeout: float = 3600,
+                      spec: str = "full") -> dict[str, Path]:
+    """Write the full-size random checkpoints (about 10 GB in bfloat16) unless all are there already.
+    ``spec`` "tiny": the tiny architectures through the same path (bfloat16, ``FULL_NAMES``), for tests."""
+    paths = full_paths(models_dir)
+    if not all(p.is_file() for p in paths.values()):
+        subprocess.run([python, str(Path(__file__).resolve()), str(models_dir), "--spec", spec, "--as-full"],
+                       cwd=comfy_dir, check=True, capture_output=True, timeout=timeout)
+    return paths
+
+
+def count_parameters(comfy_dir: str, python: str, spec: str = "full") -> dict[str, int]:
+    """Parameters per model of ``spec`` ("tiny" or "full"), counted on the meta device (nothing written)."""
+    out = subprocess.run([python, str(Path(__file__).resolve()), "-", "--spec", spec, "--count"], cwd=comfy_dir,
+                         check=True, capture_output=True, text=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _models(spec: str) -> list[tuple[str, str, object, dict]]:
+    """(role, sub-folder, meta-device module, metadata config) for each model of ``spec``."""
+    import torch
+
+    import comfy.ops
+    from comfy.ldm.lightricks.model import LTXVModel
+    from comfy.ldm.lightricks.vae.causal_video_autoencoder import VideoVAE
+    from comfy.ldm.wan.model import VaceWanModel
+    from comfy.ldm.wan.vae import WanVAE
+
+    ops = comfy.ops.disable_weight_init
+    with torch.device("meta"):
+        if spec == "tiny":
+            ltx = {"num_attention_heads": 2, "attention_head_dim": 8, "cross_attention_dim": 16,
+                   "caption_channels": LTX_TEXT_WIDTH}
+            return [
+                ("wan", "diffusion_models",
+                 VaceWanModel(dim=64, ffn_dim=128, num_heads=2, num_layers=2, text_dim=WAN_TEXT_WIDTH, vace_layers=1,
+                              vace_in_dim=96, in_dim=16, out_dim=16, operations=ops),
+                 {"transformer": {"num_heads": 2, "text_dim": WAN_TEXT_WIDTH}}),
+                ("wan_vae", "vae", WanVAE(dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                                          temperal_downsample=[False, True, True], dropout=0.0), {}),
+                ("ltxv", "diffusion_models", LTXVModel(in_channels=128, num_layers=2, operations=ops, **ltx),
+                 {"transformer": ltx}),
+                ("ltxv_vae", "vae", VideoVAE(config=LTX_VAE_CONFIG), {"vae": LTX_VAE_CONFIG}),
+            ]
+        wan = {"dim": 1536, "ffn_dim": 8960, "num_heads": 12, "num_layers": 30, "vace_layers": 15, "vace_in_dim": 96,
+               "text_dim": FULL_TEXT_WIDTH, "in_dim": 16, "out_dim": 16}  # Wan2.1-VACE-1.3B's config.json
+        vae = VideoVAE(version=1)  # LTX-Video 0.9.1+ (decoder with timestep conditioning)
+        return [
+            ("wan", "diffusion_models", VaceWanModel(operations=ops, **wan), {"transformer": wan}),
+            ("wan_vae", "vae", WanVAE(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                                      temperal_downsample=[False, True, True], dropout=0.0), {}),
+            ("ltxv", "diffusion_models", LTXVModel(operations=ops), {"transformer": {}}),  # its defaults: 2B
+            ("ltxv_vae", "vae", vae, {"vae": vae.config}),
+        ]
+
+
+def _random(state: dict, dtype) -> dict:
+    """Random tensors for a (meta) state dict, in its order: N(0, 0.02) for weights, ones for norm
+    scales, zeros for biases (float32 draws, so a seed gives the same values in any ``dtype``)."""
+    import torch
+
+    sd = {}
+    for k, v in state.items():
+        if v.is_floating_point():
+            if v.ndim > 1:
+                t = torch.randn(v.shape, dtype=torch.float32) * 0.02
+            elif any(s in k for s in ("norm", "gamma")):
+                t = torch.ones(v.shape, dtype=torch.float32)
+            else:
+                t = torch.zeros(v.shape, dtype=torch.float32)
+            sd[k] = t.to(dtype).contiguous()
+        else:
+            sd[k] = torch.zeros(v.shape, dtype=v.dtype)
+    return sd
+
+
+def _main(out: Path, spec: str = "tiny", count: bool = False, as_full: bool = False) -> None:
+    """Write ``spec``'s models under ``out`` (``as_full``: in bfloat16 under ``FULL_NAMES``, the full
+    models' way, whatever the spec), or print their parameter counts (``count``)."""
     sys.path.insert(0, os.getcwd())
     sys.argv = [sys.argv[0], "--cpu"]
     import comfy.options
@@ -64,44 +157,39 @@ def _main(out: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
-    import comfy.ops
-    from comfy.ldm.lightricks.model import LTXVModel
-    from comfy.ldm.lightricks.vae.causal_video_autoencoder import VideoVAE
-    from comfy.ldm.wan.model import VaceWanModel
-    from comfy.ldm.wan.vae import WanVAE
-
+    models = _models(spec)
+    if count:
+        print(json.dumps({role: sum(p.numel() for p in m.state_dict().values()) for role, _, m, _ in models}))
+        return
     torch.manual_seed(0)
-    ops = comfy.ops.disable_weight_init
-
-    def save(module, path: Path, config: dict) -> dict:
-        sd = {}
-        for k, v in module.state_dict().items():
-            if v.is_floating_point():
-                if v.ndim > 1:
-                    v = torch.randn_like(v, dtype=torch.float32) * 0.02
-                else:
-                    v = torch.ones_like(v, dtype=torch.float32) if any(s in k for s in ("norm", "gamma")) \
-                        else torch.zeros_like(v, dtype=torch.float32)
-            sd[k] = v.contiguous()
+    full = as_full or spec == "full"
+    dtype = torch.bfloat16 if full else torch.float32
+    names = FULL_NAMES if full else {"ltxv": LTXV, "ltxv_vae": LTXV_VAE, "wan": WAN, "wan_vae": WAN_VAE}
+    written = {}
+    for role, sub, module, config in models:
+        sd = _random(module.state_dict(), dtype)
+        path = out / sub / names[role]
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(sd, str(path), metadata={"config": json.dumps(config)})
-        return sd
-
-    save(VaceWanModel(dim=64, ffn_dim=128, num_heads=2, num_layers=2, text_dim=WAN_TEXT_WIDTH, vace_layers=1,
-                      vace_in_dim=96, in_dim=16, out_dim=16, operations=ops),
-         out / "diffusion_models" / WAN, {"transformer": {"num_heads": 2, "text_dim": WAN_TEXT_WIDTH}})
-    save(WanVAE(dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                temperal_downsample=[False, True, True], dropout=0.0), out / "vae" / WAN_VAE, {})
-    ltx = {"num_attention_heads": 2, "attention_head_dim": 8, "cross_attention_dim": 16,
-           "caption_channels": LTX_TEXT_WIDTH}
-    model = save(LTXVModel(in_channels=128, num_layers=2, operations=ops, **ltx), out / "diffusion_models" / LTXV,
-                 {"transformer": ltx})
-    vae = save(VideoVAE(config=LTX_VAE_CONFIG), out / "vae" / LTXV_VAE, {"vae": LTX_VAE_CONFIG})
-    both = {**{f"model.diffusion_model.{k}": v for k, v in model.items()}, **{f"vae.{k}": v for k, v in vae.items()}}
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    save_file(both, str(out / "checkpoints" / LTXV_CKPT),
-              metadata={"config": json.dumps({"transformer": ltx, "vae": LTX_VAE_CONFIG})})
+        tmp = path.with_suffix(".partial")  # a killed run leaves no file a later run would take as whole
+        save_file(sd, str(tmp), metadata={"config": json.dumps(config)})
+        os.replace(tmp, path)
+        written[role] = None if full else sd
+        del sd
+    if not full:  # both LTX parts in one file: the layout of Lightricks' own checkpoints
+        model, vae = written["ltxv"], written["ltxv_vae"]
+        both = {**{f"model.diffusion_model.{k}": v for k, v in model.items()}, **{f"vae.{k}": v for k, v in vae.items()}}
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        ltx = json.loads(json.dumps({"transformer": models[2][3]["transformer"], "vae": LTX_VAE_CONFIG}))
+        save_file(both, str(out / "checkpoints" / LTXV_CKPT), metadata={"config": json.dumps(ltx)})
 
 
 if __name__ == "__main__":
-    _main(Path(sys.argv[1]))
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--spec", choices=("tiny", "full"), default="tiny")
+    ap.add_argument("--count", action="store_true")
+    ap.add_argument("--as-full", action="store_true")
+    a = ap.parse_args()
+    _main(Path(a.out), a.spec, a.count, a.as_full)

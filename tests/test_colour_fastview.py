@@ -250,7 +250,7 @@ def test_a_built_lut_is_kept_on_disk_and_read_back_instead_of_rebuilt(tmp_path, 
         def no_build(*a, **k):
             raise AssertionError("rebuilt although a saved LUT exists")
 
-        monkeypatch.setattr(fastview._ShapedLut, "build", no_build)
+        monkeypatch.setattr(fastview.ShapedLut, "build", no_build)
         np.testing.assert_array_equal(fastview.FastDisplay(transform, False).codes(pixels), first)
         saved[0].write_bytes(b"not a LUT")  # a damaged file is rebuilt, never trusted
         monkeypatch.undo()

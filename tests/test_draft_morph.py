@@ -192,3 +192,90 @@ def test_a_plain_ball_on_a_busy_background_travels_too():
     assert scores.max() > 0.9 and np.hypot(x + R - 320, y + R - ROW) <= 15, (x + R, y + R, scores.max())
     for end in (START, END):
         assert score_at(scores, end) < 0.3, (end, score_at(scores, end))
+
+
+def sky(warmer: bool = False) -> np.ndarray:
+    """The demo's kind of picture: a dusk gradient over a hill line (warmer: the light warms)."""
+    y = np.linspace(0.0, 1.0, H, dtype=np.float32)[:, None, None]
+    top, bottom = np.float32([0.05, 0.08, 0.3]), np.float32([0.95, 0.55, 0.3])
+    img = np.broadcast_to(top + (bottom - top) * y, (H, W, 3)).copy()
+    x = np.arange(W, dtype=np.float32)
+    ridge = 270 + 18 * np.sin(x / 37.0) + 9 * np.sin(x / 11.0 + 1.0)
+    img[np.arange(H)[:, None] >= ridge[None, :]] = (0.2, 0.22, 0.35)
+    if warmer:
+        img = np.clip(img * np.float32([1.15, 1.1, 0.8]) + 0.04, 0.0, 1.0)
+    return img
+
+
+def with_sphere(bg: np.ndarray, centre: tuple[int, int]) -> np.ndarray:
+    """A shaded sphere with an anti-aliased rim (4x4 supersampled), lit from the top left."""
+    yy, xx = np.mgrid[-R - 2:R + 3, -R - 2:R + 3].astype(np.float32)
+    colour, cover = np.zeros(xx.shape + (3,), np.float32), np.zeros(xx.shape, np.float32)
+    for i in range(4):
+        for j in range(4):
+            x, y = xx + (i + 0.5) / 4 - 0.5, yy + (j + 0.5) / 4 - 0.5
+            inside = x * x + y * y <= R * R
+            z = np.sqrt(np.maximum(R * R - x * x - y * y, 0.0)) / R
+            lit = np.clip(-0.3 * x / R - 0.3 * y / R + 0.6 * z, 0.0, 1.0)
+            colour += np.dstack([lit, 0.8 * lit, 0.45 * lit]) * inside[..., None] / 16
+            cover += inside / 16
+    img = bg.copy()
+    box = np.s_[centre[1] - R - 2:centre[1] + R + 3, centre[0] - R - 2:centre[0] + R + 3]
+    img[box] = img[box] * (1.0 - cover[..., None]) + colour
+    return img
+
+
+def ring_residue(frame: np.ndarray, truth: np.ndarray, centre: tuple[int, int], away_from: tuple[int, int]) -> float:
+    """Mean colour error (0..255) in a band 8 px either side of a sphere's rim drawn at ``centre``,
+    leaving out what lies near ``away_from`` (where the sphere is now)."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    rim = np.abs(np.hypot(xx - centre[0], yy - centre[1]) - R) < 8
+    rim &= np.hypot(xx - away_from[0], yy - away_from[1]) > R + 8
+    return float(np.abs(frame.astype(np.float32) - truth).mean(axis=2)[rim].mean())
+
+
+def test_a_moving_sphere_leaves_no_ring_where_it_was_or_will_be_when_the_light_changes():
+    """The demo's double exposure (issue 27 item 8): where the sphere leaves sky uncovered, one
+    keyframe's sky alone filled the hole, so with the light warming between the keyframes a disc
+    of the other keyframe's colour (a ring round where the sphere was and will be) showed."""
+    start, end = (150, 200), (470, 120)
+    halfway = ((start[0] + end[0]) // 2, (start[1] + end[1]) // 2)
+    cool, warm = sky(), sky(warmer=True)
+    mid = middle_frame("flow", with_sphere(cool, start), with_sphere(warm, end))
+    truth = np.clip(with_sphere(0.5 * cool + 0.5 * warm, halfway), 0.0, 1.0) * 255.0
+    for centre in (start, end):
+        assert ring_residue(mid, truth, centre, halfway) < 2.5, centre  # 8.5 and 6.6 before
+    fade = middle_frame("crossfade", with_sphere(cool, start), with_sphere(warm, end))
+    assert ring_residue(fade, truth, start, halfway) > 10  # the measure sees a double exposure
+
+
+def test_the_draft_label_keeps_clear_of_the_pictures_own_burn_in():
+    import cv2
+
+    def burnt(centre):
+        img = (with_sphere(sky(), centre) * 255.0 + 0.5).astype(np.uint8)
+        cv2.putText(img, "SAMPLE  frame 032  00:00:01:08", (12, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (240, 240, 240), 1, cv2.LINE_AA)
+        return img.astype(np.float32) / 255.0
+
+    first, last = burnt((200, 180)), burnt((440, 180))
+    mid = middle_frame("flow", first, last)
+    writing = np.s_[4:34, 4:340]  # the burn-in, with a margin
+    keyframe = (first[writing] * 255.0 + 0.5).astype(np.int16)
+    assert np.abs(mid[writing].astype(np.int16) - keyframe).max() <= 3  # the burn-in reads as it was
+    right = np.s_[4:30, W - 180:W - 4]
+    assert np.abs(mid[right].astype(np.int16) - (first[right] * 255.0 + 0.5)).mean() > 8  # the label is there (0 without)
+    plain = middle_frame("flow", with_sphere(sky(), (200, 180)), with_sphere(sky(), (440, 180)))
+    assert np.abs(plain[4:30, 4:160].astype(np.int16) - (sky()[4:30, 4:160] * 255.0 + 0.5)).mean() > 8  # top-left
+
+
+def test_a_light_change_is_told_from_a_moving_object():
+    """Only a pair whose light changes pays for the stand-ins' colour matching."""
+    from comfyui_director.nodes.engines.draft.layers import pixel_grid
+    from comfyui_director.nodes.engines.draft.warp import FlowMorph
+
+    u8 = lambda img: (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    start, end = (150, 200), (470, 120)
+    morph = lambda first, last: FlowMorph(u8(first), u8(last), pixel_grid(W, H))
+    assert morph(with_sphere(sky(), start), with_sphere(sky(warmer=True), end)).relit
+    assert not morph(with_sphere(sky(), start), with_sphere(sky(), end)).relit

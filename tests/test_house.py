@@ -20,7 +20,7 @@ LAYERS = {
     "shot": 4,
     "engines": 5,
     "generate": 6, "modify": 6, "reframe": 6, "editorial": 6,
-    "extension": 7,
+    "extension": 7, "farm": 7,
 }
 
 

@@ -8,6 +8,7 @@ import copy
 import io
 import subprocess
 import sys
+import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -414,9 +415,13 @@ def test_concurrent_job_limit_frees_up_when_a_job_finishes():
 
 
 def test_parallel_creates_respect_the_concurrency_limit_and_bookkeeping_is_complete():
-    with LumaEmulator(KEYS, max_concurrent=3) as emu:
+    # jobs that stay queued for an hour: however slowly the 8 requests arrive, none frees a slot
+    with LumaEmulator(KEYS, max_concurrent=3, queued_s=3600.0) as emu:
+        start = threading.Barrier(8)
+
         def create(_):
             with http(emu) as c:
+                start.wait(60)
                 return c.post("/generations", json=t2v()).status_code
 
         with ThreadPoolExecutor(8) as pool:

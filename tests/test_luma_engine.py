@@ -24,7 +24,7 @@ from comfyui_director.nodes.engines.luma import engine as engine_module
 from comfyui_director.nodes.engines.luma.engine import LumaEngine
 from comfyui_director.nodes.engines.luma.limits import SessionSpend, slots_for
 from comfyui_director.nodes.engines.luma.keys import SecretKey
-from comfyui_director.nodes.engines.luma.ledger import JobLedger
+from comfyui_director.nodes.engines.luma.ledger_sqlite import JobLedger
 from comfyui_director.nodes.engines.luma.transport import LumaRejected, LumaUncertain
 from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
 from comfyui_director.nodes.shot.request import KeyframeSpec, build_request
@@ -146,11 +146,18 @@ def test_rate_limit_waits_for_retry_after_then_creates_one_job(emu, tmp_path):
     assert emu.billed_jobs == 1 and posts(emu) == 3
 
 
-@pytest.mark.parametrize("status", [502, 503])
-def test_gateway_errors_before_creation_are_retried_into_one_job(emu, tmp_path, status):
-    emu.inject(Fault(status=status, times=2))
+def test_ingestion_unavailable_proves_no_job_and_is_retried_into_one_job(emu, tmp_path):
+    emu.inject(Fault(status=503, detail="image ingestion unavailable; retry or use base64", times=2))
     render(engine(emu, tmp_path), fast_req(), tmp_path / "out")
     assert emu.billed_jobs == 1 and posts(emu) == 3
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_errors_may_follow_a_job_and_are_never_retried(emu, tmp_path, status):
+    emu.inject(Fault(status=status, times=2))  # here no job was made, but a gateway's answer cannot prove it
+    with pytest.raises(LumaUncertain, match=str(status)):
+        render(engine(emu, tmp_path), fast_req(), tmp_path / "out")
+    assert posts(emu) == 1
 
 
 def test_dropped_job_request_is_never_resent(emu, tmp_path):
@@ -161,10 +168,28 @@ def test_dropped_job_request_is_never_resent(emu, tmp_path):
     msg = str(e.value)
     assert "may have reached Luma" in msg and "not repeated" in msg
     assert emu.billed_jobs == 1 and posts(emu) == 1
-    assert [j.state for j in eng.ledger.jobs()] == ["uncertain"]
-    # the user was told; queuing again is their decision and submits a new job
-    render(eng, fast_req(), tmp_path / "again")
-    assert posts(emu) == 2
+    (row,) = eng.ledger.jobs()
+    assert row.state == "uncertain" and f"director ledger resend {row.id}" in msg
+    # queuing again sends nothing: the shot stops until the user decides
+    with pytest.raises(LumaUncertain, match=f"ledger row {row.id}"):
+        render(eng, fast_req(), tmp_path / "again")
+    assert posts(emu) == 1
+    # the user allows one resend: exactly one new job
+    eng.ledger.allow_resend(row.id)
+    render(eng, fast_req(), tmp_path / "resent")
+    assert posts(emu) == 2 and emu.billed_jobs == 2
+
+
+def test_dropped_job_request_resolved_with_the_job_id_from_lumas_app_is_delivered(emu, tmp_path):
+    emu.inject(Fault(drop_after_create=True))
+    eng = engine(emu, tmp_path)
+    with pytest.raises(LumaUncertain):
+        render(eng, fast_req(), tmp_path / "out")
+    (row,) = eng.ledger.jobs()
+    eng.ledger.resolve_uncertain(row.id, emu.generations[0]["id"])
+    res = render(eng, fast_req(), tmp_path / "again")
+    assert res.job_id == emu.generations[0]["id"] and res.video.is_file()
+    assert posts(emu) == 1 and emu.billed_jobs == 1
 
 
 def test_job_request_that_times_out_is_never_resent(emu, tmp_path):
@@ -220,15 +245,14 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run_and_kill(emu, tmp_path, until, grace_s: float = 0.0) -> None:
-    """Start a render in another process and SIGKILL it ``grace_s`` after ``until(ledger_jobs)`` holds."""
+def _run_and_kill(emu, tmp_path, until) -> None:
+    """Start a render in another process and SIGKILL it as soon as ``until(ledger_jobs)`` holds."""
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, emu.base_url, str(tmp_path / "ledger.sqlite3"),
                              str(tmp_path / "killed"), KEY])
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if (tmp_path / "ledger.sqlite3").exists() and until(JobLedger(tmp_path / "ledger.sqlite3").jobs()):
-                time.sleep(grace_s)
                 break
             assert proc.poll() is None, "the render ended before it could be killed"
             time.sleep(0.02)
@@ -249,18 +273,20 @@ def test_comfyui_killed_mid_job_resumes_the_same_job_after_restart(tmp_path):
         assert any("resuming Luma job" in line for line in hooks.lines)
 
 
-def test_comfyui_killed_while_sending_reports_the_unknown_job_once_and_never_resends(tmp_path):
+def test_comfyui_killed_while_sending_stops_the_shot_as_uncertain_and_never_resends(tmp_path):
     with LumaEmulator(api_keys={KEY: {}}, queued_s=0.05, processing_s=0.1) as emu:
-        emu.inject(Fault(delay_s=1.0))
-        # killed 0.3 s into a request the server takes 1 s to answer
-        _run_and_kill(emu, tmp_path, lambda jobs: jobs and jobs[-1].state == "submitting", grace_s=0.3)
-        time.sleep(1.0)  # the server finishes the request the dead process had sent
+        emu.inject(Fault(hold=True))  # the server holds the request once it has read it
+        # killed while the server holds a request it has fully received
+        _run_and_kill(emu, tmp_path, lambda jobs: emu.wait_held(0.02))
+        emu.release()
+        assert emu.wait_for(lambda: emu.jobs_created == 1)  # the server finishes what the dead process sent
         eng = engine(emu, tmp_path)
         with pytest.raises(LumaUncertain, match="may exist and be billed"):
             render(eng, fast_req(), tmp_path / "out")
         assert emu.jobs_created == 1 and posts(emu) == 1
-        render(eng, fast_req(), tmp_path / "again")  # told once; the next queue is a new, deliberate job
-        assert posts(emu) == 2
+        with pytest.raises(LumaUncertain, match="director ledger resolve"):  # stopped until the user decides
+            render(eng, fast_req(), tmp_path / "again")
+        assert posts(emu) == 1
 
 
 def test_the_same_shot_twice_in_one_graph_is_one_job(emu, tmp_path):
@@ -612,16 +638,18 @@ def test_several_single_frame_exr_outputs_become_one_numbered_sequence(tmp_path)
 
     from comfyui_director.nodes.engines.luma.engine import _Run
 
+    from comfyui_director.nodes.engines.luma import emulator_media
+
     served = tmp_path / "served"
     served.mkdir()
-    (served / "clip").write_bytes(b"\0\0\0\x18ftypisom" + b"\0" * 12)
+    (served / "clip").write_bytes(emulator_media.synth_mp4(64, 36, 3, False).read_bytes())
     for i in range(3):
         hdr = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
         with OpenEXR.File(hdr, {"RGB": np.full((4, 4, 3), i, np.float16)}) as f:
             f.write(str(served / f"f{i}"))
 
     class LocalFiles:
-        async def download(self, url, dest, *, cancelled):
+        async def download(self, url, dest, *, cancelled, **bounds):
             dest.write_bytes((served / url).read_bytes())
 
     eng = LumaEngine(api_key=KEY, ledger_path=tmp_path / "ledger.sqlite3")

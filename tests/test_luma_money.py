@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -19,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from comfyui_director.nodes.common.errors import DirectorError
-from comfyui_director.nodes.engines.luma import ledger as ledger_module
+from comfyui_director.nodes.engines.luma import owners as ledger_module
 from comfyui_director.nodes.engines.luma.emulator import Fault, LumaEmulator
 from comfyui_director.nodes.engines.luma.engine import LumaEngine
-from comfyui_director.nodes.engines.luma.ledger import JobLedger, owner_alive, owner_token, process_start
+from comfyui_director.nodes.engines.luma.ledger import LedgerError, owner_alive, owner_token, process_start
+from comfyui_director.nodes.engines.luma.ledger_sqlite import JobLedger
 from comfyui_director.nodes.engines.luma.limits import SessionSpend
 from comfyui_director.nodes.shot.engine import RenderHooks, RenderTarget
 from comfyui_director.nodes.shot.request import build_request
@@ -120,7 +120,7 @@ def test_job_id_survives_a_ledger_that_cannot_be_written_and_the_next_run_resume
 
     def disk_full(self, *a, **kw):
         calls.append(a)
-        raise sqlite3.OperationalError("database or disk is full")
+        raise LedgerError("Director's job ledger (ledger.sqlite3) could not be used: OperationalError: database or disk is full.")
 
     monkeypatch.setattr(JobLedger, "mark_created", disk_full)
     eng = _engine(emu, tmp_path)
@@ -147,7 +147,7 @@ def test_a_briefly_locked_ledger_is_retried_without_a_journal(emu, tmp_path, mon
     def locked_once(self, *a, **kw):
         if fails:
             fails.pop()
-            raise sqlite3.OperationalError("database is locked")
+            raise LedgerError("Director's job ledger (ledger.sqlite3) could not be used: OperationalError: database is locked.")
         return real(self, *a, **kw)
 
     monkeypatch.setattr(JobLedger, "mark_created", locked_once)

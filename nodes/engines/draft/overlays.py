@@ -90,9 +90,10 @@ class CaptionBand:
 
 
 class Label:
-    """The small "DRAFT  f037  1.54 s" label in the top-left corner of image frames."""
+    """The small "DRAFT  f037  1.54 s" label in a top corner of image frames: top-left, unless the
+    pictures have their own writing there (a burn-in) and the top-right is clearer."""
 
-    def __init__(self, width: int, height: int):
+    def __init__(self, width: int, height: int, images=()):
         import cv2
 
         self._cv2 = cv2
@@ -100,8 +101,10 @@ class Label:
         self.thick = 1 if height < 900 else 2
         (tw, th), base = cv2.getTextSize("DRAFT  f0000  00.00 s", cv2.FONT_HERSHEY_SIMPLEX, self.scale, self.thick)
         m = max(3, height // 120)
-        self.origin = (2 * m, 2 * m + th)
-        self.box = (m, m, 3 * m + tw, 3 * m + th + base)
+        left = (m, m, 3 * m + tw, 3 * m + th + base)
+        right = (width - 3 * m - tw, m, width - m, 3 * m + th + base)
+        self.box = left if burn_in(images, left) <= burn_in(images, right) + BURN_IN_MARGIN else right
+        self.origin = (self.box[0] + m, 2 * m + th)
 
     def draw(self, dst: np.ndarray, frame: int) -> None:
         cv2 = self._cv2
@@ -109,6 +112,26 @@ class Label:
         dst[y0:y1, x0:x1] = (dst[y0:y1, x0:x1] >> 2)  # darken behind the text (1/4 brightness)
         cv2.putText(dst, f"DRAFT  f{frame:03d}  {frame / FPS:5.2f} s", self.origin, cv2.FONT_HERSHEY_SIMPLEX,
                     self.scale, AMBER, self.thick, cv2.LINE_AA)
+
+
+BURN_IN_MARGIN = 2.0  # how much clearer (mean edge strength, 0..255) the top-right must be to take the label
+
+
+def burn_in(images, box) -> float:
+    """How much writing (fine edges: text, a timecode) the pictures have in ``box`` = (x0, y0, x1,
+    y1), grown by half its height: the mean absolute Laplacian of its grey, the most of any picture."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    pad = (y1 - y0) // 2
+    most = 0.0
+    for img in images:
+        h, w = img.shape[:2]
+        patch = np.ascontiguousarray(img[max(0, y0 - pad):min(h, y1 + pad), max(0, x0 - pad):min(w, x1 + pad)])
+        if patch.size:
+            grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
+            most = max(most, float(np.abs(cv2.Laplacian(grey, cv2.CV_16S)).mean()))
+    return most
 
 
 class Slate:

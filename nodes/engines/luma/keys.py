@@ -26,6 +26,7 @@ ENV_VAR = "LUMA_AGENTS_API_KEY"
 BASE_URL_ENV = "LUMA_BASE_URL"
 DEFAULT_BASE_URL = "https://agents.lumalabs.ai/v1"
 KEY_FILE = Path("director") / "luma_api_key"
+BASE_URL_FILE = Path("director") / "luma_base_url"
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\",}]+")
 
@@ -107,12 +108,64 @@ class KeySource:
         return self.resolve().source
 
 
-def base_url_from_env(explicit: str | None = None) -> str:
-    """The API base URL: the given one, ``LUMA_BASE_URL`` (proxies, tests) or Luma's own."""
-    url = (explicit or os.environ.get(BASE_URL_ENV, "") or DEFAULT_BASE_URL).strip()
-    if not re.match(r"^https?://", url):
-        raise DirectorError(f"Luma engine: base URL '{url}' must start with http:// or https://.", field="base_url")
-    return url.rstrip("/")
+@dataclass(frozen=True)
+class BaseUrl:
+    """The API base URL and the setting it came from (named in every error about it)."""
+
+    url: str
+    source: str
+
+
+def base_url_from_env(explicit: str | None = None, user_dir: Path | None = None) -> str:
+    """The API base URL (see :func:`resolve_base_url`)."""
+    return resolve_base_url(explicit, user_dir).url
+
+
+def resolve_base_url(explicit: str | None = None, user_dir: Path | None = None) -> BaseUrl:
+    """The API base URL: the given one, the environment variable ``LUMA_BASE_URL`` (proxies, tests),
+    the file ``<ComfyUI user folder>/director/luma_base_url``, or Luma's own. Plain ``http://`` only
+    for a loopback host (the emulator): anywhere else the key would travel in clear."""
+    if explicit:
+        found = BaseUrl(explicit.strip(), "the base_url argument")
+    elif os.environ.get(BASE_URL_ENV, "").strip():
+        found = BaseUrl(os.environ[BASE_URL_ENV].strip(), f"the environment variable {BASE_URL_ENV}")
+    else:
+        found = None
+        path = Path(user_dir) / BASE_URL_FILE if user_dir is not None else None
+        if path is not None and path.is_file():
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError as e:
+                raise DirectorError(f"Luma engine: cannot read {Path(BASE_URL_FILE).as_posix()} in ComfyUI's user "
+                                    f"folder: {e.strerror or e}.", field="base_url") from None
+            value = next((ln.strip() for ln in lines if ln.strip()), "")
+            if value:
+                found = BaseUrl(value, f"the file {Path(BASE_URL_FILE).as_posix()} in ComfyUI's user folder")
+        found = found or BaseUrl(DEFAULT_BASE_URL, "Director's default")
+    url = found.url.rstrip("/")
+    if not re.match(r"^https?://[^/]", url):
+        raise DirectorError(f"Luma engine: base URL '{url}' (from {found.source}) must start with https:// "
+                            f"(set {BASE_URL_ENV} or leave it unset for Luma's own).", field="base_url")
+    if url.lower().startswith("http://") and not is_loopback(url):
+        raise DirectorError(f"Luma engine: base URL '{url}' (from {found.source}) uses plain http:// to another "
+                            f"machine, so the API key would travel in clear; use https:// (fix {BASE_URL_ENV}). "
+                            "Plain http:// is accepted only on this machine (127.0.0.1, the emulator).",
+                            field="base_url")
+    return BaseUrl(url, found.source)
+
+
+def is_loopback(url: str) -> bool:
+    """True when ``url``'s host is this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def redact(text: object, *secrets: SecretKey | str | None) -> str:

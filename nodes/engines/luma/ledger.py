@@ -1,22 +1,14 @@
-"""The Luma job ledger: every paid job Director submits, remembered in a small SQLite file.
+"""The Luma job ledger: the interface every backend keeps, and the rules they share.
 
-Default location: ``<ComfyUI user folder>/director/luma_jobs.sqlite3`` (injectable for tests).
+A ledger remembers every paid job Director submits, so one shot is billed once: a row is written
+before a job is sent and moved on as the job goes, so a render that is killed and run again (in
+this process, another process, or on another machine sharing the ledger) resumes the job or
+reuses its files instead of paying twice. Backends: SQLite (``ledger_sqlite.py``, the default, a
+file in ComfyUI's user folder) and others chosen by ``ledger_backends.open_ledger``.
 
-A row is written before a job is sent and updated as it moves on, so a ComfyUI that is killed
-mid-job and restarted finds it again: queuing the same graph resumes the existing job (or reuses
-its downloaded files) instead of paying twice. Rows are keyed by the request hash (the shot's
-fingerprint plus the engine settings that change the result) and by an account tag (a one-way
-hash of the key, never the key). WAL mode and one short transaction per call make it safe for
-several threads and processes (two ComfyUI servers sharing one user folder share one ledger).
-
-Ownership: a render holds the row it works on (``owner``: host, PID with the process start time,
-a per-render nonce) and keeps its ``heartbeat`` fresh through every wait. A row is taken for dead
-only when its owner's process is gone (or its PID now names another process) or its heartbeat is
-older than the stale limit; a live render is never taken over. Every state change is a guarded
-transition: from the state the caller expects, by the owner that holds the row.
-
-Journal: when the ledger cannot take a new job's id (disk full, locked), the id goes to the
-append-only ``luma_jobs.journal`` beside it (fsynced JSON lines); every claim folds it back in.
+Rows are keyed by the request hash (the shot key: see the README, "Luma" section). ``account``
+is recorded on each row (which key created the job, a one-way tag), but never separates shots:
+rotating a key must not bill a shot again.
 
 States::
 
@@ -24,175 +16,88 @@ States::
     submitting  POST /generations in flight                        (crash here: unknown)
     queued, processing                                             a job exists; resumable
     completed   Luma finished; outputs (URLs, 1 h) recorded        resumable: download
-    downloaded  files on disk recorded                             reusable without network
-    failed      Luma ended the job as failed (failure_code)       next run submits anew
-    rejected    Luma refused the request (4xx): no job
+    downloaded  files on disk recorded (and decoded)               reusable without network
+    failed      Luma ended the job as failed (failure_code)        a retryable code: the next run submits
+                                                                   anew; a FINAL code: refused by name
+                                                                   until the request changes or the user
+                                                                   allows one resend
+    rejected    Luma refused the request (an answer proving no job was made)
     abandoned   stopped before anything was sent: no job
-    uncertain   the POST may have created a job that Director cannot see; reported to the
-                user, never repeated automatically; the next run submits anew
-    expired     the job's files are gone and Luma no longer knows the job (404); reported, and the
-                next run the user queues submits anew (a failed download of a job Luma still knows
-                keeps it 'completed')
+    uncertain   the POST may have created a job Director cannot see: the shot STOPS (every claim
+                answers 'uncertain') until the user resolves it: the job id from Luma's app
+                (``resolve_uncertain``: polled and delivered) or one resend (``allow_resend``)
+    expired     the job's files are gone and Luma no longer knows the job (404); the next run submits
+    dismissed   the user allowed one resend of this uncertain/failed row; claims skip it
+
+The lease: ``claim`` gives a render a row with ``owner`` set to its owner token (``owners.py``:
+host, process id and start time, a per-render nonce). The owner token IS the fencing token: every
+later write that needs the lease checks ``owner = <token>`` in the same statement as its state guard,
+and a take-over writes a new token, so a holder that lost its row can write nothing more (its
+writes return None). The holder keeps the lease alive with ``heartbeat`` (a thread beats every
+stale/4, through every wait).
+
+Clocks: whether a holder is alive is decided by the backend with ONE clock, never by comparing
+two machines' wall clocks: a dead process on this host is seen at once (``owners.owner_alive``);
+otherwise a lease is alive while its heartbeat moves, measured on the backend's clock (SQLite: this
+process's monotonic clock, watching the heartbeat value change; a shared database: the server's
+``now()`` both when the heartbeat is written and when it is judged).
 """
 
 from __future__ import annotations
 
-import contextlib
+import abc
 import json
 import os
-import socket
-import sqlite3
-import sys
-import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
+
+from ...common.errors import DirectorError
+from .owners import UNKNOWN, owner_alive, owner_token, process_start  # noqa: F401  (the owner helpers)
 
 LEDGER_FILE = Path("director") / "luma_jobs.sqlite3"
+JOURNAL_SUFFIX = ".journal"
 
-ACTIVE = ("queued", "processing", "completed", "downloaded")
+ACTIVE = ("queued", "processing", "completed", "downloaded")  # a job exists and can be followed
 HELD = ("preparing", "submitting", "queued", "processing", "completed")  # states a render holds
-NO_JOB = ("rejected", "abandoned")
+NO_JOB = ("rejected", "abandoned")  # nothing was created
+SKIPPED = NO_JOB + ("dismissed",)  # rows a claim looks past (the shot's latest row is another)
+RESOLVABLE = ("uncertain", "failed", "expired")  # rows the user may allow one resend of
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_hash  TEXT NOT NULL,
-    account       TEXT NOT NULL,
-    state         TEXT NOT NULL,
-    generation_id TEXT,
-    credits       INTEGER NOT NULL DEFAULT 0,
-    summary       TEXT NOT NULL DEFAULT '',
-    owner         TEXT,
-    heartbeat     REAL,
-    created_at    REAL NOT NULL,
-    updated_at    REAL NOT NULL,
-    outputs       TEXT,
-    files         TEXT,
-    failure_code  TEXT,
-    message       TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_by_request ON jobs (request_hash, account, id);
-CREATE INDEX IF NOT EXISTS jobs_by_generation ON jobs (generation_id);
-"""
+# Failure codes a retry of the same request cannot fix (Luma's docs): refused by name on re-queue
+# until the request changes or the user allows one resend.
+FINAL_FAILURES = ("content_moderated", "budget_exhausted", "image_too_large", "unsupported_format",
+                  "corrupt_input", "invalid_request")
 
+# The guarded transitions: rule -> (states it may come from, whether the holder's token is checked,
+# whether it is a money transition that must survive a power cut). A token-checked rule called with
+# by=None matches only a row nobody holds (owner IS NULL).
+TRANSITIONS: dict[str, tuple[tuple[str, ...], bool, bool]] = {
+    "submitting": (("preparing",), True, True),
+    "preparing": (("submitting",), True, True),  # a 429 proved no job was made: wait, then send again
+    "created": (("submitting",), True, True),  # -> queued/processing with the job id
+    "record_created": (("submitting", "uncertain", "abandoned", "preparing"), False, True),  # no job id yet
+    "state": (("queued", "processing"), True, False),
+    "completed": (("queued", "processing", "completed", "downloaded"), True, False),
+    "downloaded": (("completed",), True, False),
+    "failed": (("queued", "processing"), True, False),
+    "rejected": (("preparing", "submitting"), True, False),
+    "abandoned": (("preparing", "submitting"), True, False),
+    "uncertain": (("submitting",), True, True),
+    "expired": (ACTIVE, True, False),
+    "resolve": (("uncertain",), False, True),  # the user's job id -> queued, nobody's: the next run resumes
+    "dismissed": (RESOLVABLE, False, True),  # the user allows one resend
+    "dismissed_unheld": (("queued", "processing", "completed"), True, True),  # a job nobody follows (by=None)
+}
 
-def owner_token() -> str:
-    """Who holds a row: host, process id with its start time (so a reused PID is not taken for the
-    dead owner), and a per-render nonce: ``host:pid@start:nonce``."""
-    pid = os.getpid()
-    start = process_start(pid) or ""
-    return f"{socket.gethostname()}:{pid}@{start}:{uuid.uuid4().hex[:12]}"
-
-
-def owner_alive(owner: str | None) -> bool:
-    """False only when the owner ran on this host and its process is gone (a crash or kill), or
-    its PID now belongs to a process that started at another time. Anything unclear: alive."""
-    try:
-        host, pid_field, _ = (owner or "").rsplit(":", 2)
-        pid_text, _, start = pid_field.partition("@")
-        pid = int(pid_text)
-    except ValueError:
-        return True
-    if host != socket.gethostname():
-        return True
-    now = process_start(pid)
-    if now is None:
-        return False
-    if now == UNKNOWN:
-        return _pid_exists(pid)
-    return not start or start == UNKNOWN or now == start
+UNCERTAIN_DEAD_SENDER = ("a previous run stopped while sending this job to Luma; the job may exist and be billed, "
+                         "but Luma has no job list to find it")
 
 
-UNKNOWN = "?"
-
-
-def process_start(pid: int) -> str | None:
-    """A text that identifies when process ``pid`` started (compare for equality only), None when no
-    such process runs, or UNKNOWN when this platform cannot tell."""
-    if sys.platform.startswith("linux"):
-        return _start_linux(pid)
-    if sys.platform == "win32":
-        return _start_windows(pid)
-    return _start_ps(pid)
-
-
-def _start_linux(pid: int, proc: str = "/proc") -> str | None:
-    """Field 22 of /proc/<pid>/stat: the start time in clock ticks after boot."""
-    try:
-        with open(f"{proc}/{int(pid)}/stat", "rb") as fh:
-            stat = fh.read().decode("ascii", "replace")
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return UNKNOWN
-    fields = stat[stat.rfind(")") + 2:].split()  # the command name may hold spaces and ')'
-    if len(fields) < 20:
-        return UNKNOWN
-    if fields[0] in ("Z", "X"):  # a zombie has ended; only its exit status is left
-        return None
-    return fields[19]
-
-
-def _start_windows(pid: int, kernel32=None) -> str | None:
-    """The process creation time from OpenProcess + GetProcessTimes (ctypes, no extra package)."""
-    import ctypes
-    from ctypes import wintypes
-
-    k32 = kernel32
-    if k32 is None:
-        k32 = ctypes.WinDLL("kernel32", use_last_error=True)
-        k32.OpenProcess.restype = wintypes.HANDLE  # a handle is pointer-sized; the default int is not
-        k32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
-        k32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
-        k32.GetProcessTimes.argtypes = (wintypes.HANDLE,) + (ctypes.POINTER(wintypes.FILETIME),) * 4
-        k32.CloseHandle.argtypes = (wintypes.HANDLE,)
-    query_limited, still_active = 0x1000, 259
-    error_invalid_parameter = 87
-    handle = k32.OpenProcess(query_limited, False, int(pid))
-    if not handle:
-        err = ctypes.get_last_error() if kernel32 is None else k32.GetLastError()
-        return None if err == error_invalid_parameter else UNKNOWN  # 87: no process has this id
-    try:
-        code = wintypes.DWORD()
-        if k32.GetExitCodeProcess(handle, ctypes.byref(code)) and code.value != still_active:
-            return None  # ended; the handle of another holder keeps its record
-        created, exited, kernel, user = (wintypes.FILETIME() for _ in range(4))
-        if not k32.GetProcessTimes(handle, ctypes.byref(created), ctypes.byref(exited), ctypes.byref(kernel),
-                                   ctypes.byref(user)):
-            return UNKNOWN
-        return str((created.dwHighDateTime << 32) | created.dwLowDateTime)
-    finally:
-        k32.CloseHandle(handle)
-
-
-def _start_ps(pid: int) -> str | None:
-    """macOS and other Unixes: ``ps -o lstart= -p PID`` (the start time, to the second)."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(int(pid))], capture_output=True, text=True,
-                             timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return UNKNOWN
-    text = " ".join(out.stdout.split())
-    if out.returncode != 0 and not text:
-        return None if _pid_exists(pid) is False else UNKNOWN
-    return text or None
-
-
-def _pid_exists(pid: int) -> bool:
-    if sys.platform == "win32":
-        return True  # the Windows path above answers; nothing better here
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+class LedgerError(DirectorError):
+    """The ledger could not be read or written. The message names the ledger by ``Ledger.name``
+    (a file name, or a database without its password), never a server path."""
 
 
 @dataclass(frozen=True)
@@ -236,248 +141,170 @@ class Job:
 @dataclass(frozen=True)
 class Claim:
     """What a render should do with its request: ``submit`` a new job (``job`` is the fresh
-    'preparing' row), ``resume`` an existing job (now held by this caller), ``reuse`` its files,
-    ``wait`` for another live caller that holds the same request (sending it, or following its
-    job), or report an ``uncertain`` submission."""
+    'preparing' row, held by the caller), ``resume`` an existing job (now held by the caller),
+    ``reuse`` its files, ``wait`` for another live caller that holds the same request, stop on an
+    ``uncertain`` send until the user resolves it, or stop on a job that failed for a ``refused``
+    (FINAL_FAILURES) reason."""
 
-    action: Literal["submit", "resume", "reuse", "wait", "uncertain"]
+    action: Literal["submit", "resume", "reuse", "wait", "uncertain", "refused"]
     job: Job
 
 
-_WRITERS_LOCK = threading.Lock()
-_WRITERS: dict[str, threading.Lock] = {}  # one per ledger file: this process's writers take turns
+def decide(job: Job | None, held: bool) -> str:
+    """The one rule both backends apply inside their claim transaction, given the shot's latest row
+    (the newest not in SKIPPED) and whether a live render holds it. Returns the Claim action; for
+    'submit' the backend first marks a dead 'preparing' row 'abandoned'; for 'uncertain' it first
+    moves a dead 'submitting' row to 'uncertain' (UNCERTAIN_DEAD_SENDER); for 'resume' it takes the
+    row over (new token) only if its owner is still the one it judged, else decides again."""
+    if job is None:
+        return "submit"
+    if job.state == "downloaded" and job.files_present():
+        return "reuse"
+    if held:
+        return "wait"
+    if job.state in ACTIVE and job.generation_id:
+        return "resume"
+    if job.state in ("submitting", "uncertain"):
+        return "uncertain"
+    if job.state == "failed" and job.failure_code in FINAL_FAILURES:
+        return "refused"
+    return "submit"
 
 
-class JobLedger:
-    """The SQLite ledger at ``path`` (created on first use), with its journal beside it.
+class Ledger(abc.ABC):
+    """What the Luma engine needs from a job ledger. Every method is safe across threads and
+    processes (and, for a shared backend, machines). Methods that move a row are guarded
+    transitions (TRANSITIONS): they change the row only if it is in one of the expected states and,
+    where a lease is needed, still held by ``owner``; otherwise they change nothing and return None.
+    Storage errors raise LedgerError."""
 
-    Every state change is a guarded transition: it happens only from the states the caller
-    expects, and (for rows someone holds) only by the owner that holds the row; a method returns
-    None when the row was not in that state or not theirs, and changes nothing. Money transitions
-    (submitting, a job id, uncertain) commit with ``synchronous=FULL``: they survive a power cut.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.journal_path = self.path.with_suffix(".journal")
-        self._local = threading.local()
-        with _WRITERS_LOCK:
-            self._writers = _WRITERS.setdefault(str(self.path.resolve()), threading.Lock())
-        db = self._connect()
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(_SCHEMA)
-
-    # --- plumbing -----------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        """This thread's connection (kept open: closing the last one would checkpoint the WAL)."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-            self._local.durable = True
-        return db
-
-    @contextlib.contextmanager
-    def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """One short write transaction (BEGIN IMMEDIATE takes the write lock up front). ``durable``
-        (money transitions: a row that says a job may exist, or which job) commits with
-        ``synchronous=FULL``, so it survives a power cut; the rest can be redone from Luma and commit
-        with NORMAL (WAL keeps them consistent, and the next FULL commit makes them durable too)."""
-        db = self._connect()
-        with self._writers:  # threads of this process queue here, not in SQLite's sleeping busy handler
-            if self._local.durable != durable:
-                db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                self._local.durable = durable
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    @staticmethod
-    def _job(row: sqlite3.Row) -> Job:
-        d = dict(row)
-        d["outputs"] = json.loads(d["outputs"]) if d["outputs"] else []
-        d["files"] = json.loads(d["files"]) if d["files"] else {}
-        return Job(**d)
-
-    def _transition(self, job_id: int, to: str, *, frm: tuple[str, ...], by: str | None,
-                    extra_where: str = "", durable: bool = False, **cols: Any) -> Job | None:
-        """Move row ``job_id`` to state ``to`` (setting ``cols``) only if it is in one of ``frm`` and, when
-        ``by`` is given, held by that owner. None (and nothing changed) when it was not."""
-        now = time.time()
-        cols = {"state": to, "updated_at": now, **cols}
-        for k in ("outputs", "files"):
-            if k in cols and cols[k] is not None and not isinstance(cols[k], str):
-                cols[k] = json.dumps(cols[k])
-        sets = ", ".join(f"{k} = ?" for k in cols)
-        where = f"id = ? AND state IN ({','.join('?' * len(frm))})"
-        args: list[Any] = [job_id, *frm]
-        if by is not None:
-            where += " AND owner = ?"
-            args.append(by)
-        with self._write(durable) as db:
-            cur = db.execute(f"UPDATE jobs SET {sets} WHERE {where}{extra_where}", (*cols.values(), *args))
-            if cur.rowcount != 1:
-                return None
-            return self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+    #: shown to users (messages, ``director ledger``): a file name or a database without password
+    name: str
+    #: the local append-only journal where a new job's id goes when the ledger cannot take it
+    journal_path: Path
 
     # --- reading ------------------------------------------------------------------------------
+    @abc.abstractmethod
     def get(self, job_id: int) -> Job:
-        row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise KeyError(job_id)
-        return self._job(row)
+        """Row ``job_id``; KeyError when there is none."""
 
+    @abc.abstractmethod
     def jobs(self, request_hash: str | None = None) -> list[Job]:
         """All rows (or those of one request), oldest first."""
-        db = self._connect()
-        if request_hash is None:
-            rows = db.execute("SELECT * FROM jobs ORDER BY id").fetchall()
-        else:
-            rows = db.execute("SELECT * FROM jobs WHERE request_hash = ? ORDER BY id", (request_hash,)).fetchall()
-        return [self._job(r) for r in rows]
 
-    @staticmethod
-    def held(job: Job, stale_after_s: float, now: float | None = None) -> bool:
-        """True while a live render holds ``job``: it has an owner whose heartbeat is fresh and whose
-        process still runs. A render keeps its heartbeat fresh through every wait, so a live one is
-        never taken for dead."""
-        now = time.time() if now is None else now
-        return (job.state in HELD and job.owner is not None and job.heartbeat is not None
-                and now - job.heartbeat < stale_after_s and owner_alive(job.owner))
+    @abc.abstractmethod
+    def held(self, job: Job, stale_after_s: float) -> bool:
+        """True while a live render holds ``job``: it is in HELD, has an owner, that owner's process is
+        not known dead (owners.owner_alive) and its heartbeat moved within ``stale_after_s`` on the
+        backend's one clock (see the module docstring). stale_after_s = 0: never held."""
 
-    # --- the one decision: what to do with a request --------------------------------------------
-    def claim(self, request_hash: str, account: str, *, credits: int, owner: str,
-              stale_after_s: float, summary: str = "") -> Claim:
-        """Decide, atomically across threads and processes, how to serve ``request_hash``.
+    # --- the one decision ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def claim(self, request_hash: str, account: str, *, credits: int, owner: str, stale_after_s: float,
+              summary: str = "") -> Claim:
+        """Decide atomically (one transaction; two callers never both get 'submit' or both 'resume' the
+        same row) how to serve ``request_hash``: fold the journal in, take the shot's latest row and
+        apply ``decide``. 'submit' inserts a 'preparing' row (``credits``, ``summary``, ``account``)
+        held by ``owner``; 'resume' writes ``owner`` on the row (take-over: the old token is dead)."""
 
-        A row a live render holds is waited for (``wait``). A 'preparing' or 'submitting' row whose
-        holder is gone belongs to a caller that died: preparing rows are dropped (nothing was sent);
-        a submitting row becomes 'uncertain' and is reported once, never repeated automatically. A
-        job nobody holds is resumed, and this caller holds it from now on.
-        """
-        now = time.time()
-        with self._write(durable=self.journal_path.exists()) as db:
-            self._fold_journal(db)
-            row = db.execute(
-                f"SELECT * FROM jobs WHERE request_hash = ? AND account = ? AND state NOT IN "
-                f"({','.join('?' * len(NO_JOB))}) ORDER BY id DESC LIMIT 1",
-                (request_hash, account, *NO_JOB),
-            ).fetchone()
-            job = self._job(row) if row is not None else None
-            if job is not None:
-                if job.state == "downloaded" and job.files_present():
-                    return Claim("reuse", job)
-                if self.held(job, stale_after_s, now):
-                    return Claim("wait", job)
-                if job.state in ACTIVE and job.generation_id:
-                    cur = db.execute("UPDATE jobs SET owner = ?, heartbeat = ?, updated_at = ? WHERE id = ? AND "
-                                     "owner IS ?", (owner, now, now, job.id, job.owner))
-                    if cur.rowcount == 1:
-                        return Claim("resume", self._job(db.execute("SELECT * FROM jobs WHERE id = ?",
-                                                                    (job.id,)).fetchone()))
-                if job.state == "submitting":
-                    msg = ("a previous run stopped while sending this job to Luma; the job may exist and be "
-                           "billed, but Luma has no job list to find it")
-                    db.execute("UPDATE jobs SET state = 'uncertain', message = ?, updated_at = ? WHERE id = ? "
-                               "AND state = 'submitting'", (msg, now, job.id))  # lost in a power cut: decided again
-                    return Claim("uncertain", self._job(db.execute("SELECT * FROM jobs WHERE id = ?",
-                                                                   (job.id,)).fetchone()))
-                if job.state == "preparing":
-                    db.execute("UPDATE jobs SET state = 'abandoned', updated_at = ? WHERE id = ? AND "
-                               "state = 'preparing'", (now, job.id))
-            cur = db.execute(
-                "INSERT INTO jobs (request_hash, account, state, credits, summary, owner, heartbeat, created_at, "
-                "updated_at) VALUES (?, ?, 'preparing', ?, ?, ?, ?, ?, ?)",
-                (request_hash, account, int(credits), summary, owner, now, now, now),
-            )
-            return Claim("submit", self._job(db.execute("SELECT * FROM jobs WHERE id = ?",
-                                                        (cur.lastrowid,)).fetchone()))
-
-    # --- keeping a claim alive ----------------------------------------------------------------
+    # --- keeping a lease alive ----------------------------------------------------------------
+    @abc.abstractmethod
     def heartbeat(self, owner: str) -> int:
-        """Refresh every row ``owner`` holds; returns how many it holds."""
-        now = time.time()
-        with self._write() as db:
-            return db.execute(f"UPDATE jobs SET heartbeat = ? WHERE owner = ? AND state IN "
-                              f"({','.join('?' * len(HELD))})", (now, owner, *HELD)).rowcount
+        """Refresh every row ``owner`` holds (states in HELD); returns how many it holds."""
 
+    @abc.abstractmethod
     def release_all(self, owner: str) -> int:
-        """Let go of the jobs ``owner`` follows (they exist at Luma): the render has stopped, and the next
-        run resumes them at once instead of waiting for the heartbeat to age."""
-        with self._write() as db:
-            return db.execute("UPDATE jobs SET owner = NULL, updated_at = ? WHERE owner = ? AND state IN "
-                              "('queued', 'processing', 'completed')", (time.time(), owner)).rowcount
+        """Let go of the jobs ``owner`` follows (queued, processing, completed: they exist at Luma), so
+        the next run resumes them at once; returns how many."""
 
-    # --- transitions (each returns None when the row was not in the expected state or not theirs) --
+    # --- the guarded transitions --------------------------------------------------------------
+    @abc.abstractmethod
+    def _transition(self, job_id: int, rule: str, to: str, *, by: str | None, only_without_job: bool = False,
+                    **cols: Any) -> Job | None:
+        """Move row ``job_id`` to state ``to`` per TRANSITIONS[rule] (from its states; checking ``by``
+        as the lease token when the rule needs it; durably when it is a money rule), setting ``cols``
+        (``outputs``/``files`` as JSON), ``updated_at`` and, when not given, ``heartbeat`` on the
+        backend's clock. ``only_without_job``: only if the row has no generation_id yet. Returns the
+        new row, or None (nothing changed)."""
+
     def mark_submitting(self, job_id: int, owner: str) -> Job | None:
-        """'preparing' -> 'submitting', by the owner; None means: do not send."""
-        return self._transition(job_id, "submitting", frm=("preparing",), by=owner, heartbeat=time.time(),
-                                durable=True)
+        """'preparing' -> 'submitting', by the holder; None means: do not send."""
+        return self._transition(job_id, "submitting", "submitting", by=owner)
 
     def mark_preparing(self, job_id: int, owner: str) -> Job | None:
-        """'submitting' -> 'preparing': Luma refused the request before creating a job (429) and the
-        render waits before sending it again."""
-        return self._transition(job_id, "preparing", frm=("submitting",), by=owner, heartbeat=time.time(),
-                                durable=True)
+        """'submitting' -> 'preparing': Luma's answer proved no job was made (429) and the render waits
+        before sending again."""
+        return self._transition(job_id, "preparing", "preparing", by=owner)
 
     def mark_created(self, job_id: int, owner: str, generation_id: str, state: str) -> Job | None:
-        """'submitting' -> 'queued'/'processing' with the job id, by the owner."""
-        return self._transition(job_id, state if state in ("queued", "processing") else "queued",
-                                frm=("submitting",), by=owner, generation_id=generation_id,
-                                heartbeat=time.time(), durable=True)
+        """'submitting' -> 'queued'/'processing' with the job id, by the holder."""
+        return self._transition(job_id, "created", _job_state(state), by=owner, generation_id=generation_id)
 
     def record_created(self, job_id: int, owner: str, generation_id: str, state: str, note: str) -> Job | None:
-        """A job Luma created for this row when the row is no longer 'submitting' by ``owner`` (another run
-        took it for dead meanwhile): the job exists and is billed, so its id goes on the row whatever
-        state it was moved to, as long as the row has no job id yet."""
-        return self._transition(job_id, state if state in ("queued", "processing") else "queued",
-                                frm=("submitting", "uncertain", "abandoned", "preparing"), by=None,
-                                extra_where=" AND generation_id IS NULL", generation_id=generation_id,
-                                owner=owner, heartbeat=time.time(), message=note, durable=True)
+        """A job Luma created for this row when the row is no longer 'submitting' by ``owner`` (another
+        run took it for dead meanwhile): the job exists and is billed, so its id goes on the row whatever
+        state it was moved to, as long as the row has no job id yet; ``owner`` holds it again."""
+        return self._transition(job_id, "record_created", _job_state(state), by=None, only_without_job=True,
+                                generation_id=generation_id, owner=owner, message=note)
 
     def mark_state(self, job_id: int, owner: str, state: str) -> Job | None:
-        return self._transition(job_id, state, frm=("queued", "processing"), by=owner, heartbeat=time.time())
+        """'queued' <-> 'processing', by the holder."""
+        return self._transition(job_id, "state", state, by=owner)
 
     def mark_completed(self, job_id: int, owner: str, outputs: list[dict[str, Any]]) -> Job | None:
-        return self._transition(job_id, "completed", frm=("queued", "processing", "completed", "downloaded"), by=owner,
-                                outputs=outputs, heartbeat=time.time())
+        """The job finished: its outputs (URLs, about 1 h of life) recorded, by the holder."""
+        return self._transition(job_id, "completed", "completed", by=owner, outputs=outputs)
 
     def mark_downloaded(self, job_id: int, owner: str, files: dict[str, Any]) -> Job | None:
-        """'completed' -> 'downloaded'; the row is nobody's any more (its files are reused by anyone)."""
-        return self._transition(job_id, "downloaded", frm=("completed",), by=owner, files=files,
-                                heartbeat=None, owner=None)
+        """'completed' -> 'downloaded' (files on disk, decoded); the row is nobody's any more."""
+        return self._transition(job_id, "downloaded", "downloaded", by=owner, files=files, heartbeat=None,
+                                owner=None)
 
     def mark_failed(self, job_id: int, owner: str, failure_code: str | None, message: str) -> Job | None:
-        return self._transition(job_id, "failed", frm=("queued", "processing"), by=owner,
-                                failure_code=failure_code, message=message, owner=None)
+        """Luma ended the job as failed; the row is nobody's any more."""
+        return self._transition(job_id, "failed", "failed", by=owner, failure_code=failure_code, message=message,
+                                owner=None)
 
     def mark_rejected(self, job_id: int, owner: str, message: str) -> Job | None:
-        """Luma refused the request: no job."""
-        return self._transition(job_id, "rejected", frm=("preparing", "submitting"), by=owner, message=message)
+        """Luma's answer proved no job was made (a 4xx, 429, 503 ingestion unavailable)."""
+        return self._transition(job_id, "rejected", "rejected", by=owner, message=message)
 
     def mark_abandoned(self, job_id: int, owner: str) -> Job | None:
         """Stopped before anything that could create a job was sent."""
-        return self._transition(job_id, "abandoned", frm=("preparing", "submitting"), by=owner)
+        return self._transition(job_id, "abandoned", "abandoned", by=owner)
 
     def mark_uncertain(self, job_id: int, owner: str, message: str) -> Job | None:
-        return self._transition(job_id, "uncertain", frm=("submitting",), by=owner, message=message, durable=True)
+        """The create may have made a job ('submitting' -> 'uncertain'): the shot stops until the user
+        resolves it; the row is nobody's."""
+        return self._transition(job_id, "uncertain", "uncertain", by=owner, message=message, owner=None)
 
     def mark_expired(self, job_id: int, owner: str, message: str) -> Job | None:
-        """Luma no longer knows the job (404): reported; the next run the user queues submits anew."""
-        return self._transition(job_id, "expired", frm=ACTIVE, by=owner, message=message, owner=None)
+        """Luma no longer knows the job (404) and its files are gone; the row is nobody's."""
+        return self._transition(job_id, "expired", "expired", by=owner, message=message, owner=None)
 
-    # --- the journal: job ids the ledger could not take ------------------------------------------
+    # --- the user's decisions (``director ledger``, the node's 'resolve' input) ----------------
+    def resolve_uncertain(self, job_id: int, generation_id: str, note: str = "") -> Job | None:
+        """The user found the job of an 'uncertain' row in Luma's app: the row becomes 'queued' with
+        that job id, held by nobody, so the next run of the shot polls and delivers it (no new job)."""
+        return self._transition(job_id, "resolve", "queued", by=None, only_without_job=True,
+                                generation_id=generation_id, owner=None,
+                                message=note or "job id given by the user for an uncertain send")
+
+    def allow_resend(self, job_id: int, note: str = "") -> Job | None:
+        """The user allows exactly one new send of an 'uncertain', 'failed' or 'expired' row's shot (or of
+        one whose job nobody follows, e.g. made with another key): the row becomes 'dismissed' (claims
+        look past it; its job id stays recorded), so the next claim submits once; if that send is
+        uncertain again, the shot stops again."""
+        note = note or "the user allowed one resend"
+        row = self._transition(job_id, "dismissed", "dismissed", by=None, owner=None, message=note)
+        if row is None:  # a job nobody follows that this key cannot see (made with another key)
+            row = self._transition(job_id, "dismissed_unheld", "dismissed", by=None, owner=None, message=note)
+        return row
+
+    # --- the journal: job ids the ledger could not take ----------------------------------------
     def journal_created(self, job: Job, generation_id: str, state: str) -> None:
-        """Append a created job to the journal (one fsynced JSON line): the ledger could not record it,
-        and the next claim folds it in so the job is resumed, never paid again."""
+        """Append a created job to the local journal (one fsynced JSON line): the ledger could not
+        record it, and the next claim folds it in so the job is resumed, never paid again."""
         line = json.dumps({"row": job.id, "request_hash": job.request_hash, "account": job.account,
                            "generation_id": generation_id, "state": state, "credits": job.credits,
                            "summary": job.summary, "time": time.time()})
@@ -504,24 +331,12 @@ class JobLedger:
                 out.append(entry)
         return out
 
-    def _fold_journal(self, db: sqlite3.Connection) -> None:
-        """Put every journalled job id on its row (inside the caller's write transaction). Idempotent:
-        the journal is append-only and an id already in the ledger is skipped."""
-        if not self.journal_path.exists():
-            return
-        now = time.time()
-        for e in self.journal_entries():
-            gid = str(e["generation_id"])
-            if db.execute("SELECT 1 FROM jobs WHERE generation_id = ?", (gid,)).fetchone():
-                continue
-            state = e.get("state") if e.get("state") in ("queued", "processing") else "queued"
-            note = "recorded from the journal: the ledger could not be written when the job was created"
-            cur = db.execute("UPDATE jobs SET state = ?, generation_id = ?, owner = NULL, message = ?, updated_at = ? "
-                             "WHERE id = ? AND request_hash = ? AND account = ? AND generation_id IS NULL",
-                             (state, gid, note, now, e.get("row"), e.get("request_hash"), e.get("account")))
-            if cur.rowcount != 1:
-                db.execute("INSERT INTO jobs (request_hash, account, state, generation_id, credits, summary, "
-                           "created_at, updated_at, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (e.get("request_hash") or "", e.get("account") or "", state, gid,
-                            int(e.get("credits") or 0), e.get("summary") or "", float(e.get("time") or now), now,
-                            note))
+    def close(self) -> None:
+        """Let go of connections (optional)."""
+
+
+JOURNAL_NOTE = "recorded from the journal: the ledger could not be written when the job was created"
+
+
+def _job_state(state: str) -> str:
+    return state if state in ("queued", "processing") else "queued"

@@ -11,7 +11,6 @@ OpenEXR (magic ``76 2f 31 01``) or ZIP (a package of EXR frames).
 
 from __future__ import annotations
 
-import shutil
 import struct
 import zipfile
 import zlib
@@ -83,16 +82,29 @@ def sniff(path: Path) -> str:
     return "unknown"
 
 
-def extract_exr_zip(zip_path: Path, folder: Path) -> list[Path]:
+class TooLarge(DirectorError):
+    """An EXR delivery that would unpack to more than the shot's byte cap."""
+
+
+def _over(what: str, max_bytes: int) -> TooLarge:
+    return TooLarge(f"Luma's EXR delivery {what} more than this shot's cap of {max_bytes / 2**20:.0f} MiB "
+                    "(frames x pixels x a generous factor); it was not unpacked.")
+
+
+def extract_exr_zip(zip_path: Path, folder: Path, max_bytes: int | None = None) -> list[Path]:
     """Unpack the ``.exr`` members of a ZIP into ``folder`` (streamed, flat, names sanitised).
 
     Only base names are used, so a member called ``../../x.exr`` lands in ``folder`` as ``x.exr``;
-    a name that repeats is an error rather than an overwrite.
+    a name that repeats is an error rather than an overwrite. ``max_bytes`` bounds what is unpacked
+    (declared sizes first, then the bytes actually inflated: a zip bomb stops at the cap).
     """
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    total = 0
     with zipfile.ZipFile(zip_path) as zf:
         members = [m for m in zf.infolist() if not m.is_dir() and m.filename.lower().endswith(".exr")]
+        if max_bytes is not None and sum(m.file_size for m in members) > max_bytes:
+            raise _over("declares", max_bytes)
         for m in sorted(members, key=lambda m: m.filename):
             name = PurePosixPath(m.filename.replace("\\", "/")).name
             if not name or name.startswith("."):
@@ -101,7 +113,11 @@ def extract_exr_zip(zip_path: Path, folder: Path) -> list[Path]:
             if dest.exists():
                 raise DirectorError(f"Luma EXR package: two frames are both named '{name}'.")
             with atomic_path(dest) as tmp, zf.open(m) as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+                while piece := src.read(1 << 20):
+                    total += len(piece)
+                    if max_bytes is not None and total > max_bytes:
+                        raise _over("unpacks to", max_bytes)
+                    dst.write(piece)
             written.append(dest)
     if not written:
         raise DirectorError("Luma's EXR package holds no .exr frames.")
@@ -129,6 +145,8 @@ def _exr_header(fh: BinaryIO) -> list[tuple[bytes, bytes, bytes]]:
             return attrs
         kind = _cstr(fh)
         (size,) = struct.unpack("<i", fh.read(4))
+        if not 0 <= size <= 1 << 24:
+            raise DirectorError("Luma's EXR file has a malformed header.")
         attrs.append((name, kind, fh.read(size)))
 
 
@@ -147,15 +165,18 @@ def exr_part_count(path: Path) -> int:
         return n
 
 
-def split_multipart_exr(path: Path, folder: Path, *, first: int = 0) -> list[Path]:
+def split_multipart_exr(path: Path, folder: Path, *, first: int = 0, max_bytes: int | None = None) -> list[Path]:
     """Write each part of a multi-part scanline EXR as its own file ``frame_NNNN.exr`` in ``folder``,
     numbered from ``first`` (so several deliveries make one sequence).
 
     Works on the bytes (headers copied, chunks copied without their part number, offset tables
-    rebuilt), one chunk at a time, so memory does not grow with the number of frames.
+    rebuilt), one chunk at a time, so memory does not grow with the number of frames. ``max_bytes``
+    bounds what is written (offset tables that point at the same chunks again cannot inflate it).
     """
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    total = 0
+    file_size = path.stat().st_size
     with open(path, "rb") as fh:
         if fh.read(4) != EXR_MAGIC:
             raise DirectorError(f"{path.name} is not an OpenEXR file.")
@@ -187,6 +208,11 @@ def split_multipart_exr(path: Path, folder: Path, *, first: int = 0) -> list[Pat
                 for off in table:
                     fh.seek(off)
                     part, y, size = struct.unpack("<iii", fh.read(12))
+                    if size < 0 or off + 12 + size > file_size:
+                        raise DirectorError("Luma's EXR file is truncated or malformed (a chunk runs past its end).")
+                    total += size + 8
+                    if max_bytes is not None and total > max_bytes:
+                        raise _over("splits into", max_bytes)
                     if part != i:
                         raise DirectorError(f"Luma's EXR file is inconsistent (chunk of part {part} in part {i}).")
                     offsets.append(out.tell())
@@ -202,3 +228,42 @@ def split_multipart_exr(path: Path, folder: Path, *, first: int = 0) -> list[Pat
                 out.write(struct.pack(f"<{len(offsets)}Q", *offsets))
             written.append(dest)
     return written
+
+
+def check_mp4(path: Path) -> int:
+    """Check the MP4 is whole and decodes; returns its frame count. Every packet of the video stream
+    is read (a cut-off or scrambled container fails), as many as its own index promises, and the
+    first frame and the last group of pictures are decoded (cheap next to decoding every frame)."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise DirectorError(f"{path.name} has no video stream.")
+        stream = container.streams.video[0]
+        promised = int(stream.frames or 0)
+        count, last_key = 0, None
+        for packet in container.demux(stream):
+            if packet.size:
+                count += 1
+                if packet.is_keyframe:
+                    last_key = packet.pts
+        if count == 0 or (promised and count < promised):
+            raise DirectorError(f"{path.name} holds {count} of {promised or 'its'} frames.")
+        container.seek(0, stream=stream)
+        if next(container.decode(stream), None) is None:
+            raise DirectorError(f"{path.name}: its first frame does not decode.")
+        if last_key is not None:
+            container.seek(last_key, stream=stream)
+            if not any(True for _ in container.decode(stream)):
+                raise DirectorError(f"{path.name}: its last frames do not decode.")
+    return count
+
+
+def check_zip(path: Path, max_bytes: int) -> None:
+    """A zip whose members fit the cap (as declared) and whose checksums hold."""
+    with zipfile.ZipFile(path) as zf:
+        if sum(m.file_size for m in zf.infolist()) > max_bytes:
+            raise _over("declares", max_bytes)
+        bad = zf.testzip()
+        if bad is not None:
+            raise DirectorError(f"member {PurePosixPath(bad).name} of the EXR package is corrupt.")

@@ -69,7 +69,9 @@ def file_digest(path: str | Path, *, block: int = 1 << 20) -> str:
 
 def source_key(ref: FootageRef) -> str:
     """What identifies an upload: the file's content, the selection, the preparation version."""
-    content = file_digest(ref.path) if not ref.exr_frames else f"exr:{ref.exr_frames}"
+    from .shot_key import footage_digest
+
+    content = footage_digest(ref)  # the pictures' bytes (an EXR folder's frames), never a path
     return hashlib.sha256(f"{PREP_VERSION}|{content}|{ref.selection!r}".encode()).hexdigest()
 
 

@@ -1,16 +1,19 @@
 """Talking to the Luma Agents API without ever paying twice, on the official ``luma-agents`` client.
 
 Money rule: ``POST /generations`` has no idempotency key, so a request that may have reached
-Luma is never sent again. Job creation runs with the client's retries OFF and only these are
-retried here: 429 (after a job slot frees, or after its ``Retry-After``) and 502/503, which Luma
-returns before any job exists. A POST that timed out, lost its connection or got another 5xx raises
-:class:`LumaUncertain` and is not repeated. A connection that could not even be opened is
-:class:`LumaUnavailable` (nothing was sent).
+Luma is never sent again. Job creation runs with the client's retries OFF and is retried here
+only when the answer proves no job was made: 429 (after a job slot frees, or after its
+``Retry-After``) and 503 "ingestion unavailable"; any other 4xx is a refusal (no job, not
+retried). A 502/504 (a gateway can answer one after the backend made the job), another 5xx, a
+reset or a timeout after the body was sent raises :class:`LumaUncertain` and is not repeated. A
+connection that could not even be opened is :class:`LumaUnavailable` (nothing was sent).
 
 Polls (``GET /generations/{id}``) and Files API calls are safe to repeat and use the client's
 own retries. Presigned uploads (PUT) and result downloads are plain URLs, streamed with httpx
 between the network and a file on disk in 1 MiB pieces (never a whole file in memory), and the
-API key is never sent to them.
+API key is never sent to them. Downloads are bounded (:meth:`LumaTransport.download`): https only
+(plain http only on loopback, for the emulator), redirects followed by hand under the same rule
+and never to another loopback host, a byte cap, a stall limit and an overall deadline.
 
 Every message raised from here is passed through :func:`keys.redact`.
 """
@@ -58,6 +61,10 @@ class LumaUncertain(LumaError):
 
 class LumaNotFound(LumaError):
     """Luma does not know this job or file (expired, or made with another key)."""
+
+
+class LumaTooLarge(LumaError):
+    """A download went past the shot's byte cap (the server sent far more than such a shot can be)."""
 
 
 class LumaLinkRefused(LumaError):
@@ -158,9 +165,11 @@ class LumaTransport:
 
     def __init__(self, key: SecretKey, base_url: str, *, timeout_s: float = 60.0, read_retries: int = 2,
                  busy_retries: int = 5, retry_base_s: float = 1.0, max_rate_wait_s: float = 900.0,
-                 user_id: str | None = None, on_request: Callable[[str], None] | None = None):
+                 user_id: str | None = None, on_request: Callable[[str], None] | None = None,
+                 base_url_source: str = ""):
         self.key = key
         self.base_url = base_url
+        self.base_url_source = base_url_source
         self.timeout_s = float(timeout_s)
         self.read_retries = int(read_retries)
         self.busy_retries = int(busy_retries)
@@ -179,7 +188,7 @@ class LumaTransport:
         api_http = luma_agents.DefaultAsyncHttpxClient(timeout=timeout, verify=_ssl_context())
         self.client = luma_agents.AsyncLuma(auth_token=self.key.reveal(), base_url=self.base_url, timeout=timeout,
                                             max_retries=self.read_retries, http_client=api_http)
-        self.plain = httpx.AsyncClient(timeout=timeout, follow_redirects=True, verify=_ssl_context())
+        self.plain = httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=_ssl_context())
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -228,7 +237,7 @@ class LumaTransport:
                     status(f"Luma is at its job limit; retrying in {wait:.0f} s (no job created yet)")
                     await sleep_or_cancel(wait, cancelled)
                     continue
-                if code in (502, 503):
+                if code == 503 and "ingestion" in detail.lower():  # Luma's own "no job": retry
                     if busy >= self.busy_retries:
                         raise LumaUnavailable(
                             f"Luma is unavailable ({code}: {detail}) after {busy + 1} tries; no job was created. "
@@ -245,16 +254,18 @@ class LumaTransport:
                 cause = e.__cause__
                 if isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout)):
                     raise LumaUnavailable(
-                        f"Luma engine: cannot connect to {self.base_url} ({self.redact(cause) or type(cause).__name__}); "
-                        "nothing was sent and no job was created.") from None
+                        f"Luma engine: cannot connect to {self.base_url}{self._from()} "
+                        f"({self.redact(cause) or type(cause).__name__}); nothing was sent and no job was created.") from None
                 what = "timed out" if isinstance(cause, httpx.TimeoutException) else "lost its connection"
                 raise LumaUncertain(self._uncertain(f"the job request {what}")) from None
+
+    def _from(self) -> str:
+        return f" (the base URL from {self.base_url_source})" if self.base_url_source else ""
 
     @staticmethod
     def _uncertain(what: str) -> str:
         return (f"Luma engine: {what} after it was sent, so the request may have reached Luma and created a "
-                "billed job. It was not repeated (Luma has no way to send a job twice safely). Check your "
-                "Luma usage; queuing the graph again submits a new job.")
+                "billed job. It was not repeated (Luma has no way to send a job twice safely).")
 
     @staticmethod
     def _rejection(code: int, detail: str, body: dict[str, Any]) -> str:
@@ -293,7 +304,7 @@ class LumaTransport:
                                    status=e.status_code) from None
             raise LumaUnavailable(f"Luma could not report job {generation_id} ({e.status_code}: {detail}).") from None
         except APIConnectionError as e:
-            raise LumaUnavailable(f"Luma could not be reached while checking job {generation_id} "
+            raise LumaUnavailable(f"Luma could not be reached at {self.base_url}{self._from()} while checking job {generation_id} "
                                   f"({self.redact(e.__cause__ or e)}).") from None
 
     # --- files --------------------------------------------------------------------------------
@@ -340,7 +351,7 @@ class LumaTransport:
                 raise LumaRejected(self._rejection(e.status_code, detail, {}), status=e.status_code) from None
             raise LumaUnavailable(f"Luma's file upload failed ({e.status_code}: {detail}).") from None
         except APIConnectionError as e:
-            raise LumaUnavailable(f"Luma could not be reached while uploading {path.name} "
+            raise LumaUnavailable(f"Luma could not be reached at {self.base_url}{self._from()} while uploading {path.name} "
                                   f"({self.redact(e.__cause__ or e)}).") from None
 
     async def _put(self, path: Path, size: int, url: str, headers: dict[str, str], cancelled: CancelFn,
@@ -376,31 +387,90 @@ class LumaTransport:
                 continue
             raise LumaUnavailable(f"Uploading {path.name} failed: the upload address answered {r.status_code}.")
 
-    async def download(self, url: str, dest: Path, *, cancelled: CancelFn = never_cancelled,
-                       tries: int = 3) -> int:
-        """Stream ``url`` into ``dest`` (a temporary name the caller renames); return its size."""
+    async def download(self, url: str, dest: Path, *, cancelled: CancelFn = never_cancelled, tries: int = 3,
+                       max_bytes: int | None = None, deadline_s: float | None = None, max_redirects: int = 5) -> int:
+        """Stream ``url`` into ``dest`` (a temporary name the caller renames); return its size.
+
+        Bounded: every hop must pass :func:`download_url_problem` (redirects are followed here, by
+        hand, never with the key); more than ``max_bytes`` raises LumaTooLarge at once (not retried);
+        a read that stalls longer than the transport's timeout, or a whole download past ``deadline_s``,
+        fails this try (retried ``tries`` times, then LumaUnavailable)."""
         import httpx
 
         attempt = 0
         while True:
             try:
                 self.on_request("GET download")
-                async with self.plain.stream("GET", url) as r:
-                    if r.status_code in (401, 403, 404, 410):
-                        raise LumaLinkRefused(f"Luma's result link was refused ({r.status_code}); links expire "
-                                              "1 h after they are signed.")
-                    if r.status_code >= 300:
-                        raise httpx.HTTPStatusError(f"{r.status_code}", request=r.request, response=r)
-                    size = 0
-                    with open(dest, "wb") as fh:
-                        async for piece in r.aiter_bytes(CHUNK):
-                            if cancelled():
-                                raise Cancelled("Interrupted by the user.")
-                            await asyncio.to_thread(fh.write, piece)
-                            size += len(piece)
-                    return size
-            except (httpx.TransportError, httpx.HTTPStatusError) as e:
+                coro = self._download_once(url, dest, cancelled, max_bytes, max_redirects)
+                if deadline_s is None:
+                    return await coro
+                try:
+                    return await asyncio.wait_for(coro, deadline_s)
+                except asyncio.TimeoutError:
+                    raise LumaUnavailable(f"the download did not finish within its deadline of {deadline_s:g} s") \
+                        from None
+            except (httpx.TransportError, httpx.HTTPStatusError, LumaUnavailable) as e:
                 attempt += 1
                 if attempt >= tries:
-                    raise LumaUnavailable(f"Downloading Luma's result failed: {self.redact(e) or type(e).__name__}.") from None
+                    what = self.redact(e) or type(e).__name__
+                    raise LumaUnavailable(f"Downloading Luma's result failed: {what.rstrip('.')}.") from None
                 await sleep_or_cancel(self.retry_base_s * 2 ** (attempt - 1), cancelled)
+
+    async def _download_once(self, url: str, dest: Path, cancelled: CancelFn, max_bytes: int | None,
+                             max_redirects: int) -> int:
+        import httpx
+
+        first = url
+        for _ in range(max_redirects + 1):
+            problem = download_url_problem(url, first)
+            if problem:
+                raise LumaLinkRefused(f"Luma's result link was not followed: {problem}")
+            async with self.plain.stream("GET", url) as r:
+                if r.status_code in (301, 302, 303, 307, 308) and r.headers.get("location"):
+                    url = str(r.url.join(r.headers["location"]))
+                    continue
+                if r.status_code in (401, 403, 404, 410):
+                    raise LumaLinkRefused(f"Luma's result link was refused ({r.status_code}); links expire "
+                                          "1 h after they are signed.")
+                if r.status_code >= 300:
+                    raise httpx.HTTPStatusError(f"{r.status_code}", request=r.request, response=r)
+                declared = r.headers.get("content-length", "")
+                if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
+                    raise LumaTooLarge(_too_large(int(declared), max_bytes, "announces"))
+                size = 0
+                with open(dest, "wb") as fh:
+                    async for piece in r.aiter_bytes(CHUNK):
+                        if cancelled():
+                            raise Cancelled("Interrupted by the user.")
+                        size += len(piece)
+                        if max_bytes is not None and size > max_bytes:
+                            raise LumaTooLarge(_too_large(size, max_bytes, "sent"))
+                        await asyncio.to_thread(fh.write, piece)
+                return size
+        raise LumaLinkRefused(f"Luma's result link redirected more than {max_redirects} times.")
+
+
+def _too_large(size: int, cap: int, verb: str) -> str:
+    return (f"the result link {verb} {size / 2**20:.0f} MiB or more, over this shot's cap of {cap / 2**20:.0f} MiB "
+            "(frames x pixels x a generous factor); the download was stopped")
+
+
+def download_url_problem(url: str, first: str) -> str | None:
+    """Why ``url`` (reached from the result link ``first``) must not be fetched, or None: https only,
+    plain http only on loopback (the emulator), and a redirect never leaves the loopback host it
+    started on for another one."""
+    from urllib.parse import urlsplit
+
+    from .keys import is_loopback
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return f"it is not an https link ({scheme or 'no scheme'})"
+    if scheme == "http" and not is_loopback(url):
+        return "it is plain http to another machine (https only)"
+    if is_loopback(first) and url != first:
+        start = urlsplit(first)
+        if (parts.hostname, parts.port) != (start.hostname, start.port) and (is_loopback(url) or scheme == "http"):
+            return f"it redirects to another host ({parts.hostname})"
+    return None

@@ -5,7 +5,7 @@
 - A probe: ComfyUI's own ``LTXVAddGuide`` and ``WanVaceToVideo`` are wrapped so every call's
   inputs (frame index, strength, image, control video and masks) are appended to
   ``$DIRECTOR_PROBE_LOG`` as JSON lines; the test reads what the native nodes were really given.
-  ``VAEDecode`` calls are timed the same way (bench/bench_local.py).
+  ``VAEDecode`` calls are timed the same way, with the peak VRAM on a GPU (bench/bench_local.py).
 """
 
 import json
@@ -77,7 +77,11 @@ def _install_probe():
     def timed_decode(self, vae, samples):
         t0 = time.perf_counter()
         out = decode(self, vae, samples)
-        _log({"node": "VAEDecode", "seconds": time.perf_counter() - t0, "frames": int(out[0].shape[0])})
+        entry = {"node": "VAEDecode", "seconds": time.perf_counter() - t0, "frames": int(out[0].shape[0])}
+        if torch.cuda.is_available():  # the prompt's peak so far (sampling and decode); reset for the next
+            entry["peak_vram_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+            torch.cuda.reset_peak_memory_stats()
+        _log(entry)
         return out
 
     decode_cls.decode = timed_decode
