@@ -7,6 +7,7 @@ from fractions import Fraction
 import numpy as np
 import OpenEXR
 import pytest
+from refusals import refusal
 
 import comfy_stub
 from comfyui_director.nodes.colour import ocio
@@ -126,11 +127,11 @@ def test_interrupt_raises_comfy_interrupt_and_keeps_whole_frames(comfy_dirs, mon
 
 
 def test_validation_accepts_config_names_and_reports_bad_ones(tmp_path):
-    assert DirectorEXRWriter.validate_inputs(AUTO_SPACE, "ACES2065-1", "") is True
-    assert DirectorEXRWriter.validate_inputs("aces", "lin_ap1_scene", "") is True
-    msg = DirectorEXRWriter.validate_inputs("sRGB - Texture", "ACES 2065", "")
+    assert refusal(DirectorEXRWriter.validate_inputs, AUTO_SPACE, "ACES2065-1", "") is True
+    assert refusal(DirectorEXRWriter.validate_inputs, "aces", "lin_ap1_scene", "") is True
+    msg = refusal(DirectorEXRWriter.validate_inputs, "sRGB - Texture", "ACES 2065", "")
     assert isinstance(msg, str) and "output_colour_space" in msg
-    msg = DirectorEXRWriter.validate_inputs(AUTO_SPACE, "ACES2065-1", str(tmp_path / "missing.ocio"))
+    msg = refusal(DirectorEXRWriter.validate_inputs, AUTO_SPACE, "ACES2065-1", str(tmp_path / "missing.ocio"))
     assert isinstance(msg, str) and "ocio_config" in msg
 
 

@@ -9,6 +9,7 @@ from fractions import Fraction
 import comfy_stub
 import numpy as np
 import pytest
+from refusals import refusal
 import torch
 from media import expected_frame, frame_number, make_clip
 
@@ -100,8 +101,8 @@ def test_path_outside_comfy_folders_is_refused(clip, bad):
 
 
 def test_validate_inputs_reports_a_missing_file_like_core(clip):
-    assert DirectorLoadVideo.validate_inputs(video="clip.mp4") is True
-    assert "nope.mp4" in DirectorLoadVideo.validate_inputs(video="nope.mp4")
+    assert refusal(DirectorLoadVideo.validate_inputs, video="clip.mp4") is True
+    assert "nope.mp4" in refusal(DirectorLoadVideo.validate_inputs, video="nope.mp4")
 
 
 def test_fingerprint_changes_with_options_and_file_time(clip):
@@ -190,9 +191,9 @@ def test_save_video_of_a_component_video_encodes_its_frames(comfy_dirs):
 
 
 def test_save_video_checks_the_colour_space_name_against_the_config():
-    assert DirectorSaveVideo.validate_inputs(input_colour_space="ACEScg") is True
-    assert "'Kodak 2383'" in DirectorSaveVideo.validate_inputs(input_colour_space="Kodak 2383")
-    assert "ocio_config" in DirectorSaveVideo.validate_inputs(ocio_config="/nowhere/config.ocio")
+    assert refusal(DirectorSaveVideo.validate_inputs, input_colour_space="ACEScg") is True
+    assert "'Kodak 2383'" in refusal(DirectorSaveVideo.validate_inputs, input_colour_space="Kodak 2383")
+    assert "ocio_config" in refusal(DirectorSaveVideo.validate_inputs, ocio_config="/nowhere/config.ocio")
 
 
 def test_save_video_hdr10_output_knows_it_holds_pq(clip):

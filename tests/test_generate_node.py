@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from refusals import refusal
 import torch
 
 import comfy_stub
@@ -177,7 +178,8 @@ def test_fingerprint_follows_the_engine_settings():
 
 
 def test_validate_inputs_refuses_a_broken_shot_when_queued(comfy_dirs):
-    v = DirectorGenerateVideo.validate_inputs
+    def v(**kw):
+        return refusal(DirectorGenerateVideo.validate_inputs, **kw)
     ok = dict(prompt="x", duration="5 s", resolution="720p", aspect_ratio="16:9", loop=False, hdr=False, exr=False,
               filename_prefix="director/shots/shot")
     assert v(**ok) is True

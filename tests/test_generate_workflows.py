@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from ui.workflow_ui_from_api import template_file
+
 ROOT = Path(__file__).resolve().parents[1] / "workflows"
 NAMES = ["keyframes_draft_animatic", "keyframes_to_exr"]
 
 
 def load(name):
-    return json.loads((ROOT / f"{name}.json").read_text()), json.loads((ROOT / "api" / f"{name}.json").read_text())
+    """The template (UI format, in example_workflows/) and its API copy (workflows/api/)."""
+    return json.loads(template_file(name).read_text()), json.loads((ROOT / "api" / f"{name}.json").read_text())
 
 
 def ui_widgets(node) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from refusals import refusal
 
 import comfy_stub
 from comfyui_director.nodes.common import glue
@@ -35,7 +36,7 @@ def core_without_its_check(monkeypatch):
 def test_load_video_refuses_a_choice_that_climbs_out_of_the_input_folder(comfy_dirs, core_without_its_check, name):
     make_clip(comfy_dirs / "outside.mp4", 32, 18, frames=2)
     make_clip(comfy_dirs / "output" / "render.mp4", 32, 18, frames=2)
-    msg = DirectorLoadVideo.validate_inputs(video=name)
+    msg = refusal(DirectorLoadVideo.validate_inputs, video=name)
     assert isinstance(msg, str) and "video:" in msg and "'..'" in msg
     with pytest.raises(DirectorError) as e:
         DirectorLoadVideo.execute(video=name)
@@ -47,7 +48,7 @@ def test_load_video_refuses_an_absolute_choice_and_a_symlink_out_of_the_input_fo
     outside = make_clip(comfy_dirs / "outside.mp4", 32, 18, frames=2)
     os.symlink(outside, comfy_dirs / "input" / "link.mp4")
     for name, words in ((str(outside), "absolute path"), ("link.mp4", "resolves outside the input folder")):
-        msg = DirectorLoadVideo.validate_inputs(video=name)
+        msg = refusal(DirectorLoadVideo.validate_inputs, video=name)
         assert isinstance(msg, str) and words in msg, (name, msg)
 
 
@@ -100,6 +101,12 @@ def test_validation_helper_turns_a_refusal_into_the_message_comfyui_shows():
     assert glue.validation(lambda: None) is True
     assert glue.validation(refuse) == "duration: '7 s' is not one of 5 s, 10 s."
     assert glue.validation(FootageRef, "x", colourspace="y") is True
+    # several inputs: raised once (ComfyUI would repeat a returned message once per input)
+    assert glue.refusal(lambda: None) is True
+    with pytest.raises(DirectorError, match=r"^duration: '7 s' is not one of 5 s, 10 s\.$"):
+        glue.refusal(refuse)
+    with pytest.raises(DirectorError, match="plain"):
+        glue.refusal(lambda: (_ for _ in ()).throw(ValueError("plain")))
 
 
 def test_director_errors_still_pickle_across_processes():

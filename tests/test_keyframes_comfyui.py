@@ -30,6 +30,8 @@ def prompt(timeline: str) -> dict:
         "3": {"class_type": "DirectorKeyframeTimeline",
               "inputs": {"keyframes": ["2", 0], "images": ["1", 0], "duration": "5 s", "timeline": timeline,
                          "max_keyframes": 16}},
+        # the timeline runs for a node that uses its keyframes (it is not an output node itself)
+        "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}},
     }
 
 

@@ -37,7 +37,9 @@ def test_every_shipped_local_workflow_is_checked_here_and_run_in_the_real_comfyu
     shipped = {p.stem for p in (ROOT / "api").glob("*.json")
                if any(n["class_type"] == "DirectorLocalEngine" for n in json.loads(p.read_text()).values())}
     assert len(shipped) == 5 and shipped == set(NAMES) == {*KEYFRAME_WORKFLOWS, *SOURCE_WORKFLOWS, WORKFLOW.stem}
-    assert all((ROOT / f"{name}.json").is_file() and (ROOT / f"{name}.jpg").is_file() for name in shipped)
+    from ui.workflow_ui_from_api import template_file
+
+    assert all(template_file(name).is_file() and template_file(name).with_suffix(".jpg").is_file() for name in shipped)
 
 
 @pytest.mark.parametrize("name", NAMES)

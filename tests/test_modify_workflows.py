@@ -15,7 +15,9 @@ NAMES = ["modify_keep_the_performance", "camera_move_from_reference_footage"]
 
 
 def load(name):
-    return json.loads((ROOT / f"{name}.json").read_text()), json.loads((ROOT / "api" / f"{name}.json").read_text())
+    from test_generate_workflows import load as load_both
+
+    return load_both(name)
 
 
 def ui_widgets(node) -> dict:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from refusals import refusal
 from media import make_clip
 
 from comfyui_director.nodes.common.errors import DirectorError
@@ -81,9 +82,9 @@ def test_bad_inputs_are_refused_before_any_work(clip, comfy_dirs, kw, field):
 
 
 def test_validate_inputs_names_depth_and_the_people_limit():
-    assert "no offline depth model" in DirectorMotionSource.validate_inputs(structure="depth")
-    assert "1 to 8" in DirectorMotionSource.validate_inputs(max_people=12)
-    assert DirectorMotionSource.validate_inputs(structure="edges", max_people=8,
+    assert "no offline depth model" in refusal(DirectorMotionSource.validate_inputs, structure="depth")
+    assert "1 to 8" in refusal(DirectorMotionSource.validate_inputs, max_people=12)
+    assert refusal(DirectorMotionSource.validate_inputs, structure="edges", max_people=8,
                                                 filename_prefix="director/motion/motion") is True
 
 

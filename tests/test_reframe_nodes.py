@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from refusals import refusal
 from media import frame_number, make_clip
 
 import comfy_stub
@@ -54,9 +55,9 @@ def canvas_out(clip, state=geometry.DEFAULT_STATE, preset="custom", resolution="
     ('{"version": 1, "aspect_ratio": "5:4", "x_norm": 0, "y_norm": 0, "w_norm": 1, "h_norm": 1}', "5:4"),
 ])
 def test_malformed_canvas_state_is_refused_when_queued(state, words):
-    msg = DirectorReframeCanvas.validate_inputs(canvas=state, preset="custom", resolution="720p")
+    msg = refusal(DirectorReframeCanvas.validate_inputs, canvas=state, preset="custom", resolution="720p")
     assert isinstance(msg, str) and words in msg
-    assert DirectorReframeCanvas.validate_inputs(canvas=geometry.DEFAULT_STATE, preset="top") is True
+    assert refusal(DirectorReframeCanvas.validate_inputs, canvas=geometry.DEFAULT_STATE, preset="top") is True
 
 
 def test_canvas_outputs_the_rectangle_mask_and_placed_first_frame(clip, comfy_dirs):
@@ -114,4 +115,4 @@ def test_refused_input_writes_nothing_and_names_the_limit(clip, comfy_dirs, tmp_
         asyncio.run(DirectorReframeVideo.execute(make_video(FootageRef(str(clip))),
                                                  geometry.ReframeCanvas("9:16"), engine=engine, resolution="1080p"))
     assert not any((comfy_dirs / "output").rglob("*.mp4"))
-    assert "max_source_seconds" in DirectorReframeVideo.validate_inputs(max_source_seconds=45.0)
+    assert "max_source_seconds" in refusal(DirectorReframeVideo.validate_inputs, max_source_seconds=45.0)

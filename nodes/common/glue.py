@@ -12,6 +12,7 @@ from typing import Callable
 from comfy_api.latest import io
 
 from . import paths
+from .errors import DirectorError
 from .paths import shown_path  # noqa: F401  (for nodes.py status lines: glue.shown_path)
 from .inputs import InputRoots
 from .progress import CancelFn, ProgressFn
@@ -24,13 +25,29 @@ CATEGORY = "Director"
 
 
 def validation(check: Callable[..., object], *args, **kwargs) -> bool | str:
-    """What a node's ``validate_inputs`` returns: True when ``check(*args, **kwargs)`` passes,
-    else the message of the DirectorError (any ValueError) it raised, which ComfyUI shows on the
-    node when the prompt is queued."""
+    """What a ONE-input ``validate_inputs`` returns: True when ``check(*args, **kwargs)`` passes,
+    else the message of the DirectorError (any ValueError) it raised, which ComfyUI shows on that
+    input when the prompt is queued. A validator taking several inputs uses :func:`refusal`."""
     try:
         check(*args, **kwargs)
     except ValueError as e:
         return str(e)
+    return True
+
+
+def refusal(check: Callable[..., object], *args, **kwargs) -> bool:
+    """What a ``validate_inputs`` taking SEVERAL inputs does: True when ``check(*args, **kwargs)``
+    passes, else it raises the refusal as a DirectorError whose message names the input at fault.
+
+    Why raise: ComfyUI repeats a returned message once per argument of ``validate_inputs`` ("8
+    ERRORS" for one problem, each blamed on a different widget); a raised error is reported once.
+    Either way the prompt is refused with HTTP 400 before anything runs."""
+    try:
+        check(*args, **kwargs)
+    except DirectorError:
+        raise
+    except ValueError as e:
+        raise DirectorError(str(e)) from None
     return True
 
 

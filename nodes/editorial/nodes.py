@@ -157,8 +157,15 @@ class DirectorShotList(io.ComfyNode):
                                  tooltip="One line per shot, and every clip left out with why."),
             ],
             hidden=[io.Hidden.unique_id],
-            is_output_node=True,
+            # not an output node: it lists shots for the node it feeds, so a refused Generate Video refuses the
+            # whole prompt instead of the list running alone and reporting success; its report still shows
+            has_intermediate_output=True,
         )
+
+    @classmethod
+    def validate_inputs(cls, timeline=""):
+        """A missing or out-of-bounds .otio is refused when the prompt is queued, naming the file."""
+        return glue.validation(_resolve, timeline)
 
     @classmethod
     def fingerprint_inputs(cls, timeline="", task="generate"):

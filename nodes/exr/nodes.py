@@ -113,7 +113,7 @@ class DirectorEXRWriter(io.ComfyNode):
     def validate_inputs(cls, input_colour_space: str = AUTO_SPACE, output_colour_space: str = ocio.DEFAULT_EXR_SPACE,
                         ocio_config: str = "") -> bool | str:
         """Colour-space names are checked against the chosen config (a studio config has its own names)."""
-        return glue.validation(_check_names, input_colour_space, output_colour_space, ocio_config)
+        return glue.refusal(_check_names, input_colour_space, output_colour_space, ocio_config)
 
     @classmethod
     def execute(cls, filename_prefix: str = "director/exr/shot", start_frame: int = 1001,

@@ -110,9 +110,20 @@ def resolve_source(video: str, path: str = "") -> Path:
     return resolve_input_file(video, path, glue.input_roots(SAMPLES_DIR, SAMPLES_PREFIX))
 
 
+UPLOAD_WIDGET_VALUE = "image"
+"""What the frontend's upload button stores. Load Video nodes saved before ``colourspace`` existed
+hold it where ``colourspace`` now is (the frontend fills widgets by position), so it means auto."""
+
+
+def saved_colourspace(colourspace: str | None) -> str:
+    """Load Video's colourspace as saved: the upload button's value or nothing -> auto."""
+    return AUTO_TAGS if colourspace in (None, "", UPLOAD_WIDGET_VALUE) else colourspace
+
+
 def source_colourspace(source: Path, colourspace: str = AUTO_TAGS) -> str:
     """Load Video's colour space: the clip's tags read by the rule in ``colour_tags`` ("auto"),
     else the named space of the active OpenColorIO config."""
+    colourspace = saved_colourspace(colourspace)
     if colourspace == AUTO_TAGS:
         return clip_colourspace(source)
     return ocio.resolve_space(colourspace, None, field="colourspace")
@@ -191,16 +202,16 @@ class DirectorLoadVideo(io.ComfyNode):
             stamp = source.stat().st_mtime_ns
         except (DirectorError, OSError):
             return float("nan")  # unresolvable: always rerun so the error shows
-        return f"{source}|{stamp}|{start_frame}|{frame_count}|{stride}|{max_size}|{colourspace}|{if_cut_short}"
+        return f"{source}|{stamp}|{start_frame}|{frame_count}|{stride}|{max_size}|{saved_colourspace(colourspace)}|{if_cut_short}"
 
     @classmethod
     def validate_inputs(cls, video: str, path: str = "", colourspace: str = AUTO_TAGS):
         """The file by the pack's own input-path policy; a named colour space against the config."""
         def check():
             resolve_source(video, path)
-            if colourspace != AUTO_TAGS:
+            if saved_colourspace(colourspace) != AUTO_TAGS:
                 ocio.resolve_space(colourspace, None, field="colourspace")
-        return glue.validation(check)
+        return glue.refusal(check)
 
 
 class DirectorSaveVideo(io.ComfyNode):
@@ -249,7 +260,7 @@ class DirectorSaveVideo(io.ComfyNode):
             config = ocio.load_config(ocio_config or None)
             if input_colour_space != FROM_FOOTAGE:
                 ocio.resolve_space(input_colour_space, config, field="input_colour_space")
-        return glue.validation(check)
+        return glue.refusal(check)
 
     @classmethod
     def execute(cls, video, filename_prefix: str = "director/video", format: str = next(iter(FORMATS)),

@@ -97,7 +97,7 @@ class DirectorGenerateVideo(io.ComfyNode):
                 gen.shot_request(max_keyframes=KEYFRAMES_DEFAULT_MAX, **values)
             if filename_prefix is not None:
                 gen.output_target(glue.output_dir(), filename_prefix)
-        return glue.validation(check)
+        return glue.refusal(check)
 
     @classmethod
     def fingerprint_inputs(cls, engine=None, **_):

@@ -113,7 +113,9 @@ class DirectorKeyframeTimeline(io.ComfyNode):
             ],
             outputs=[glue.Keyframes.Output("keyframes", display_name="keyframes")],
             hidden=[io.Hidden.unique_id],
-            is_output_node=True,
+            # not an output node: it runs for the node that uses its keyframes, so a refused Generate Video
+            # refuses the whole prompt (no lone timeline run reported as success); its thumbnails still show
+            has_intermediate_output=True,
         )
 
     @classmethod

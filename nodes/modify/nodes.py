@@ -75,7 +75,7 @@ class DirectorTracking(io.ComfyNode):
         try:
             trk.tracking_settings(**values)
         except ValueError as e:
-            return str(e)
+            raise DirectorError(str(e)) from None  # once, not once per input
         return True
 
     @classmethod
@@ -161,7 +161,7 @@ class DirectorModifyVideo(io.ComfyNode):
             if filename_prefix is not None:
                 gen.output_target(glue.output_dir(), filename_prefix)
         except ValueError as e:
-            return str(e)
+            raise DirectorError(str(e)) from None  # once, not once per input
         return True
 
     @classmethod

@@ -83,7 +83,9 @@ class DirectorMotionSource(io.ComfyNode):
                 io.String.Output("info", display_name="info"),
             ],
             hidden=[io.Hidden.unique_id],
-            is_output_node=True,
+            # not an output node: it tracks for the node that uses its motion or videos, so a refused Modify
+            # Video refuses the whole prompt instead of tracking alone and reporting success
+            has_intermediate_output=True,
         )
 
     @classmethod
@@ -95,11 +97,12 @@ class DirectorMotionSource(io.ComfyNode):
                 check_kind(structure)
             if max_people is not None:
                 if not isinstance(max_people, int) or not 1 <= max_people <= MAX_TRACKS:
-                    return f"max_people: {max_people!r} must be a whole number from 1 to {MAX_TRACKS}."
+                    raise DirectorError(f"max_people: {max_people!r} must be a whole number from 1 to {MAX_TRACKS}.",
+                                        field="max_people")
             if filename_prefix is not None:
                 _target(filename_prefix)
         except DirectorError as e:
-            return str(e)
+            raise DirectorError(str(e)) from None  # once, not once per input
         return True
 
     @classmethod

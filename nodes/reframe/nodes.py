@@ -79,7 +79,7 @@ class DirectorReframeCanvas(io.ComfyNode):
                 raise DirectorError(f"resolution: '{resolution}' is not one of {', '.join(RESOLUTIONS)}.",
                                     field="resolution")
         except DirectorError as e:
-            return str(e)
+            raise DirectorError(str(e)) from None  # once, not once per input
         return True
 
     @classmethod
@@ -161,7 +161,7 @@ class DirectorReframeVideo(io.ComfyNode):
             if filename_prefix is not None:
                 gen.output_target(glue.output_dir(), filename_prefix)
         except ValueError as e:
-            return str(e)
+            raise DirectorError(str(e)) from None  # once, not once per input
         return True
 
     @classmethod

@@ -55,10 +55,15 @@ class DirectorGuideFrames(io.ComfyNode):
                         "image and frame index per LTXVAddGuide. Sizes and lengths snap to the family's grid.",
             inputs=[
                 glue.Keyframes.Input("keyframes", tooltip="Keyframes from Keyframe / Keyframe Timeline nodes."),
-                io.Combo.Input("family", options=list(FAMILIES), default="Wan 2.1 VACE"),
-                io.Combo.Input("duration", options=[f"{d} s" for d in DURATIONS], default="5 s"),
-                io.Int.Input("width", default=832, min=16, max=8192, step=16),
-                io.Int.Input("height", default=480, min=16, max=8192, step=16),
+                io.Combo.Input("family", options=list(FAMILIES), default="Wan 2.1 VACE",
+                               tooltip="The model family the frames are for: sets the length grid (8n+1 LTX, 4n+1 "
+                                       "Wan) and the size step (32 / 16)."),
+                io.Combo.Input("duration", options=[f"{d} s" for d in DURATIONS], default="5 s",
+                               tooltip="The shot's length at 24 fps; snapped to the family's frame grid."),
+                io.Int.Input("width", default=832, min=16, max=8192, step=16,
+                             tooltip="Frame width in pixels; snapped to the family's size step."),
+                io.Int.Input("height", default=480, min=16, max=8192, step=16,
+                             tooltip="Frame height in pixels; snapped to the family's size step."),
                 io.Int.Input("start_frame", default=0, min=0, max=100000, advanced=True,
                              tooltip="Window: the first frame of the shot this pass makes."),
                 io.Int.Input("length", default=0, min=0, max=100000, advanced=True,
@@ -164,16 +169,22 @@ class DirectorSourceControl(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DirectorSourceControl",
+            is_dev_only=True,  # internal: made by the Local engine's expansion, hidden from the library
             display_name="Source Control Frames",
             category=f"{glue.CATEGORY}/Engines/internal",
             description="Used inside a Local engine expansion: Reframe (the source on a 0.5 grey canvas, the "
                         "outpaint mask) or Modify (pose renders of the motion source) as WanVaceToVideo's control "
                         "video and masks, one window at a time.",
-            inputs=[io.AnyType.Input("shot"), io.Int.Input("width", default=832, min=16, max=8192),
-                    io.Int.Input("height", default=480, min=16, max=8192),
-                    io.Int.Input("start_frame", default=0, min=0, max=100000),
-                    io.Int.Input("length", default=81, min=1, max=100000),
-                    io.Int.Input("overlap", default=0, min=0, max=256), io.Image.Input("previous", optional=True)],
+            inputs=[io.AnyType.Input("shot", tooltip="The shot the Local engine expanded (set by the expansion)."),
+                    io.Int.Input("width", default=832, min=16, max=8192, tooltip="Working width in pixels."),
+                    io.Int.Input("height", default=480, min=16, max=8192, tooltip="Working height in pixels."),
+                    io.Int.Input("start_frame", default=0, min=0, max=100000,
+                                 tooltip="The first frame of the shot this window makes."),
+                    io.Int.Input("length", default=81, min=1, max=100000, tooltip="Frames this window makes."),
+                    io.Int.Input("overlap", default=0, min=0, max=256,
+                                 tooltip="Frames kept from the end of previous (mask 0)."),
+                    io.Image.Input("previous", optional=True,
+                                   tooltip="The frames the previous window made; its last overlap frames are kept.")],
             outputs=[io.Image.Output("control_video"), io.Mask.Output("control_masks"), io.Image.Output("unused"),
                      io.Image.Output("reference_image")],
         )
@@ -206,17 +217,22 @@ class DirectorAnimateFrames(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DirectorAnimateFrames",
+            is_dev_only=True,  # internal: made by the Local engine's expansion, hidden from the library
             display_name="Animate Frames",
             category=f"{glue.CATEGORY}/Engines/internal",
             description="Used inside a Local engine expansion (Modify Video with a character on Wan 2.2 Animate): "
                         "the window's pose renders from the motion source, 512x512 face crops along the performer's "
                         "face track, the source as background and the performer's mask (replace mode), and the "
                         "character image.",
-            inputs=[io.AnyType.Input("shot"), io.Int.Input("width", default=832, min=16, max=8192),
-                    io.Int.Input("height", default=480, min=16, max=8192),
-                    io.Int.Input("start_frame", default=0, min=0, max=100000),
-                    io.Int.Input("length", default=77, min=1, max=100000),
-                    io.Combo.Input("mode", options=["replace", "animate"], default="replace")],
+            inputs=[io.AnyType.Input("shot", tooltip="The shot the Local engine expanded (set by the expansion)."),
+                    io.Int.Input("width", default=832, min=16, max=8192, tooltip="Working width in pixels."),
+                    io.Int.Input("height", default=480, min=16, max=8192, tooltip="Working height in pixels."),
+                    io.Int.Input("start_frame", default=0, min=0, max=100000,
+                                 tooltip="The first source frame of this window."),
+                    io.Int.Input("length", default=77, min=1, max=100000, tooltip="Frames this window makes."),
+                    io.Combo.Input("mode", options=["replace", "animate"], default="replace",
+                                   tooltip="replace: the character takes the performer's place in the source; "
+                                           "animate: the character image is animated by the performance.")],
             outputs=[io.Image.Output("pose_video"), io.Image.Output("face_video"), io.Image.Output("background_video"),
                      io.Mask.Output("character_mask"), io.Image.Output("reference_image")],
         )

@@ -53,11 +53,14 @@ class DirectorLocalSegment(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DirectorLocalSegment",
+            is_dev_only=True,  # internal: made by the Local engine's expansion, hidden from the library
             display_name="Local Segment",
             category=f"{glue.CATEGORY}/Engines/internal",
             description="Used inside a Local engine expansion: stores one window's frames for the shot writer.",
-            inputs=[io.Image.Input("images"), io.Int.Input("overlap", default=0, min=0, max=256),
-                    Segments.Input("previous", optional=True)],
+            inputs=[io.Image.Input("images", tooltip="This window's decoded frames."),
+                    io.Int.Input("overlap", default=0, min=0, max=256,
+                                 tooltip="Frames held back to cross-fade with the next window."),
+                    Segments.Input("previous", optional=True, tooltip="The windows stored so far.")],
             outputs=[Segments.Output("segments")],
         )
 
@@ -79,21 +82,26 @@ class DirectorLocalShotWriter(io.ComfyNode):
 
         return io.Schema(
             node_id="DirectorLocalShotWriter",
+            is_dev_only=True,  # internal: made by the Local engine's expansion, hidden from the library
             display_name="Local Shot Writer",
             category=f"{glue.CATEGORY}/Engines/internal",
             description="Used inside a Local engine expansion: writes the decoded frames as an MP4 into ComfyUI's "
                         "output folder and outputs a file-backed VIDEO, like every Director engine.",
             inputs=[
-                io.Image.Input("images"), Segments.Input("segments", optional=True),
-                io.Int.Input("overlap", default=0, min=0, max=256),
-                io.Float.Input("fps", default=24.0, min=1.0, max=240.0),
-                io.Int.Input("frames", default=121, min=1, max=100000),
-                io.Int.Input("width", default=1280, min=16, max=8192),
-                io.Int.Input("height", default=720, min=16, max=8192),
-                io.String.Input("filename_prefix", default="director/shots/shot"),
-                io.Int.Input("preview_frames", default=0, min=0, max=PREVIEW_MAX),
-                io.String.Input("info", default=""),
-                io.String.Input("request", default=""),
+                io.Image.Input("images", tooltip="The last window's decoded frames."),
+                Segments.Input("segments", optional=True, tooltip="The earlier windows, stored by Local Segment."),
+                io.Int.Input("overlap", default=0, min=0, max=256,
+                             tooltip="Frames cross-faded between windows."),
+                io.Float.Input("fps", default=24.0, min=1.0, max=240.0, tooltip="Frame rate of the MP4."),
+                io.Int.Input("frames", default=121, min=1, max=100000, tooltip="Frames the shot has."),
+                io.Int.Input("width", default=1280, min=16, max=8192, tooltip="Delivered width in pixels."),
+                io.Int.Input("height", default=720, min=16, max=8192, tooltip="Delivered height in pixels."),
+                io.String.Input("filename_prefix", default="director/shots/shot",
+                                tooltip="Inside ComfyUI's output folder; each run writes a new _v00N folder."),
+                io.Int.Input("preview_frames", default=0, min=0, max=PREVIEW_MAX,
+                             tooltip="Frames for the preview_frames output (0: none)."),
+                io.String.Input("info", default="", tooltip="The info line Generate Video shows."),
+                io.String.Input("request", default="", tooltip="The shot request, as JSON, kept beside the MP4."),
                 io.AnyType.Input("source", optional=True,
                                  tooltip="Footage whose audio (under its selection) goes into the MP4."),
             ],
