@@ -47,6 +47,7 @@ TITLES = {
     "modify_keep_the_performance": "Modify - keep the performance, change the world",
     "camera_move_from_reference_footage": "Camera move from reference footage",
     "sequence_to_timeline": "Sequence to editorial timeline",
+    "local_character_swap_keep_the_performance": "Character swap on your Wan Animate model",
 }
 """API copy name -> the template's title in ComfyUI's Templates menu (its file name there)."""
 
@@ -140,6 +141,15 @@ NOTES = {
         "writes the rendered sequence as a new .otio (with an EDL and FCP XML) for your editor.\n\n"
         "Without that file, Run is refused naming it. Swap the Draft Engine for a Luma or Local Engine to render "
         "the same list for real."),
+    "local_character_swap_keep_the_performance": (
+        "## Character swap on your own Wan 2.2 Animate model\n"
+        "*Motion Source* tracks the performer's pose and face; *Modify Video* with a **character** image and the "
+        "*Local Engine* expands into native `WanAnimateToVideo`: pose renders, 512x512 face crops along the face "
+        "track and, in `replace` mode, the source as background with the performer's mask, so the character takes "
+        "their place and keeps the performance. The shot keeps the source's frame count, rate and audio. Put "
+        "`wan2.2_animate_14B_bf16.safetensors` in `models/diffusion_models`, `wan_2.1_vae.safetensors` in "
+        "`models/vae` and the umT5-XXL text encoder in `models/text_encoders`.\n\n"
+        "Swap the engine node for Draft or Luma: nothing else changes (they ignore the character and say so)."),
 }
 
 CONVERT = """async ([api, name, note]) => {

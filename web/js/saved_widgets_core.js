@@ -12,6 +12,12 @@ export const OLD_LAYOUTS = {
       names: ["video", "start_frame", "frame_count", "stride", "max_size", "path", "upload"],
       matches: (values) => values[6] === "image",
     },
+    {
+      // before `if_cut_short` (Director 0.1, later): colourspace, then the upload button's value where
+      // if_cut_short is now
+      names: ["video", "start_frame", "frame_count", "stride", "max_size", "path", "colourspace", "upload"],
+      matches: (values) => values[7] === "image",
+    },
   ],
 };
 
