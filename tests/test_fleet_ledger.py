@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -264,7 +265,10 @@ def test_a_malformed_url_is_refused_naming_the_setting_and_hiding_the_password(t
 
 
 def test_wrong_password_and_unreachable_server_fail_before_any_paid_request(pg_server, tmp_path):
-    wrong = pg_server.replace(PG_PASSWORD, "not-the-password")
+    password = urlsplit(pg_server).password  # CI's server has its own password, not PG_PASSWORD
+    assert password
+    wrong = pg_server.replace(f":{password}@", ":not-the-password@")
+    assert wrong != pg_server
     down = f"postgresql://director:sekret-pw@127.0.0.1:{free_port()}/jobs"
     with LumaEmulator(api_keys={KEY: {}}) as emu:
         for url, why in ((wrong, "password is wrong"), (down, "cannot be reached")):
@@ -295,8 +299,9 @@ def test_engine_node_uses_the_setting_file_and_never_shows_the_url(comfy_dirs, m
     (eng,) = out.args
     assert eng.ledger_path == pg_url and isinstance(eng.ledger, pg.PostgresLedger)
     shown = json.dumps(out.ui)
-    assert "DIRECTOR_LEDGER_URL" in shown and PG_PASSWORD not in shown and "127.0.0.1" not in shown
-    assert PG_PASSWORD not in repr(eng)
+    password = urlsplit(pg_url).password
+    assert password and "DIRECTOR_LEDGER_URL" in shown and password not in shown and "127.0.0.1" not in shown
+    assert password not in repr(eng)
     monkeypatch.setenv(pg.URL_ENV, "postgresql://u:hunter2@h:5432")  # malformed: refused at the engine node
     with pytest.raises(DirectorError) as e:
         DirectorLumaEngine.execute()

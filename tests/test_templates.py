@@ -30,7 +30,8 @@ def test_every_input_of_every_node_has_a_tooltip():
 def test_internal_nodes_are_hidden_from_the_library_and_only_they():
     hidden = {s.node_id for s in schemas() if s.extra.get("is_dev_only")}
     internal = {s.node_id for s in schemas() if s.category.endswith("/internal")}
-    assert hidden == internal == {"DirectorSourceControl", "DirectorLocalSegment", "DirectorLocalShotWriter"}
+    assert hidden == internal == {"DirectorSourceControl", "DirectorAnimateFrames", "DirectorLocalSegment",
+                                  "DirectorLocalShotWriter"}
 
 
 def test_only_finishing_nodes_are_output_nodes():

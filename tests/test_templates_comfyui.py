@@ -84,7 +84,7 @@ def pressed_run(comfy, tmp_path_factory):
     _shots(out)
     # checked here (one frontend start): the Local engine's internal nodes are hidden from the library
     assert json.loads((out / "node_library.json").read_text())["hidden_from_library"] == \
-        ["DirectorLocalSegment", "DirectorLocalShotWriter", "DirectorSourceControl"]
+        ["DirectorAnimateFrames", "DirectorLocalSegment", "DirectorLocalShotWriter", "DirectorSourceControl"]
     return {name: json.loads((out / f"{name}.queued.json").read_text()) for name in TITLES}
 
 
