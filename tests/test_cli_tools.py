@@ -12,7 +12,7 @@ import urllib.request
 from comfyui_director.__main__ import main
 from comfyui_director.nodes.doctor import masked_url, report
 
-KEY = "luma-api-Zq8vK2pX9wLmN4tR7yB1"
+KEY = "luma-api-fake-Zq8vK2pX9wLmN4tR7yB1"  # made up (and shaped so no key scanner takes it for real)
 
 
 def test_doctor_reports_comfyui_dependencies_ocio_tracking_key_and_ledger(tmp_path, monkeypatch, capsys):
