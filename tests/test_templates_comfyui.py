@@ -27,6 +27,9 @@ SAVED_OLD = PACK_ROOT / "tests" / "ui" / "saved" / "keyframes_draft_animatic_bef
 API = PACK_ROOT / "workflows" / "api"
 MODEL_LOADERS = {"CheckpointLoaderSimple": "ckpt_name", "UNETLoader": "unet_name", "VAELoader": "vae_name",
                  "CLIPLoader": "clip_name"}
+USER_FILES = {**MODEL_LOADERS, "LoadImage": "image"}
+"""What a Local-model template may be refused for: the model files, and (character swap) the user's own
+character picture, never anything of Director's."""
 FINISHERS = {"DirectorGenerateVideo", "DirectorModifyVideo", "DirectorReframeVideo", "DirectorSaveVideo",
              "DirectorEXRWriter", "DirectorTimelineExport"}
 STORYBOARD = "director/timelines/storyboard_v001/storyboard.otio"
@@ -97,11 +100,16 @@ def test_template_runs_when_run_is_pressed(comfy, pressed_run, name):
         # refused as a whole (nothing queued), and only for the model files that are not there
         assert queued["status"] == 400, queued["answer"]
         errors = queued["answer"]["node_errors"]
-        assert errors and {prompt[n]["class_type"] for n in errors} <= set(MODEL_LOADERS), errors
+        assert errors and {prompt[n]["class_type"] for n in errors} <= set(USER_FILES), errors
+        assert {prompt[n]["class_type"] for n in errors} & set(MODEL_LOADERS), errors
         for nid, err in errors.items():
-            field = MODEL_LOADERS[prompt[nid]["class_type"]]
+            field = USER_FILES[prompt[nid]["class_type"]]
             assert [e["extra_info"]["input_name"] for e in err["errors"]] == [field], err
-            assert all(e["type"] == "value_not_in_list" for e in err["errors"]), err
+            if prompt[nid]["class_type"] == "LoadImage":  # ComfyUI's own check of a picture not uploaded yet
+                assert all(e["type"] == "custom_validation_failed" and prompt[nid]["inputs"]["image"] in e["details"]
+                           for e in err["errors"]), err
+            else:
+                assert all(e["type"] == "value_not_in_list" for e in err["errors"]), err
         return
     entry = _history(comfy, queued)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
