@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from comfyui_director.nodes.extension import collect_nodes
+from test_local_workflows import ui_widgets
 from ui.workflow_ui_from_api import NOTES, TEMPLATES_DIR, TITLES, template_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,21 +50,6 @@ def test_the_menu_holds_one_titled_template_per_api_copy_and_nothing_else():
     assert not list((ROOT / "workflows").glob("*.json"))
 
 
-CONTROL_AFTER_GENERATE = {"fixed", "increment", "decrement", "randomize"}
-
-
-def _widgets(node) -> dict:
-    """Saved widget values by name; a seed's control_after_generate value follows it unnamed."""
-    names = [i["widget"]["name"] for i in node.get("inputs", []) if "widget" in i]
-    values = list(node["widgets_values"])
-    out = {}
-    for name in names:
-        out[name] = values.pop(0)
-        if name == "seed" and values and values[0] in CONTROL_AFTER_GENERATE:
-            values.pop(0)
-    return out
-
-
 @pytest.mark.parametrize("api_file", API, ids=lambda p: p.stem)
 def test_template_is_its_api_copy(api_file):
     """Same nodes, titles, widget values and links (the script makes one from the other)."""
@@ -77,7 +63,7 @@ def test_template_is_its_api_copy(api_file):
         node = nodes[nid]
         assert node["type"] == entry["class_type"]
         assert node.get("title", entry["_meta"]["title"]) == entry["_meta"]["title"]
-        widgets = _widgets(node)
+        widgets = ui_widgets(node)
         for key, value in entry["inputs"].items():
             if isinstance(value, list):
                 slot = next(i for i in node["inputs"] if i["name"] == key)
