@@ -103,3 +103,46 @@ def test_each_pose_track_records_how_its_person_was_found_and_a_box_per_frame(tm
         for e in t["frames"]:
             x0, y0, x1, y1 = e["box"]
             assert x1 > x0 and y1 > y0
+
+
+def test_finding_people_a_frame_ahead_gives_the_same_ids_and_boxes_as_one_after_another():
+    """The node finds faces and bodies on a worker thread while it tracks poses (people.Lookahead):
+    the ids (faces' and the ones reserved for people found by the body) and every box must be what
+    running the stages one after another gives, whatever the timing."""
+    from comfyui_director.nodes.motion.faces import FaceTracker
+    from comfyui_director.nodes.motion.people import BodyFinder, Lookahead
+    from comfyui_director.nodes.motion.poses import PoseTracker
+
+    scene = motion_scenes.back_scene()
+    frames = [scene.frame(f) for f in range(scene.frames)]
+    w, h = scene.width, scene.height
+
+    def run(ahead: bool):
+        ft, bf = FaceTracker(w, h), BodyFinder(w, h)
+        pt = PoseTracker(w, h, reserve_id=ft.reserve_id)
+        finder = Lookahead(ft, bf) if ahead else None
+        out = []
+        try:
+            for start in range(0, len(frames), 16):
+                chunk = np.stack(frames[start:start + 16])
+                if finder is not None:
+                    finder.feed(chunk, start)
+                for i, rgb in enumerate(chunk, start):
+                    if finder is not None:
+                        faces, seen, bodies = finder.next()
+                    else:
+                        faces, seen = ft.process(rgb, i)
+                        bodies = bf.find(rgb)
+                    poses = pt.process(rgb, i, [(f.id, f.box) for f in faces], bodies)
+                    out.append(([(f.id, f.box) for f in faces], seen, [tuple(b) for b in bodies],
+                                [(p.id, p.found, p.box) for p in poses]))
+        finally:
+            if finder is not None:
+                finder.close()
+            for t in (ft, bf, pt):
+                t.close()
+        return out
+
+    inline, ahead = run(False), run(True)
+    assert any(p[1] == "body" for fr in inline for p in fr[3])  # the reserved ids are exercised
+    assert ahead == inline

@@ -208,6 +208,12 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
         keypoint_model = "mediapipe pose"
     from .poses import body_box, keypoint_box
 
+    finder = None
+    if face_tracker is not None:
+        from .people import Lookahead
+
+        finder = Lookahead(face_tracker, body_finder)  # faces and bodies found a frame ahead, on a worker
+
     if options.camera:
         from .camera import CameraTracker
 
@@ -237,16 +243,18 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
             rgb_chunk = as_uint8(chunk)
             n = len(rgb_chunk)
             outs = {k: np.empty_like(rgb_chunk) for k in sinks}
+            if finder is not None:
+                finder.feed(rgb_chunk, frame)
             for i in range(n):
                 rgb = rgb_chunk[i]
-                faces, poses, seen = [], [], 0
-                if face_tracker is not None:
-                    faces, seen = face_tracker.process(rgb, frame)
+                faces, poses, seen, bodies = [], [], 0, []
+                if finder is not None:
+                    faces, seen, bodies = finder.next()
                     if seen > options.max_people:
                         crowded.append(frame)
                 if pose_tracker is not None:
                     seeds = [(f.id, f.box) for f in faces]
-                    poses = pose_tracker.process(rgb, frame, seeds, body_finder.find(rgb)) if body_finder else \
+                    poses = pose_tracker.process(rgb, frame, seeds, bodies) if body_finder else \
                         pose_tracker.process(rgb, frame, seeds)
                 face_entries = []
                 if options.faces:
@@ -297,6 +305,8 @@ def extract_motion(ref: FootageRef, out_dir: Path, options: MotionOptions = Moti
             s.abort()
         raise
     finally:
+        if finder is not None:
+            finder.close()
         if face_tracker is not None:
             face_tracker.close()
         if pose_tracker is not None:

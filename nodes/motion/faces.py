@@ -179,6 +179,13 @@ class FaceTracker:
 
     # -- one frame -----------------------------------------------------------------------------
     def process(self, rgb: np.ndarray, frame: int) -> tuple[list[Face], int]:
+        """The faces on ``frame`` (ids users see) and how many faces were seen in all."""
+        return self.publish(*self.find(rgb, frame))
+
+    def find(self, rgb: np.ndarray, frame: int) -> tuple[list[Face], int]:
+        """``process`` without the public ids: the faces carry the tracker's own ids. It touches only
+        the tracker's own state, so it may run on a worker thread ahead of the frame being used
+        (``Lookahead``), frames in order; ``publish`` then runs in frame order where ids are handed out."""
         detect = frame % self.detect_every == 0 or not self._prev or not self.landmarks
         faces: list[Face] = []
         seen = 0
@@ -238,6 +245,11 @@ class FaceTracker:
             if tid not in {f.id for f in faces}:
                 self._drop_mesh(tid)
         self._prev = faces
+        return faces, seen
+
+    def publish(self, faces: list[Face], seen: int) -> tuple[list[Face], int]:
+        """Tracker ids -> the ids users see (0, 1, 2... in the order faces are confirmed, shared with
+        ``reserve_id``): called in frame order, so the ids are the same however far ``find`` ran ahead."""
         out = []
         for f in faces:
             pid = self._public.setdefault(f.id, len(self._public))

@@ -61,3 +61,41 @@ class BodyFinder:
 
     def close(self) -> None:
         self._graph.close()
+
+
+class Lookahead:
+    """Faces and body boxes for the coming frames, found on one worker thread while the caller tracks
+    poses, draws and encodes the current frame (the stages are separate mediapipe graphs that release
+    the GIL, so on two cores they overlap). Frames are found in order, one after the other, so the
+    face tracker's state is exactly what running inline gives; public face ids are handed out in
+    ``next``, on the caller's thread, in frame order, so ids (and ``reserve_id``'s) do not depend on
+    timing. ``feed`` a chunk, then call ``next`` once per frame fed."""
+
+    def __init__(self, faces, bodies: BodyFinder | None = None):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.faces, self.bodies = faces, bodies
+        self._pending = deque()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="director-find")
+
+    def feed(self, frames, first: int) -> None:
+        """Queue ``frames`` (an array or list of RGB uint8 frames) numbered from ``first``."""
+        for i, rgb in enumerate(frames):
+            self._pending.append(self._executor.submit(self._find, rgb, first + i))
+
+    def _find(self, rgb: np.ndarray, frame: int):
+        faces, seen = self.faces.find(rgb, frame)
+        return faces, seen, (self.bodies.find(rgb) if self.bodies is not None else [])
+
+    def next(self):
+        """The oldest fed frame's ``(faces, seen, bodies)``, faces with their public ids."""
+        faces, seen, bodies = self._pending.popleft().result()
+        faces, seen = self.faces.publish(faces, seen)
+        return faces, seen, bodies
+
+    def close(self) -> None:
+        """Drop what was not taken and wait for the worker (the trackers are closed by their owner)."""
+        while self._pending:
+            self._pending.popleft().cancel()
+        self._executor.shutdown(wait=True)
