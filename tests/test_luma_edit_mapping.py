@@ -77,3 +77,17 @@ def test_luma_refuses_a_source_over_eighteen_seconds_before_upload(tmp_path):
     with pytest.raises(EngineUnsupported, match=r"76 frames \(19.00 s\); Luma's video_edit takes at most 18 s"):
         mapping.check_edit(req)
     mapping.check_edit(build_modify_request("x", FootageRef(str(long)).with_selection(count=72)))  # 18.00 s
+
+
+def test_luma_refuses_a_character_swap_by_name_instead_of_billing_a_plain_restyle(clip):
+    """Luma's video_edit has no character input: a shot with Modify Video's character connected is
+    refused, naming the input, before any upload (sending it would bill a restyle without the swap)."""
+    from modify_helpers import motion_for, tracks
+
+    ref = FootageRef(str(clip))
+    req = build_modify_request("a knight", ref, motion=motion_for(ref, tracks(64, 36, 48)),
+                               character=np.full((64, 48, 3), 200, np.uint8))
+    with pytest.raises(EngineUnsupported, match="no character input") as e:
+        mapping.check_request(req)
+    assert e.value.field == "character" and "Local engine" in str(e.value)
+    mapping.check_request(build_modify_request("a knight", ref, motion=motion_for(ref, tracks(64, 36, 48))))

@@ -114,3 +114,25 @@ def test_draft_refuses_hdr_for_modify(source):
     req = build_modify_request("x", FootageRef(str(source)), resolution="720p", hdr=True)
     with pytest.raises(EngineUnsupported, match="HDR is not available"):
         DraftEngine().check(req)
+
+
+def test_draft_shows_the_character_of_a_swap_top_right_and_says_so(source, tmp_path):
+    """The swap itself is the Local engine's (Wan Animate); the Draft preview shows who comes in."""
+    ref = FootageRef(str(source))
+    colour = np.array((215, 30, 130))  # a raspberry no restyle level, skeleton or face colour comes near
+    character = np.broadcast_to(colour.astype(np.uint8), (120, 90, 3)).copy()
+
+    def raspberry(frames):
+        return (np.abs(frames.astype(np.int16) - colour).max(axis=-1) <= 12)
+
+    motion = motion_for(ref, tracks(320, 180, 30, 30))
+    req = build_modify_request("a knight", ref, resolution="360p", motion=motion, character=character,
+                               character_mode="animate")
+    frames = frames_of(render(req, tmp_path).video)
+    plain = frames_of(render(build_modify_request("a knight", ref, resolution="360p", motion=motion),
+                             tmp_path / "plain").video)
+    h, w = frames.shape[1:3]
+    shown = raspberry(frames) & ~raspberry(plain)
+    assert shown[:, : 3 * h // 4, w // 2:].mean(axis=(1, 2)).min() > 0.02  # on every frame, top right
+    changed = np.abs(frames.astype(np.int16) - plain).max(axis=-1) > 40
+    assert not changed[:, 60:, : w // 2].any()  # below the banner (which says so), nothing else moved

@@ -117,6 +117,12 @@ class Overlays:
                                FACE_COLOUR, -1)
 
 
+def _band(height: int, width: int | None = None, lines: int = 3) -> int:
+    """The DRAFT banner's height in pixels (``_label``)."""
+    scale = max(0.35, min(width or height, height) / 720.0 * 0.7)
+    return (int(28 * scale) + 4) * lines + 6
+
+
 def _label(img: np.ndarray, lines: list[str]) -> None:
     """The DRAFT banner: a dark band at the top with white text (clearly a preview)."""
     import cv2
@@ -124,23 +130,26 @@ def _label(img: np.ndarray, lines: list[str]) -> None:
     h, w = img.shape[:2]
     scale = max(0.35, min(w, h) / 720.0 * 0.7)
     line_h = int(28 * scale) + 4
-    band = line_h * len(lines) + 6
+    band = _band(h, w, len(lines))
     img[:band] = (img[:band].astype(np.uint16) * 3 // 10).astype(np.uint8)
     for i, text in enumerate(lines):
         cv2.putText(img, text, (8, line_h * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale * (1.3 if i == 0 else 1.0),
                     (255, 80, 80) if i == 0 else (255, 255, 255), max(1, int(round(2 * scale))), cv2.LINE_AA)
 
 
-def _inset(img: np.ndarray, guide: np.ndarray, caption: str) -> None:
+def _inset(img: np.ndarray, guide: np.ndarray, caption: str, top: int | None = None, width: int = 4) -> None:
+    """``guide`` (float 0..1 or uint8) as a thumbnail ``1/width`` of the frame wide, bottom right,
+    or right with its top at ``top``; ``caption`` above it."""
     import cv2
 
     h, w = img.shape[:2]
-    tw = max(16, w // 4)
+    tw = max(16, w // width)
     gh, gw = guide.shape[:2]
     th = max(8, int(round(tw * gh / gw)))
-    g = np.clip(np.asarray(guide[..., :3], np.float32), 0, 1)
-    thumb = cv2.resize((g * 255 + 0.5).astype(np.uint8), (tw, th), interpolation=cv2.INTER_AREA)
-    y0, x0 = max(0, h - th - 8), max(0, w - tw - 8)
+    g = guide[..., :3] if guide.dtype == np.uint8 else \
+        (np.clip(np.asarray(guide[..., :3], np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+    thumb = cv2.resize(np.ascontiguousarray(g), (tw, th), interpolation=cv2.INTER_AREA)
+    y0, x0 = (max(0, h - th - 8) if top is None else min(max(0, top), max(0, h - th))), max(0, w - tw - 8)
     y1, x1 = min(h, y0 + th), min(w, x0 + tw)
     img[y0:y1, x0:x1] = thumb[: y1 - y0, : x1 - x0]
     cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 2)
@@ -190,6 +199,10 @@ def draft_frames(req: ShotRequest, *, cancelled: CancelFn | None = None, chunk: 
     lines = ["DRAFT - modify preview (not the final look)",
              (prompt[:70] + "...") if len(prompt) > 73 else prompt,
              kept_line(inputs.tracking, motion is not None, motion.structure_kind if motion is not None else None)]
+    character = getattr(inputs, "character", None)
+    if character is not None:  # the swap is the Local engine's (Wan Animate): the preview shows who comes in
+        lines[2] += f" · character: {inputs.character_mode}"
+        character = np.asarray(character)
     edges_left = np.empty((0, 0, 0, 3), np.uint8)
     frame_no = 0
     try:
@@ -213,6 +226,8 @@ def draft_frames(req: ShotRequest, *, cancelled: CancelFn | None = None, chunk: 
                         a = (e.astype(np.float32).max(axis=2, keepdims=True) / 255.0) * float(weight)
                         img = (img * (1 - a) + EDGE_COLOUR * a + 0.5).astype(np.uint8)
                 overlays.draw(img, frame_no)
+                if character is not None:
+                    _inset(img, character, f"character ({inputs.character_mode})", top=_band(out_h, out_w) + 24, width=6)
                 for g in range(frame_no - 3, frame_no + 4):
                     if g in guides:
                         _inset(img, guides[g].image, f"{guides[g].label} (frame {g})")

@@ -234,7 +234,12 @@ def check_edit(req: ShotRequest) -> None:
     src = req.source
     if src is None:
         raise EngineUnsupported(f"{ENGINE}: a modify shot needs a source video.", field="video")
-    modify_inputs(req)
+    if getattr(modify_inputs(req), "character", None) is not None:
+        raise EngineUnsupported(
+            f"{ENGINE}: Luma's video_edit has no character input, so a character swap cannot be sent as asked "
+            "(nothing was uploaded or billed). Disconnect Modify Video's character and describe the character in "
+            "the prompt (a first_frame guide showing them in the performer's place steers it further), or run the "
+            "swap on the Local engine with Wan 2.2 Animate.", field="character")
     seconds = src.frame_count / float(src.fps)
     if seconds > EDIT_MAX_S + 1e-9:
         raise EngineUnsupported(
