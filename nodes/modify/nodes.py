@@ -133,7 +133,8 @@ class DirectorModifyVideo(io.ComfyNode):
                 io.Image.Input("character", optional=True,
                                tooltip="Character swap: the character the performer becomes (first image). Local "
                                        "engine: Wan 2.2 Animate keeps the Motion Source's performance (poses, face). "
-                                       "Needs a Motion Source with poses on."),
+                                       "Needs a Motion Source with poses on. Draft: shown top right; Luma: refused "
+                                       "(its Modify has no character input)."),
                 io.Combo.Input("character_mode", options=list(CHARACTER_MODES), default="replace", optional=True,
                                tooltip="replace: the character takes the performer's place in the shot (background "
                                        "kept); animate: the character image itself is moved by the performance."),
