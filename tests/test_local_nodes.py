@@ -163,7 +163,8 @@ def test_clip_vision_links_into_the_character_swap_expansion_and_its_absence_is_
     comfy_stub.PROGRESS_TEXT.clear()
     eng = engine(**animate, clip_vision=object())
     assert eng.inputs.links["clip_vision"] == ["14", 0]
-    assert comfy_stub.PROGRESS_TEXT[-1] == ("20", "Local: Wan 2.2 Animate (detected); the character is also encoded with CLIP vision")
+    assert comfy_stub.PROGRESS_TEXT[-1] == ("20", "Local: Wan 2.2 Animate (detected); the character is also encoded "
+                                                  "with CLIP vision")
     graph, _ = expansion(eng.plan(req, "p"), eng, req)
     (encode,) = [n["inputs"] for n in graph.values() if n["class_type"] == "CLIPVisionEncode"]
     assert encode["clip_vision"] == ["14", 0] and encode["crop"] == "none"

@@ -70,7 +70,8 @@ def plan_wan_animate(request: ShotRequest, family: Family, settings: Settings, p
     faces = bool(motion.tracks.get("faces"))
     plan.notes.append(f"character swap ({mode}) with WanAnimateToVideo"
                       + ("" if faces else "; no face track, so no face video (expressions not driven)"))
-    plan.notes.append("the character also encoded with CLIP vision (CLIPVisionEncode, once)" if clip_vision else NO_CLIP_VISION)
+    plan.notes.append("the character also encoded with CLIP vision (CLIPVisionEncode, once)" if clip_vision
+                      else NO_CLIP_VISION)
     pos0, neg0 = _conditioning(plan, settings, _prompt_text(request))
     previous: Ref | None = None
     segments: Ref | None = None

@@ -59,8 +59,8 @@ class DirectorTestClipVision:
 
         model = comfy.clip_vision.ClipVisionModel(dict(TINY_CLIP_VISION))
         g = torch.Generator().manual_seed(seed)
-        sd = {k: torch.ones_like(v) if "norm" in k and k.endswith("weight") else torch.randn(v.shape, generator=g) * 0.02
-              for k, v in model.get_sd().items()}
+        sd = {k: torch.ones_like(v) if "norm" in k and k.endswith("weight")
+              else torch.randn(v.shape, generator=g) * 0.02 for k, v in model.get_sd().items()}
         missing, _ = model.load_sd(sd)
         assert not missing, missing
         return (model,)
