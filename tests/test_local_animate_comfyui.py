@@ -61,7 +61,7 @@ def with_tiny_models(wf: dict, frames: int, max_window: int, clip_vision: bool =
     (vision,) = [k for k, n in wf.items() if n["class_type"] == "CLIPVisionLoader"]
     assert wf[engine_id]["inputs"]["clip_vision"] == [vision, 0]
     if clip_vision:
-        wf[vision] = {"class_type": "DirectorTestClipVision", "inputs": {"seed": 3}}
+        wf[vision] = {"class_type": "DirectorTestClipVision", "inputs": {"seed": 3, "width": 1280}}
     else:
         wf.pop(vision)
         del wf[engine_id]["inputs"]["clip_vision"]
@@ -157,3 +157,15 @@ def test_a_character_on_a_wan_vace_model_is_refused_naming_the_model(local):
     text = json.dumps(entry["status"])
     assert "runs on Wan 2.2 Animate" in text and "WAN21_Vace" in text
     assert not probe(local, "WanAnimateToVideo")
+
+
+def test_a_clip_vision_model_of_another_width_is_refused_naming_clip_vision(local):
+    wf = with_tiny_models(json.loads(WORKFLOW.read_text()), frames=9, max_window=0)
+    (vision,) = [k for k, n in wf.items() if n["class_type"] == "DirectorTestClipVision"]
+    wf[vision]["inputs"]["width"] = 1024  # ViT-L's width, not clip_vision_h's
+    _rows(local)
+    entry = local.run_prompt(wf, timeout=900)
+    assert entry["status"]["status_str"] == "error"
+    text = json.dumps(entry["status"])
+    assert "1024-wide features; Wan 2.2 Animate takes 1280-wide ones (clip_vision_h)" in text, text[:2000]
+    assert not [r for r in _rows(local) if r["node"] in ("WanAnimateToVideo", "CLIPVisionEncode")]

@@ -181,3 +181,15 @@ def test_clip_vision_links_into_the_character_swap_expansion_and_its_absence_is_
     # a model that cannot use it (LTX-Video, Wan VACE: no image cross-attention) says so instead of ignoring it
     engine(clip_vision=object())
     assert "clip_vision is not used by LTX-Video" in comfy_stub.PROGRESS_TEXT[-1][1]
+
+
+def test_a_clip_vision_model_wan_animate_cannot_take_is_refused_by_name(hidden):
+    """Wan's image embedding takes clip_vision_h's 1280-wide features: ViT-L (1024) would fail deep in sampling."""
+    animate = dict(model=fake_model("WAN22_Animate", 4096, 16, "animate"), vae=fake_vae(16, (4, 8, 8)))
+    vit_l = types.SimpleNamespace(config={"hidden_size": 1024, "model_type": "clip_vision_model"})
+    with pytest.raises(EngineUnsupported, match="1024-wide features; Wan 2.2 Animate takes 1280-wide ones "
+                                                r"\(clip_vision_h\)") as e:
+        engine(**animate, clip_vision=vit_l)
+    assert e.value.field == "clip_vision"
+    assert engine(**animate, clip_vision=types.SimpleNamespace(config={"hidden_size": 1280})).has("clip_vision")
+    assert engine(clip_vision=vit_l).family.label == "LTX-Video"  # not used there, so not judged

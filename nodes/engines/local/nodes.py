@@ -16,7 +16,8 @@ from ...common import glue
 from ...common.errors import DirectorError, EngineUnsupported
 from .control_nodes import DirectorAnimateFrames, DirectorGuideFrames, DirectorSourceControl, source_control  # noqa: F401
 from .engine import Inputs, LocalEngine
-from .families import AUTO, FAMILY_OPTIONS, WAN22_ANIMATE, ModelFacts, check_model_parts, resolve_family
+from .families import (AUTO, FAMILY_OPTIONS, WAN22_ANIMATE, ModelFacts, check_clip_vision, check_model_parts,
+                       resolve_family)
 from .plan import Given, Plan, Ref, Settings
 from .plan_animate import NO_CLIP_VISION
 from .writer import DirectorLocalSegment, DirectorLocalShotWriter, Segments  # noqa: F401
@@ -57,6 +58,14 @@ def conditioning_width(cond) -> int | None:
     try:
         return int(cond[0][0].shape[-1])
     except (TypeError, IndexError, AttributeError):
+        return None
+
+
+def clip_vision_width(clip_vision) -> int | None:
+    """The feature width of ComfyUI's CLIP_VISION (its config's hidden_size; None: unknown)."""
+    try:
+        return int(clip_vision.config["hidden_size"])
+    except (AttributeError, KeyError, TypeError, ValueError):
         return None
 
 
@@ -153,6 +162,7 @@ class DirectorLocalEngine(io.ComfyNode):
                                     "encoder) to encode the shot's prompt.", field="positive")
         check_model_parts(fam, facts, {"positive": conditioning_width(positive),
                                        "negative": conditioning_width(negative)})
+        check_clip_vision(fam, clip_vision_width(clip_vision))
         settings = Settings(seed=int(seed), steps=int(steps) or None, cfg=float(cfg) or None,
                             sampler=None if sampler == DEFAULT else sampler,
                             scheduler=None if scheduler == DEFAULT else scheduler, working_size=int(working_size),

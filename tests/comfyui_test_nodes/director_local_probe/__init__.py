@@ -5,7 +5,8 @@
 - ``DirectorTestClipVision``: a tiny random CLIP vision model (ComfyUI's own ``ClipVisionModel``) in place
   of clip_vision_h, which CLIPVisionLoader cannot give small (it picks the config from a real checkpoint's
   layer count). Width 1280 and 224 px / 14 px patches as clip_vision_h, since Wan's ``img_emb`` takes
-  1280-wide features (257 tokens); 2 layers instead of 32, a narrow MLP.
+  1280-wide features (257 tokens); 2 layers instead of 32, a narrow MLP. ``width`` makes a model of
+  another width (ViT-L's 1024) to check it is refused.
 - A probe: ComfyUI's own ``LTXVAddGuide`` and ``WanVaceToVideo`` are wrapped so every call's
   inputs (frame index, strength, image, control video and masks) are appended to
   ``$DIRECTOR_PROBE_LOG`` as JSON lines (``WanAnimateToVideo``: the shapes of every video it takes); the test
@@ -48,16 +49,17 @@ TINY_CLIP_VISION = {"hidden_size": 1280, "image_size": 224, "patch_size": 14, "n
 class DirectorTestClipVision:
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31})}}
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31}),
+                             "width": ("INT", {"default": 1280, "min": 64, "max": 2048, "step": 64})}}
 
     RETURN_TYPES = ("CLIP_VISION",)
     FUNCTION = "make"
     CATEGORY = "testing"
 
-    def make(self, seed):
+    def make(self, seed, width=1280):
         import comfy.clip_vision
 
-        model = comfy.clip_vision.ClipVisionModel(dict(TINY_CLIP_VISION))
+        model = comfy.clip_vision.ClipVisionModel(dict(TINY_CLIP_VISION, hidden_size=width))
         g = torch.Generator().manual_seed(seed)
         sd = {k: torch.ones_like(v) if "norm" in k and k.endswith("weight")
               else torch.randn(v.shape, generator=g) * 0.02 for k, v in model.get_sd().items()}
