@@ -41,7 +41,7 @@ PACK = Path(__file__).resolve().parents[1]
 def make_shots(root: Path, shots: int, frames: int) -> list[tuple[Path, Path]]:
     import OpenEXR
 
-    from comfyui_director.nodes.editorial.card import CARD_SCHEMA, write_card
+    from comfyui_director.nodes.shot.card import CARD_SCHEMA, write_card
     from comfyui_director.nodes.footage.encode import encode_mp4
 
     src = root / "_master.mp4"

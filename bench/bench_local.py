@@ -178,7 +178,7 @@ async def run_timed(server: ComfyServer, prompt: dict, timeout: float = 3600) ->
             by_node.setdefault(d.get("node"), []).append(t)
     gaps = [b - a for ts in by_node.values() for a, b in zip(ts, ts[1:])]  # within one sampler (one window)
     step_s = sum(gaps) / len(gaps) if gaps else float("nan")
-    return {"wall": wall, "nodes": nodes, "step_s": step_s}
+    return {"wall": wall, "nodes": nodes, "step_s": step_s, "samplers": sorted(by_node)}
 
 
 def prompt_class(prompt: dict, node: str | None) -> str:

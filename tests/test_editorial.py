@@ -19,7 +19,7 @@ import comfy_stub
 import opentimelineio as otio
 from comfyui_director.nodes.common.errors import DirectorError
 from comfyui_director.nodes.editorial import timeline as T
-from comfyui_director.nodes.editorial.card import read_card
+from comfyui_director.nodes.shot.card import read_card
 from comfyui_director.nodes.editorial.nodes import DirectorShotList, DirectorTimelineExport
 from comfyui_director.nodes.editorial.shotlist import keyframe_specs, plan_shots
 from comfyui_director.nodes.exr.writer import write_exr_sequence

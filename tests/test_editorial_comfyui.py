@@ -22,7 +22,7 @@ SHOTS = 10
 def _storyboard(output: Path, count: int = SHOTS) -> list:
     """Render ``count`` Draft shots (1 to 16 keyframes) plus one more, as a run writes them (MP4 + shot card),
     and export them as director/timelines/storyboard_v001/storyboard.otio in ComfyUI's output folder."""
-    from comfyui_director.nodes.editorial.card import shot_card, write_card
+    from comfyui_director.nodes.shot.card import shot_card, write_card
     from comfyui_director.nodes.editorial.timeline import shot_from_files, write_timeline
     from comfyui_director.nodes.engines.draft.engine import DraftEngine
     from comfyui_director.nodes.keyframes.keyframe import make_keyframe

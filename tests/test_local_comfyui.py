@@ -104,6 +104,14 @@ def decoded(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
+def card_of(mp4: Path) -> dict:
+    from comfyui_director.nodes.shot.card import read_card
+
+    card = read_card(mp4)
+    assert card is not None, f"no shot card beside {mp4.name}"
+    return card
+
+
 def only_mp4(server, stem: str) -> Path:
     (mp4,) = sorted((Path(server.base) / "output" / "director" / "local").glob(f"{stem}_v*/*.mp4"))
     return mp4
@@ -126,6 +134,11 @@ def test_sixteen_keyframes_on_ltx_video_guide_each_frame_and_give_the_chosen_len
     assert [c["latent_frames"] for c in calls] == list(range(16, 32))
     video = decoded(only_mp4(local, "ltx16"))
     assert len(video) == 121 and video[0].shape == (64, 128, 3)
+    card = card_of(only_mp4(local, "ltx16"))  # the shot card, as every engine's shots have
+    assert (card["engine"], card["task"], card["prompt"], card["credits"]) == ("local", "generate",
+                                                                              "a walk in the park", 0)
+    assert card["model"].startswith("LTX-Video") and card["seed"] == prompt["20"]["inputs"]["seed"]
+    assert [k["frame"] for k in card["keyframes"]] == frames and card["frame_count"] == 121
     info = entry["outputs"]
     assert any("121 frames at 128x64" in t for out in info.values() for t in out.get("text", [])), info
 
@@ -267,6 +280,9 @@ def test_reframe_on_wan_vace_keeps_the_sources_frames_rate_and_audio(local):
     assert len(video) == 25 and video[0].shape == (640, 360, 3)
     with av.open(str(mp4)) as c:
         assert c.streams.audio, "the source's audio is kept"
+    card = card_of(mp4)
+    assert card["task"] == "reframe" and card["prompt"] == "open sky" and card["engine"] == "local"
+    assert card["source"]["path"] == str(src.resolve()) and card["source"]["count"] == 25
 
 
 def test_modify_on_wan_vace_is_driven_by_the_motion_sources_poses(local):

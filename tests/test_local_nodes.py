@@ -193,3 +193,29 @@ def test_a_clip_vision_model_wan_animate_cannot_take_is_refused_by_name(hidden):
     assert e.value.field == "clip_vision"
     assert engine(**animate, clip_vision=types.SimpleNamespace(config={"hidden_size": 1280})).has("clip_vision")
     assert engine(clip_vision=vit_l).family.label == "LTX-Video"  # not used there, so not judged
+
+
+def test_a_local_shot_keeps_its_card_beside_the_mp4_for_the_editorial_timeline(hidden, comfy_dirs):
+    """The expansion's writer gets the request, seed and model; the MP4 it writes has the shot card
+    every engine's shots have (prompt, keyframes, 0 credits), which the editorial timeline reads."""
+    from comfyui_director.nodes.editorial.timeline import shot_from_files
+    from comfyui_director.nodes.shot.card import read_card
+
+    kfs = [KeyframeSpec(f, image=np.full((36, 64, 3), 0.5, np.float32), direction=f"beat {f}") for f in (0, 60)]
+    out = asyncio.run(DirectorGenerateVideo.execute(prompt="a walk", engine=engine(seed=7), keyframes=kfs,
+                                                    resolution="360p", filename_prefix="director/shots/card"))
+    (writer,) = [n["inputs"] for n in out.expand.values() if n["class_type"] == "DirectorLocalShotWriter"]
+    assert writer["seed"] == 7 and writer["model"].startswith("LTX-Video (LTXV")
+    assert writer["shot"].prompt == "a walk" and [k.frame for k in writer["shot"].keyframes] == [0, 60]
+    n = 9
+    images = torch.rand((n, writer["height"], writer["width"], 3))
+    made = DirectorLocalShotWriter.execute(**{**writer, "images": images, "frames": n}).args[0]
+    mp4 = Path(made.director_footage.path)
+    card = read_card(mp4)
+    assert card is not None, "no card beside the Local shot"
+    assert (card["engine"], card["prompt"], card["seed"], card["credits"], card["frame_count"]) == \
+        ("local", "a walk", 7, 0, n)
+    assert [(k["frame"], k["direction"]) for k in card["keyframes"]] == [(0, "beat 0"), (60, "beat 60")]
+    assert card["model"] == writer["model"] and card["colour_space"] == "sRGB - Texture"
+    shot = shot_from_files(mp4)  # the editorial timeline's marker for the keyframe inside the 9 frames
+    assert [(m.frame, m.name) for m in shot.markers] == [(0, "beat 0")] and shot.director["engine"] == "local"

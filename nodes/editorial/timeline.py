@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..common.errors import DirectorError
 from ..common.paths import atomic_path, claim_version_dir, shown_path
-from .card import parse_rate, rate_text, read_card
+from ..shot.card import parse_rate, rate_text, read_card
 
 MP4_KEY = "MP4"
 EXR_KEY = "EXR"

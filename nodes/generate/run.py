@@ -8,7 +8,6 @@ files carry (``generation.result_colourspace``), reported on the node and previe
 
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -18,7 +17,7 @@ from comfy_api.latest import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..common import glue
-from ..common.errors import Cancelled, DirectorError
+from ..common.errors import Cancelled
 from ..engines.local.engine import LocalEngine
 from ..engines.local.nodes import expansion
 from ..footage.nodes import make_video
@@ -27,7 +26,6 @@ from ..shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
 from ..shot.request import ShotRequest
 from . import generation as gen
 
-log = logging.getLogger("director")
 
 # (result, version folder, file stem) -> (the video to hand on, notes shown after " · " in info)
 Finish = Callable[[ShotResult, Path, str], tuple[Path, list[str]]]
@@ -73,16 +71,12 @@ def version_folder(target: Path) -> Iterator[Path]:
 def _keep_card(engine: Engine, request: ShotRequest, result: ShotResult, credits: int, colourspace: str,
                video: Path) -> None:
     """Keep the shot card beside the delivered MP4 (what was asked for, for the editorial timeline)."""
-    from ..editorial.card import shot_card, write_card
+    from ..shot.card import keep_card
 
     seed = getattr(getattr(engine, "settings", None), "seed", None)
     model = getattr(engine, "model", None)
-    card = shot_card(request, result, credits=credits, colour_space=colourspace, video=video,
-                     seed=seed if isinstance(seed, int) else None, model=model if isinstance(model, str) else None)
-    try:
-        write_card(video, card)
-    except (OSError, DirectorError) as e:  # the shot is made (maybe paid): a missing card must not lose it
-        log.warning("Director: no shot card written beside %s: %s", video, e)
+    keep_card(request, result, credits=credits, colour_space=colourspace, video=video,
+              seed=seed if isinstance(seed, int) else None, model=model if isinstance(model, str) else None)
 
 
 def expand_local(node_id: str | None, engine: LocalEngine, request: ShotRequest, filename_prefix: str,

@@ -15,7 +15,7 @@ from ...common.errors import EngineUnsupported
 from ...shot.engine import Engine, RenderHooks, RenderTarget, ShotResult
 from ...shot.request import FPS, ShotRequest
 from .families import Family, ModelFacts, check_model_parts
-from .plan import Plan, Settings, plan_shot
+from .plan import Given, Plan, Settings, plan_shot
 from .plan_animate import character_of, check_character_family, plan_wan_animate
 
 
@@ -80,6 +80,9 @@ class LocalEngine(Engine):
             plan = plan_shot(request, self.family, self.settings, prefix, preview_frames)
         if self.family_note and self.family_note != self.family.label:
             plan.notes.insert(0, f"family {self.family_note}")
+        # the shot card beside the MP4 (shot/card.py): what was asked for, for the editorial timeline
+        model = self.family.label + (f" ({self.facts.model_class})" if self.facts.model_class else "")
+        plan.node(plan.output).inputs.update(shot=Given("request"), seed=int(self.settings.seed), model=model)
         return plan
 
     async def render(self, request: ShotRequest, target: RenderTarget, hooks: RenderHooks) -> ShotResult:

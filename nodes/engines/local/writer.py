@@ -104,6 +104,10 @@ class DirectorLocalShotWriter(io.ComfyNode):
                 io.String.Input("request", default="", tooltip="The shot request, as JSON, kept beside the MP4."),
                 io.AnyType.Input("source", optional=True,
                                  tooltip="Footage whose audio (under its selection) goes into the MP4."),
+                io.AnyType.Input("shot", optional=True,
+                                 tooltip="The shot request: its card (prompt, keyframes, source) is kept beside the MP4."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="The seed, for the card."),
+                io.String.Input("model", default="", tooltip="The model family, for the card."),
             ],
             outputs=[io.Video.Output("video"), io.Int.Output("credits"), io.String.Output("info"),
                      io.Image.Output("preview_frames")],
@@ -113,7 +117,8 @@ class DirectorLocalShotWriter(io.ComfyNode):
     @classmethod
     def execute(cls, images, fps: float = 24.0, frames: int = 121, width: int = 1280, height: int = 720,
                 filename_prefix: str = "director/shots/shot", preview_frames: int = 0, info: str = "",
-                request: str = "", overlap: int = 0, segments=None, source=None) -> io.NodeOutput:
+                request: str = "", overlap: int = 0, segments=None, source=None, shot=None, seed: int = 0,
+                model: str = "") -> io.NodeOutput:
         from comfy_execution.graph_utils import ExecutionBlocker
 
         from ...footage.encode import encode_mp4
@@ -151,6 +156,8 @@ class DirectorLocalShotWriter(io.ComfyNode):
         finally:
             if segments is not None:
                 shutil.rmtree(segments.folder, ignore_errors=True)
+        if shot is not None:
+            keep_card(shot, video, fps, metadata, seed=int(seed), model=model)
         ref = FootageRef(path=str(video.path), metadata=metadata)
         where = gen.relative_to_output(Path(video.path), root)
         text = f"Local: {video.frames} frames {video.width}x{video.height} @ {fps:g} fps · 0 credits · {info}"
@@ -167,6 +174,19 @@ class DirectorLocalShotWriter(io.ComfyNode):
         else:
             preview = ExecutionBlocker("Generate Video: set preview_frames above 0 to use the preview_frames output.")
         return io.NodeOutput(make_video(ref), 0, text, preview, ui=shown)
+
+
+def keep_card(shot, video, fps: float, metadata: dict, *, seed: int, model: str):
+    """The shot card beside the Local shot's MP4, as every engine's shots have (shot/card.py): the
+    editorial timeline reads the prompt, keyframes and source from it."""
+    from ...shot.card import keep_card as keep
+    from ...shot.engine import ShotResult
+
+    result = ShotResult(video=Path(video.path), frame_count=int(video.frames),
+                        fps=Fraction(fps).limit_denominator(1001), width=int(video.width), height=int(video.height),
+                        engine="local", metadata=metadata)
+    return keep(shot, result, credits=0, colour_space="sRGB - Texture", video=video.path, seed=seed,
+                model=model or None)
 
 
 def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:

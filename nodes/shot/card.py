@@ -10,12 +10,15 @@ No ComfyUI import, no heavy import.
 from __future__ import annotations
 
 import json
+import logging
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..common.errors import DirectorError
 from ..common.paths import atomic_path
+
+log = logging.getLogger("director")
 
 CARD_SUFFIX = ".director.json"
 CARD_SCHEMA = "director.shot/1"
@@ -97,6 +100,18 @@ def write_card(video: str | Path, card: Mapping[str, Any]) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(card, indent=1, ensure_ascii=False), encoding="utf-8")
     return target
+
+
+def keep_card(request, result, *, credits: int, colour_space: str, video: str | Path, seed: int | None = None,
+              model: str | None = None) -> Path | None:
+    """Write the shot's card beside ``video``; a card that cannot be written is a warning, never a
+    lost shot (it is made, maybe paid for). Returns the card's path, or None."""
+    try:
+        return write_card(video, shot_card(request, result, credits=credits, colour_space=colour_space, video=video,
+                                           seed=seed, model=model))
+    except (OSError, DirectorError) as e:
+        log.warning("Director: no shot card written beside %s: %s", video, e)
+        return None
 
 
 def read_card(video: str | Path) -> dict[str, Any] | None:
