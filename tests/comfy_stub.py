@@ -51,6 +51,7 @@ for _n, _t in {
     "Boolean": "BOOLEAN", "Int": "INT", "Float": "FLOAT", "String": "STRING", "Combo": "COMBO",
     "Image": "IMAGE", "Mask": "MASK", "Audio": "AUDIO", "Video": "VIDEO", "Latent": "LATENT",
     "AnyType": "*", "Model": "MODEL", "Vae": "VAE", "Clip": "CLIP", "Conditioning": "CONDITIONING",
+    "ClipVision": "CLIP_VISION",
 }.items():
     setattr(io, _n, _mk(_n, _t))
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.comfyui
 
 # Workflows that load the user's own model files (the Local engine's) run with tiny checkpoints
 # substituted in test_local_comfyui.py; every other workflow runs here exactly as shipped.
-MODEL_LOADERS = {"CheckpointLoaderSimple", "UNETLoader", "VAELoader", "CLIPLoader"}
+MODEL_LOADERS = {"CheckpointLoaderSimple", "UNETLoader", "VAELoader", "CLIPLoader", "CLIPVisionLoader"}
 # The sequence workflow reads a timeline made first: it runs in test_editorial_comfyui.py after one is made.
 NEEDS_A_TIMELINE = {"sequence_to_timeline"}
 API_WORKFLOWS = sorted(p for p in (PACK_ROOT / "workflows" / "api").glob("*.json")

@@ -126,3 +126,44 @@ def test_character_mask_follows_the_box_of_a_person_found_by_the_body():
         {"frame": 0, "keypoints": [[0, 0, 0]] * 17, "box": [10, 10, 30, 40]}]}]}
     m = character_mask(doc, doc["poses"][0], [0, 1], (100, 50))
     assert m[0, 25, 20] == 1 and m[0, 25, 60] == 0 and np.array_equal(m[1], m[0])  # held on frame 1
+
+
+def test_clip_vision_encodes_the_character_once_for_every_window(clip):
+    fam, note = resolve_family("auto", ANIMATE_FACTS)
+    eng = LocalEngine(fam, note, Settings(), Inputs(values={"clip_vision": object()}), ANIMATE_FACTS)
+    plan = eng.plan(shot(clip), "p")
+    frames = plan.of_type("DirectorAnimateFrames")
+    animate = plan.of_type("WanAnimateToVideo")
+    (encode,) = plan.of_type("CLIPVisionEncode")  # one for the shot, not one per window
+    assert len(animate) == 2
+    # the character picture itself (Animate Frames' reference_image), squashed not cropped: ComfyUI's own example
+    assert encode.inputs == {"clip_vision": Given("clip_vision"), "image": Ref(frames[0].id, 4), "crop": "none"}
+    assert [a.inputs["clip_vision_output"] for a in animate] == [Ref(encode.id, 0)] * 2
+    assert [n.class_type for n in plan.nodes].index("CLIPVisionEncode") < \
+           [n.class_type for n in plan.nodes].index("WanAnimateToVideo")
+    assert "character also encoded with CLIP vision" in plan.summary()
+    assert eng.fingerprint() != engine().fingerprint()  # a shot with CLIP vision is a different shot
+    # linked (not a value) counts the same: the expansion links to the loader's output
+    linked = LocalEngine(fam, note, Settings(), Inputs(links={"clip_vision": ["14", 0]}), ANIMATE_FACTS)
+    assert linked.plan(shot(clip), "p").of_type("CLIPVisionEncode")
+
+
+def test_without_clip_vision_the_shot_runs_and_says_how_to_add_it(clip):
+    plan = engine().plan(shot(clip), "p")
+    assert not plan.of_type("CLIPVisionEncode")
+    assert all("clip_vision_output" not in a.inputs for a in plan.of_type("WanAnimateToVideo"))
+    text = plan.node(plan.output).inputs["info"]
+    assert "without CLIP vision" in text and "clip_vision_h.safetensors" in text and "models/clip_vision" in text
+
+
+def test_clip_vision_is_not_wired_into_wan_vace():
+    """WanVaceToVideo takes no clip_vision_output and VACE models have no image cross-attention."""
+    from comfyui_director.nodes.engines.local.plan import plan_shot
+    from comfyui_director.nodes.shot.request import KeyframeSpec, build_request
+
+    fam, note = resolve_family("auto", WAN_FACTS)
+    eng = LocalEngine(fam, note, Settings(working_size=256), Inputs(values={"clip_vision": object()}), WAN_FACTS)
+    req = build_request("p", keyframes=[KeyframeSpec(0, image=np.full((36, 64, 3), 0.5, np.float32))])
+    plan = eng.plan(req, "p")
+    assert plan.of_type("WanVaceToVideo") and not plan.of_type("CLIPVisionEncode")
+    assert [n.class_type for n in plan.nodes] == [n.class_type for n in plan_shot(req, fam, eng.settings, "p").nodes]

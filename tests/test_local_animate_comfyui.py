@@ -1,6 +1,8 @@
 """Modify Video with a character on the Local engine, in a real ComfyUI 0.28 on CPU: a tiny random
 Wan 2.2 Animate checkpoint (tests/local_models.py) runs through ComfyUI's own WanAnimateToVideo,
-and the probe (tests/comfyui_test_nodes) records what that node was given. Skipped without COMFYUI_DIR."""
+and the probe (tests/comfyui_test_nodes) records what that node was given. The template's clip_vision_h
+(CLIPVisionLoader) is swapped for the probe's tiny random CLIP vision model of the same width (1280, what
+Wan's img_emb takes). Skipped without COMFYUI_DIR."""
 
 from __future__ import annotations
 
@@ -46,7 +48,9 @@ def _character(path: Path) -> None:
     Image.fromarray(data.astronaut()[:, 64:448]).save(path)
 
 
-def with_tiny_models(wf: dict, frames: int, max_window: int) -> dict:
+def with_tiny_models(wf: dict, frames: int, max_window: int, clip_vision: bool = True) -> dict:
+    """The template with tiny checkpoints, a test conditioning for the text encoder and (``clip_vision``)
+    the tiny CLIP vision model for clip_vision_h; without it the engine's clip_vision is left unconnected."""
     names = {"wan2.2_animate_14B_bf16.safetensors": WAN_ANIMATE, "wan_2.1_vae.safetensors": WAN_VAE}
     for node in wf.values():
         for key in ("unet_name", "vae_name"):
@@ -54,6 +58,13 @@ def with_tiny_models(wf: dict, frames: int, max_window: int) -> dict:
                 node["inputs"][key] = names[node["inputs"][key]]
     (engine_id,) = [k for k, n in wf.items() if n["class_type"] == "DirectorLocalEngine"]
     wf.pop(wf[engine_id]["inputs"].pop("clip")[0])
+    (vision,) = [k for k, n in wf.items() if n["class_type"] == "CLIPVisionLoader"]
+    assert wf[engine_id]["inputs"]["clip_vision"] == [vision, 0]
+    if clip_vision:
+        wf[vision] = {"class_type": "DirectorTestClipVision", "inputs": {"seed": 3, "width": 1280}}
+    else:
+        wf.pop(vision)
+        del wf[engine_id]["inputs"]["clip_vision"]
     wf["12"] = {"class_type": "LotusConditioning", "inputs": {}}
     wf["13"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["12", 0]}}
     wf[engine_id]["inputs"].update(positive=["12", 0], negative=["13", 0], steps=1, working_size=64,
@@ -63,14 +74,28 @@ def with_tiny_models(wf: dict, frames: int, max_window: int) -> dict:
     return wf
 
 
+def _rows(server) -> list[dict]:
+    """The probe's rows since the last read (the log is emptied)."""
+    path = Path(server.probe)
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    path.unlink(missing_ok=True)
+    return rows
+
+
 def test_character_swap_runs_wan_animate_in_two_chained_windows(local):
     wf = with_tiny_models(json.loads(WORKFLOW.read_text()), frames=17, max_window=13)
     before = existing(local, wf)
+    _rows(local)
     entry = local.run_prompt(wf, timeout=1500)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
-    rows = [json.loads(line) for line in Path(local.probe).read_text().splitlines()]
+    rows = _rows(local)
     outs = [r for r in rows if r["node"] == "WanAnimateToVideo.out"]
-    calls = probe(local, "WanAnimateToVideo")
+    calls = [r for r in rows if r["node"] == "WanAnimateToVideo"]
+    # the character went through CLIP vision once, uncropped, and every window got that same output
+    (encoded,) = [r for r in rows if r["node"] == "CLIPVisionEncode"]
+    assert encoded["crop"] == "none" and encoded["image"][0] == 1
+    assert encoded["output"]["shape"] == [1, 257, 1280]  # clip_vision_h's: 224 px in 14 px patches + 1, 1280 wide
+    assert [c["clip_vision_output"] for c in calls] == [encoded["output"]] * 2
     assert [c["length"] for c in calls] == [13, 9]  # windows 0-12 and 8-16 (5 frames carried over)
     w, h = calls[0]["width"], calls[0]["height"]
     for c in calls:
@@ -87,6 +112,27 @@ def test_character_swap_runs_wan_animate_in_two_chained_windows(local):
     frames, fps, size, audio_s = video_facts(saved_video(local, wf, before))
     assert (frames, fps, size) == (17, 24.0, (640, 360))  # the source's frame count, rate and size
     assert audio_s is not None and abs(audio_s - 17 / 24) < 0.1, audio_s  # and its audio
+    info = _info(local, entry)
+    assert "also encoded with CLIP vision" in info and "without CLIP vision" not in info
+
+
+def _info(server, entry) -> str:
+    """The Modify Video node's info output (the shot's summary) from the run's history."""
+    return " ".join(t for out in entry.get("outputs", {}).values() for t in out.get("text", []))
+
+
+def test_without_clip_vision_the_character_swap_still_runs_and_says_so(local):
+    wf = with_tiny_models(json.loads(WORKFLOW.read_text()), frames=9, max_window=0, clip_vision=False)
+    before = existing(local, wf)
+    _rows(local)
+    entry = local.run_prompt(wf, timeout=1500)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    rows = _rows(local)
+    (call,) = [r for r in rows if r["node"] == "WanAnimateToVideo"]
+    assert call["clip_vision_output"] is None and not [r for r in rows if r["node"] == "CLIPVisionEncode"]
+    assert video_facts(saved_video(local, wf, before))[0] == 9
+    info = _info(local, entry)
+    assert "without CLIP vision" in info and "clip_vision_h.safetensors" in info, info[:2000]
 
 
 def test_the_same_graph_with_the_draft_engine_runs_unchanged(local):
@@ -111,3 +157,15 @@ def test_a_character_on_a_wan_vace_model_is_refused_naming_the_model(local):
     text = json.dumps(entry["status"])
     assert "runs on Wan 2.2 Animate" in text and "WAN21_Vace" in text
     assert not probe(local, "WanAnimateToVideo")
+
+
+def test_a_clip_vision_model_of_another_width_is_refused_naming_clip_vision(local):
+    wf = with_tiny_models(json.loads(WORKFLOW.read_text()), frames=9, max_window=0)
+    (vision,) = [k for k, n in wf.items() if n["class_type"] == "DirectorTestClipVision"]
+    wf[vision]["inputs"]["width"] = 1024  # ViT-L's width, not clip_vision_h's
+    _rows(local)
+    entry = local.run_prompt(wf, timeout=900)
+    assert entry["status"]["status_str"] == "error"
+    text = json.dumps(entry["status"])
+    assert "1024-wide features; Wan 2.2 Animate takes 1280-wide ones (clip_vision_h)" in text, text[:2000]
+    assert not [r for r in _rows(local) if r["node"] in ("WanAnimateToVideo", "CLIPVisionEncode")]

@@ -142,6 +142,59 @@ def test_windows_written_through_segments_become_one_clip_with_blended_overlaps(
     assert out.args[1] == 0 and not Path(seg.folder).exists()
 
 
+def test_clip_vision_links_into_the_character_swap_expansion_and_its_absence_is_said(monkeypatch, tmp_path):
+    """The engine's clip_vision (a link in the running prompt, so ComfyUI caches the loader) reaches the one
+    CLIPVisionEncode; without it the engine node's text says the character goes in without CLIP vision."""
+    from media import make_clip
+    from modify_helpers import motion_for, tracks
+
+    from comfyui_director.nodes.engines.local.nodes import expansion
+    from comfyui_director.nodes.footage.stream import FootageRef
+    from comfyui_director.nodes.shot.modify import build_modify_request
+
+    links = {"model": ["10", 0], "vae": ["11", 0], "positive": ["12", 0], "negative": ["13", 0],
+             "clip_vision": ["14", 0]}
+    prompt = Prompt({"20": {"class_type": "DirectorLocalEngine", "inputs": dict(links, steps=2)}})
+    monkeypatch.setattr(DirectorLocalEngine, "hidden", types.SimpleNamespace(unique_id="20", dynprompt=prompt))
+    animate = dict(model=fake_model("WAN22_Animate", 4096, 16, "animate"), vae=fake_vae(16, (4, 8, 8)))
+    ref = FootageRef(str(make_clip(tmp_path / "src.mp4", 320, 180, 30, 24)))
+    req = build_modify_request("a knight", ref, resolution="360p", motion=motion_for(ref, tracks(320, 180, 30)),
+                               character=np.full((48, 32, 3), 200, np.uint8))
+    comfy_stub.PROGRESS_TEXT.clear()
+    eng = engine(**animate, clip_vision=object())
+    assert eng.inputs.links["clip_vision"] == ["14", 0]
+    assert comfy_stub.PROGRESS_TEXT[-1] == ("20", "Local: Wan 2.2 Animate (detected); the character is also encoded "
+                                                  "with CLIP vision")
+    graph, _ = expansion(eng.plan(req, "p"), eng, req)
+    (encode,) = [n["inputs"] for n in graph.values() if n["class_type"] == "CLIPVisionEncode"]
+    assert encode["clip_vision"] == ["14", 0] and encode["crop"] == "none"
+    enc_id = next(k for k, n in graph.items() if n["class_type"] == "CLIPVisionEncode")
+    assert [n["inputs"]["clip_vision_output"] for n in graph.values() if n["class_type"] == "WanAnimateToVideo"] == \
+           [[enc_id, 0]]
+
+    del prompt.nodes["20"]["inputs"]["clip_vision"]
+    eng = engine(**animate)
+    text = comfy_stub.PROGRESS_TEXT[-1][1]
+    assert "without CLIP vision" in text and "clip_vision_h.safetensors" in text and "clip_vision" in text
+    graph, _ = expansion(eng.plan(req, "p"), eng, req)
+    assert not [n for n in graph.values() if n["class_type"] == "CLIPVisionEncode"]
+    # a model that cannot use it (LTX-Video, Wan VACE: no image cross-attention) says so instead of ignoring it
+    engine(clip_vision=object())
+    assert "clip_vision is not used by LTX-Video" in comfy_stub.PROGRESS_TEXT[-1][1]
+
+
+def test_a_clip_vision_model_wan_animate_cannot_take_is_refused_by_name(hidden):
+    """Wan's image embedding takes clip_vision_h's 1280-wide features: ViT-L (1024) would fail deep in sampling."""
+    animate = dict(model=fake_model("WAN22_Animate", 4096, 16, "animate"), vae=fake_vae(16, (4, 8, 8)))
+    vit_l = types.SimpleNamespace(config={"hidden_size": 1024, "model_type": "clip_vision_model"})
+    with pytest.raises(EngineUnsupported, match="1024-wide features; Wan 2.2 Animate takes 1280-wide ones "
+                                                r"\(clip_vision_h\)") as e:
+        engine(**animate, clip_vision=vit_l)
+    assert e.value.field == "clip_vision"
+    assert engine(**animate, clip_vision=types.SimpleNamespace(config={"hidden_size": 1280})).has("clip_vision")
+    assert engine(clip_vision=vit_l).family.label == "LTX-Video"  # not used there, so not judged
+
+
 def test_a_local_shot_keeps_its_card_beside_the_mp4_for_the_editorial_timeline(hidden, comfy_dirs):
     """The expansion's writer gets the request, seed and model; the MP4 it writes has the shot card
     every engine's shots have (prompt, keyframes, 0 credits), which the editorial timeline reads."""

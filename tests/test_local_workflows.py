@@ -186,7 +186,7 @@ def test_shipped_character_swap_plans_wan_animate_in_windows_at_the_sources_leng
     frames at 24 fps (poses standing in for Motion Source, as above; a grey image for the character)."""
     from comfyui_director.nodes.engines.local.engine import Inputs, LocalEngine
     from comfyui_director.nodes.engines.local.families import WAN22_ANIMATE, ModelFacts
-    from comfyui_director.nodes.engines.local.plan import Settings
+    from comfyui_director.nodes.engines.local.plan import Ref, Settings
     from comfyui_director.nodes.shot.modify import build_modify_request
     from comfyui_director.nodes.shot.tracking import tracking_settings
     from modify_helpers import motion_for, tracks
@@ -203,8 +203,13 @@ def test_shipped_character_swap_plans_wan_animate_in_windows_at_the_sources_leng
     facts = ModelFacts("WAN22_Animate", "animate", 16, 4096, 16, (4, 8, 8))
     plan = LocalEngine(WAN22_ANIMATE, WAN22_ANIMATE.label,
                        Settings(conditioning="clip", working_size=eng["working_size"], max_window=eng["max_window"]),
-                       Inputs(), facts).plan(req, m["filename_prefix"])
+                       Inputs(links={"clip_vision": eng["clip_vision"]}), facts).plan(req, m["filename_prefix"])
     assert (plan.frames, plan.fps, plan.length, len(plan.windows)) == (48, 24.0, 49, 1)
     assert (plan.width, plan.height) == (832, 464)
     (animate,) = plan.of_type("WanAnimateToVideo")
     assert animate.inputs["length"] == 49 and "background_video" in animate.inputs
+    # clip_vision_h (CLIPVisionLoader) encodes the character for WanAnimateToVideo, as in ComfyUI's own example
+    assert api[eng["clip_vision"][0]] == {"class_type": "CLIPVisionLoader", "_meta": {"title": "Load CLIP vision "
+                                          "(clip_vision_h)"}, "inputs": {"clip_name": "clip_vision_h.safetensors"}}
+    (encode,) = plan.of_type("CLIPVisionEncode")
+    assert animate.inputs["clip_vision_output"] == Ref(encode.id) and encode.inputs["crop"] == "none"

@@ -54,7 +54,7 @@ def test_node_ids_and_custom_types_are_prefixed_and_unique():
         for port in list(s.inputs) + list(s.outputs):
             if port.kind.isupper() and port.kind not in {
                 "BOOLEAN", "INT", "FLOAT", "STRING", "COMBO", "IMAGE", "MASK", "AUDIO", "VIDEO", "LATENT", "*",
-                "MODEL", "VAE", "CLIP", "CONDITIONING",
+                "MODEL", "VAE", "CLIP", "CONDITIONING", "CLIP_VISION",
             }:
                 assert port.kind.startswith("DIRECTOR_"), (s.node_id, port.kind)
         ids.append(s.node_id)

@@ -26,7 +26,7 @@ SCRIPT = PACK_ROOT / "tests" / "ui" / "workflow_ui_from_api.py"
 SAVED_OLD = PACK_ROOT / "tests" / "ui" / "saved" / "keyframes_draft_animatic_before_colourspace.json"
 API = PACK_ROOT / "workflows" / "api"
 MODEL_LOADERS = {"CheckpointLoaderSimple": "ckpt_name", "UNETLoader": "unet_name", "VAELoader": "vae_name",
-                 "CLIPLoader": "clip_name"}
+                 "CLIPLoader": "clip_name", "CLIPVisionLoader": "clip_name"}
 USER_FILES = {**MODEL_LOADERS, "LoadImage": "image"}
 """What a Local-model template may be refused for: the model files, and (character swap) the user's own
 character picture, never anything of Director's."""
@@ -102,6 +102,8 @@ def test_template_runs_when_run_is_pressed(comfy, pressed_run, name):
         errors = queued["answer"]["node_errors"]
         assert errors and {prompt[n]["class_type"] for n in errors} <= set(USER_FILES), errors
         assert {prompt[n]["class_type"] for n in errors} & set(MODEL_LOADERS), errors
+        # every model file it loads is named (none is here), clip_vision_h for the character swap included
+        assert {n for n, e in prompt.items() if e["class_type"] in MODEL_LOADERS} <= set(errors), errors
         for nid, err in errors.items():
             field = USER_FILES[prompt[nid]["class_type"]]
             assert [e["extra_info"]["input_name"] for e in err["errors"]] == [field], err

@@ -148,8 +148,9 @@ NOTES = {
         "track and, in `replace` mode, the source as background with the performer's mask, so the character takes "
         "their place and keeps the performance. The shot keeps the source's frame count, rate and audio. Put "
         "`wan2.2_animate_14B_bf16.safetensors` in `models/diffusion_models`, `wan_2.1_vae.safetensors` in "
-        "`models/vae` and the umT5-XXL text encoder in `models/text_encoders`, and upload your character's "
-        "picture in *Load Image (the character)*.\n\n"
+        "`models/vae`, the umT5-XXL text encoder in `models/text_encoders` and `clip_vision_h.safetensors` in "
+        "`models/clip_vision` (CLIP vision encodes the character so it keeps its identity; without it the shot "
+        "still runs and says so), and upload your character's picture in *Load Image (the character)*.\n\n"
         "Swap the engine node for Draft or Luma: nothing else changes (they ignore the character and say so)."),
 }
 

@@ -45,10 +45,15 @@ class LocalEngine(Engine):
     def __repr__(self) -> str:
         return f"LocalEngine({self.family.label}, {self.settings})"
 
+    def has(self, name: str) -> bool:
+        """Whether the user connected the native input ``name`` (e.g. clip_vision)."""
+        return name in self.inputs.values or name in self.inputs.links
+
     def fingerprint(self) -> str:
         s = self.settings
         return (f"local/1:{self.family.key}:seed={s.seed}:steps={s.steps}:cfg={s.cfg}:{s.sampler}:{s.scheduler}:"
-                f"ws={s.working_size}:deliver={int(s.deliver_shot_size)}:win={s.max_window}")
+                f"ws={s.working_size}:deliver={int(s.deliver_shot_size)}:win={s.max_window}"
+                + (":clip_vision" if self.has("clip_vision") else ""))
 
     def check(self, request: ShotRequest) -> None:
         if request.hdr or request.exr:
@@ -69,7 +74,8 @@ class LocalEngine(Engine):
         """Modify with a character: Wan 2.2 Animate (plan_animate.py); everything else: plan.py."""
         check_character_family(request, self.family, self.facts.model_class)
         if request.task == "modify" and character_of(request)[0] is not None:
-            plan = plan_wan_animate(request, self.family, self.settings, prefix, preview_frames)
+            plan = plan_wan_animate(request, self.family, self.settings, prefix, preview_frames,
+                                    clip_vision=self.has("clip_vision"))
         else:
             plan = plan_shot(request, self.family, self.settings, prefix, preview_frames)
         if self.family_note and self.family_note != self.family.label:

@@ -66,6 +66,10 @@ WAN22_ANIMATE = Family("wan22_animate", "Wan 2.2 Animate", 4, 16, 16, (4, 8, 8),
 video (WanAnimateToVideo); Modify Video's character swap. cfg 1 and 20 steps as ComfyUI's template
 (with its distillation LoRA users lower steps)."""
 
+ANIMATE_CLIP_VISION_WIDTH = 1280
+"""The CLIP vision feature width Wan's image embedding takes (ComfyUI's WanModel: ``MLPProj(1280, dim)``):
+clip_vision_h's. ViT-L (1024) or bigG (1664) features cannot go in."""
+
 FAMILIES = {f.label: f for f in (LTXV, WAN21_VACE, WAN22_VACE, WAN22_ANIMATE)}
 FAMILY_OPTIONS = (AUTO, *FAMILIES)
 
@@ -157,3 +161,12 @@ def check_model_parts(family: Family, facts: ModelFacts, cond_widths: Mapping[st
                 f"Local engine: {name} conditioning is {width} wide, the {family.label} model takes "
                 f"{facts.text_width}-wide text embeddings; encode it with the model's own text encoder "
                 f"({'T5-XXL' if family is LTXV else 'umT5-XXL'}).", field=name)
+
+
+def check_clip_vision(family: Family, width: int | None) -> None:
+    """A CLIP vision model Wan 2.2 Animate cannot take is refused by name before anything runs."""
+    if family is WAN22_ANIMATE and width is not None and width != ANIMATE_CLIP_VISION_WIDTH:
+        raise EngineUnsupported(
+            f"Local engine: the CLIP vision model gives {width}-wide features; {family.label} takes "
+            f"{ANIMATE_CLIP_VISION_WIDTH}-wide ones (clip_vision_h). Load clip_vision_h.safetensors with "
+            "CLIPVisionLoader into clip_vision.", field="clip_vision")

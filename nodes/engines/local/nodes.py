@@ -16,13 +16,15 @@ from ...common import glue
 from ...common.errors import DirectorError, EngineUnsupported
 from .control_nodes import DirectorAnimateFrames, DirectorGuideFrames, DirectorSourceControl, source_control  # noqa: F401
 from .engine import Inputs, LocalEngine
-from .families import AUTO, FAMILY_OPTIONS, ModelFacts, check_model_parts, resolve_family
+from .families import (AUTO, FAMILY_OPTIONS, WAN22_ANIMATE, ModelFacts, check_clip_vision, check_model_parts,
+                       resolve_family)
 from .plan import Given, Plan, Ref, Settings
+from .plan_animate import NO_CLIP_VISION
 from .writer import DirectorLocalSegment, DirectorLocalShotWriter, Segments  # noqa: F401
 
 DEFAULT = "family default"
 DELIVER = {"shot size (scaled)": True, "working size": False}
-NATIVE = ("model", "vae", "positive", "negative", "clip")
+NATIVE = ("model", "vae", "positive", "negative", "clip", "clip_vision")
 
 
 def _sampler_options() -> tuple[list[str], list[str]]:
@@ -57,6 +59,22 @@ def conditioning_width(cond) -> int | None:
         return int(cond[0][0].shape[-1])
     except (TypeError, IndexError, AttributeError):
         return None
+
+
+def clip_vision_width(clip_vision) -> int | None:
+    """The feature width of ComfyUI's CLIP_VISION (its config's hidden_size; None: unknown)."""
+    try:
+        return int(clip_vision.config["hidden_size"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def clip_vision_note(family, connected: bool) -> str:
+    """What the engine does with clip_vision: only Wan 2.2 Animate's WanAnimateToVideo takes it (VACE
+    and LTX-Video models have no image cross-attention), so say when it is missing or unused."""
+    if family is WAN22_ANIMATE:
+        return "; the character is also encoded with CLIP vision" if connected else f"; {NO_CLIP_VISION}"
+    return f"; clip_vision is not used by {family.label} (only Wan 2.2 Animate takes it)" if connected else ""
 
 
 def own_links(unique_id, dynprompt) -> dict[str, list]:
@@ -118,6 +136,9 @@ class DirectorLocalEngine(io.ComfyNode):
                 io.Int.Input("max_window", default=0, min=0, max=1025,
                              tooltip="Wan: at most this many frames per pass; longer clips run in overlapping "
                                      "windows (memory stays flat). 0: one pass."),
+                io.ClipVision.Input("clip_vision", optional=True,
+                                    tooltip="CLIP vision model (clip_vision_h for Wan 2.2 Animate): encodes the "
+                                            "character picture so the model keeps its identity."),
             ],
             outputs=[glue.Engine.Output("engine", display_name="engine")],
             hidden=[io.Hidden.unique_id, io.Hidden.dynprompt],
@@ -127,7 +148,7 @@ class DirectorLocalEngine(io.ComfyNode):
     def execute(cls, model, vae, family: str = AUTO, seed: int = 0, steps: int = 0, cfg: float = 0.0,
                 sampler: str = DEFAULT, scheduler: str = DEFAULT, working_size: int = 0,
                 deliver: str = "shot size (scaled)", max_window: int = 0, negative_prompt: str = "",
-                positive=None, negative=None, clip=None) -> io.NodeOutput:
+                positive=None, negative=None, clip=None, clip_vision=None) -> io.NodeOutput:
         if deliver not in DELIVER:
             raise DirectorError(f"deliver: '{deliver}' is not one of {', '.join(DELIVER)}.", field="deliver")
         facts = model_facts(model, vae)
@@ -141,17 +162,19 @@ class DirectorLocalEngine(io.ComfyNode):
                                     "encoder) to encode the shot's prompt.", field="positive")
         check_model_parts(fam, facts, {"positive": conditioning_width(positive),
                                        "negative": conditioning_width(negative)})
+        check_clip_vision(fam, clip_vision_width(clip_vision))
         settings = Settings(seed=int(seed), steps=int(steps) or None, cfg=float(cfg) or None,
                             sampler=None if sampler == DEFAULT else sampler,
                             scheduler=None if scheduler == DEFAULT else scheduler, working_size=int(working_size),
                             deliver_shot_size=DELIVER[deliver],
                             conditioning="given" if positive is not None else "clip",
                             negative_prompt=negative_prompt, max_window=int(max_window))
-        values = {"model": model, "vae": vae, "positive": positive, "negative": negative, "clip": clip}
+        values = {"model": model, "vae": vae, "positive": positive, "negative": negative, "clip": clip,
+                  "clip_vision": clip_vision}
         inputs = Inputs(values={k: v for k, v in values.items() if v is not None},
                         links=own_links(cls.hidden.unique_id, cls.hidden.dynprompt))
         engine = LocalEngine(fam, note, settings, inputs, facts)
-        glue.status_text(cls.hidden.unique_id, f"Local: {note}")
+        glue.status_text(cls.hidden.unique_id, f"Local: {note}" + clip_vision_note(fam, clip_vision is not None))
         return io.NodeOutput(engine)
 
 

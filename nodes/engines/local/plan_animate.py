@@ -7,7 +7,10 @@ plus the performer's mask from their track; the character image) -> ``WanAnimate
 the first window: ``continue_motion`` = the previous window's frames, ``continue_motion_max_frames``
 and ``video_frame_offset`` = the 5 carried frames, so the window's inputs start on those frames)
 -> ``KSampler`` -> ``TrimVideoLatent`` (the reference latent) -> decode -> Director's segment /
-shot writer (the source's frame count, rate and audio). No ComfyUI import.
+shot writer (the source's frame count, rate and audio). With the engine's ``clip_vision`` (clip_vision_h),
+one ``CLIPVisionEncode`` of the character (crop "none", as ComfyUI's own Wan Animate example) feeds every
+window's ``clip_vision_output``: Wan Animate's image cross-attention (``img_emb``, 1280 wide) keeps the
+character's identity with it. No ComfyUI import.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from .plan import (DECODE_BUDGET_BYTES, Given, Plan, Ref, Settings, _check_memor
 ANIMATE_FRAMES = "DirectorAnimateFrames"
 ANIMATE_WINDOW = 77   # WanAnimateToVideo's default length: the clips Wan Animate was made for
 CONTINUE = 5          # frames carried into the next window (continue_motion_max_frames' default)
+NO_CLIP_VISION = ("the character goes in without CLIP vision (VAE only), so its identity holds less well: load "
+                  "clip_vision_h.safetensors (models/clip_vision) with CLIPVisionLoader into the Local Engine's "
+                  "clip_vision")
 
 
 def character_of(request: ShotRequest):
@@ -46,8 +52,9 @@ def check_character_family(request: ShotRequest, family: Family, model: str | No
 
 
 def plan_wan_animate(request: ShotRequest, family: Family, settings: Settings, prefix: str,
-                     preview_frames: int = 0) -> Plan:
-    """The native Wan Animate subgraph for a Modify Video shot with a character (module docstring)."""
+                     preview_frames: int = 0, clip_vision: bool = False) -> Plan:
+    """The native Wan Animate subgraph for a Modify Video shot with a character (module docstring);
+    ``clip_vision``: the engine has a CLIP vision model to encode the character with."""
     check_character_family(request, family)
     if request.task != "modify" or request.source is None:
         raise EngineUnsupported("Local engine: Wan 2.2 Animate runs Modify Video shots with a character.",
@@ -63,16 +70,24 @@ def plan_wan_animate(request: ShotRequest, family: Family, settings: Settings, p
     faces = bool(motion.tracks.get("faces"))
     plan.notes.append(f"character swap ({mode}) with WanAnimateToVideo"
                       + ("" if faces else "; no face track, so no face video (expressions not driven)"))
+    plan.notes.append("the character also encoded with CLIP vision (CLIPVisionEncode, once)" if clip_vision
+                      else NO_CLIP_VISION)
     pos0, neg0 = _conditioning(plan, settings, _prompt_text(request))
     previous: Ref | None = None
     segments: Ref | None = None
+    encoded: Ref | None = None
     for w in plan.windows:
         frames = plan.add(ANIMATE_FRAMES, shot=Given("request"), width=plan.width, height=plan.height,
                           start_frame=w.start, length=w.length, mode=mode)
+        if clip_vision and encoded is None:  # once for the shot: the character is the same in every window
+            encoded = plan.add("CLIPVisionEncode", clip_vision=Given("clip_vision"), image=Ref(frames.node, 4),
+                               crop="none")
         inputs = dict(positive=pos0, negative=neg0, vae=Given("vae"), width=plan.width, height=plan.height,
                       length=w.length, batch_size=1, continue_motion_max_frames=max(1, w.overlap),
                       video_frame_offset=w.overlap, reference_image=Ref(frames.node, 4),
                       pose_video=Ref(frames.node, 0))
+        if encoded is not None:
+            inputs["clip_vision_output"] = encoded
         if faces:
             inputs["face_video"] = Ref(frames.node, 1)
         if mode == "replace":
@@ -90,4 +105,4 @@ def plan_wan_animate(request: ShotRequest, family: Family, settings: Settings, p
 
 
 __all__ = ["plan_wan_animate", "check_character_family", "ANIMATE_FRAMES", "ANIMATE_WINDOW", "CONTINUE",
-           "DECODE_BUDGET_BYTES"]
+           "DECODE_BUDGET_BYTES", "NO_CLIP_VISION"]

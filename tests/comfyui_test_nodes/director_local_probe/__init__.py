@@ -2,10 +2,16 @@
 
 - ``DirectorTestConditioning``: random CONDITIONING of a given width with the ``attention_mask``
   LTX-Video needs (no native node makes one without a real T5 text encoder).
+- ``DirectorTestClipVision``: a tiny random CLIP vision model (ComfyUI's own ``ClipVisionModel``) in place
+  of clip_vision_h, which CLIPVisionLoader cannot give small (it picks the config from a real checkpoint's
+  layer count). Width 1280 and 224 px / 14 px patches as clip_vision_h, since Wan's ``img_emb`` takes
+  1280-wide features (257 tokens); 2 layers instead of 32, a narrow MLP. ``width`` makes a model of
+  another width (ViT-L's 1024) to check it is refused.
 - A probe: ComfyUI's own ``LTXVAddGuide`` and ``WanVaceToVideo`` are wrapped so every call's
   inputs (frame index, strength, image, control video and masks) are appended to
   ``$DIRECTOR_PROBE_LOG`` as JSON lines (``WanAnimateToVideo``: the shapes of every video it takes); the test
-  reads what the native nodes were really given. ``VAEDecode`` calls are timed the same way, with the peak
+  reads what the native nodes were really given (``WanAnimateToVideo``: also the clip_vision_output's
+  shape and identity; ``CLIPVisionEncode``: each call). ``VAEDecode`` calls are timed the same way, with the peak
   VRAM on a GPU (bench/bench_local.py).
 """
 
@@ -34,10 +40,46 @@ class DirectorTestConditioning:
         return ([[emb, {"attention_mask": torch.ones((1, tokens), dtype=torch.long)}]],)
 
 
+TINY_CLIP_VISION = {"hidden_size": 1280, "image_size": 224, "patch_size": 14, "num_channels": 3,
+                    "num_hidden_layers": 2, "num_attention_heads": 16, "intermediate_size": 256,
+                    "hidden_act": "gelu", "layer_norm_eps": 1e-5, "projection_dim": 32,
+                    "model_type": "clip_vision_model"}
+
+
+class DirectorTestClipVision:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31}),
+                             "width": ("INT", {"default": 1280, "min": 64, "max": 2048, "step": 64})}}
+
+    RETURN_TYPES = ("CLIP_VISION",)
+    FUNCTION = "make"
+    CATEGORY = "testing"
+
+    def make(self, seed, width=1280):
+        import comfy.clip_vision
+
+        model = comfy.clip_vision.ClipVisionModel(dict(TINY_CLIP_VISION, hidden_size=width))
+        g = torch.Generator().manual_seed(seed)
+        sd = {k: torch.ones_like(v) if "norm" in k and k.endswith("weight")
+              else torch.randn(v.shape, generator=g) * 0.02 for k, v in model.get_sd().items()}
+        missing, _ = model.load_sd(sd)
+        assert not missing, missing
+        return (model,)
+
+
 def _log(entry):
     if LOG:
         with open(LOG, "a") as f:
             f.write(json.dumps(entry) + "\n")
+
+
+def _clip_vision(out):
+    """The shape Wan's img_emb takes (penultimate hidden states) and a fingerprint of the values."""
+    if out is None:
+        return None
+    states = out["penultimate_hidden_states"]
+    return {"shape": list(states.shape), "sum": round(float(states.double().sum()), 3), "id": id(out)}
 
 
 def _install_probe():
@@ -85,6 +127,7 @@ def _install_probe():
                   "continue_motion_max_frames": continue_motion_max_frames, "video_frame_offset": video_frame_offset,
                   **{name: shape(name) for name in ("reference_image", "face_video", "pose_video", "background_video",
                                                     "character_mask", "continue_motion")},
+                  "clip_vision_output": _clip_vision(kw.get("clip_vision_output")),
                   "pose_lit": None if pose is None else [float((pose[i] > 0.1).any(dim=-1).float().mean())
                                                          for i in range(pose.shape[0])]})
             out = animate(cls, positive, negative, vae, width, height, length, batch_size,
@@ -94,6 +137,16 @@ def _install_probe():
             return out
 
         animate_cls.execute = classmethod(animate_to_video)
+
+    encode_cls = nodes.NODE_CLASS_MAPPINGS["CLIPVisionEncode"]
+    encode = encode_cls.encode
+
+    def logged_encode(self, clip_vision, image, crop):
+        out = encode(self, clip_vision, image, crop)
+        _log({"node": "CLIPVisionEncode", "crop": crop, "image": list(image.shape), "output": _clip_vision(out[0])})
+        return out
+
+    encode_cls.encode = logged_encode
 
     import time
 
@@ -114,4 +167,5 @@ def _install_probe():
 
 
 _install_probe()
-NODE_CLASS_MAPPINGS = {"DirectorTestConditioning": DirectorTestConditioning}
+NODE_CLASS_MAPPINGS = {"DirectorTestConditioning": DirectorTestConditioning,
+                       "DirectorTestClipVision": DirectorTestClipVision}
