@@ -71,6 +71,19 @@ def _model_files(solutions) -> list[str]:
     return [n for n in need if not (root / n).is_file()]
 
 
+def threads(people: int = 8) -> int:
+    """Worker threads for per-person graphs (one face mesh or pose tracker each): two per core the
+    process may use, at least 2, at most one per person. Each graph runs single-threaded and
+    releases the GIL; a second thread per core fills the gaps people of uneven cost leave."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(2, min(int(people), 2 * cores))
+
+
 class GraphPool:
     """Reusable mediapipe solution graphs of one kind. Making a graph costs tens of milliseconds and
     memory that is not all given back, so a tracker that loses its subject hands its graph back

@@ -5,9 +5,9 @@ frame's short side, overlapping by a third), merged by non-maximum suppression: 
 faces of about 60 px that the full-range model on the whole frame misses. Landmarks: one
 mediapipe face-mesh tracker per face id, run on a square crop around the face (468 points:
 face oval, brows, eyes, lips and mouth opening, enough for expression and mouth shape).
-Detection runs every ``detect_every`` frames; in between each face follows its own mesh. Two
-graphs run at once (the tiles in two halves on two detectors, the meshes two faces at a time): each
-is its own mediapipe graph and releases the GIL, so a frame's face stage spreads over two cores
+Detection runs every ``detect_every`` frames; in between each face follows its own mesh. Several
+graphs run at once (the tiles in two halves on two detectors, the meshes two per core): each
+is its own mediapipe graph and releases the GIL, so a frame's face stage spreads over the cores
 with the same results as one after the other.
 Models ship inside the mediapipe 0.10.21 wheel (see backend.py). No ComfyUI import.
 """
@@ -94,7 +94,7 @@ class FaceTracker:
     ``max_faces``, the most prominent) and how many faces were seen before that cut."""
 
     def __init__(self, width: int, height: int, *, max_faces: int = 8, landmarks: bool = True,
-                 detect_every: int = 2, min_score: float = 0.6):
+                 detect_every: int = 2, min_score: float = 0.6, threads: int | None = None):
         self._solutions = backend.load()
         self.width, self.height = int(width), int(height)
         self.max_faces = max_faces
@@ -114,15 +114,16 @@ class FaceTracker:
         self._seen = 0
         self._public: dict[int, int] = {}  # tracker id -> the id users see: 0, 1, 2... as faces are confirmed
         self._executor = None
+        self._threads = threads or backend.threads(max_faces)
         self._detector2 = None  # a second detector graph: the tiles run in two halves at once
 
     def _pool(self):
-        """Two worker threads: each mesh (one per face id) and each detector is its own mediapipe graph,
-        which releases the GIL while it works, so two run at once on two cores."""
+        """Worker threads (``backend.threads``): each mesh (one per face id) and each detector is its own
+        mediapipe graph, which releases the GIL while it works, so they run at once on the cores."""
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._executor = ThreadPoolExecutor(2, thread_name_prefix="director-face")
+            self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="director-face")
         return self._executor
 
     def _make_detector(self):
@@ -196,7 +197,7 @@ class FaceTracker:
             dets = dets[:self.max_faces + 4]
             looks = [appearance(rgb, b) for b, _ in dets]
             ids = self.ids.assign(frame, [b for b, _ in dets], looks)
-            # the detections' meshes two at a time (each id has its own mesh graph; ids are distinct)
+            # the detections' meshes several at a time (each id has its own mesh graph; ids are distinct)
             # (the first max_faces always get a mesh; the rest run one by one below, only where they did before)
             meshes = self._all_landmarks(rgb, [(tid, box) for (box, _s), tid in
                                                list(zip(dets, ids))[:self.max_faces]])

@@ -95,7 +95,7 @@ def keypoint_box(kps: np.ndarray, min_conf: float = SEEN) -> np.ndarray | None:
 class PoseTracker:
     """``process(rgb, frame, faces, bodies)`` -> the poses of the people on the frame."""
 
-    def __init__(self, width: int, height: int, reserve_id=None):
+    def __init__(self, width: int, height: int, reserve_id=None, threads: int | None = None):
         self._solutions = backend.load()
         self.width, self.height = int(width), int(height)
         self._trackers: dict[int, object] = {}
@@ -105,6 +105,7 @@ class PoseTracker:
         self._next_body = 1000
         self._reserve = reserve_id or self._own_id
         self._executor = None
+        self._threads = threads or backend.threads()
         self._pool_graphs = self._make_pool()
 
     def _make_pool(self):
@@ -202,8 +203,8 @@ class PoseTracker:
 
     def process(self, rgb: np.ndarray, frame: int, faces, bodies=()) -> list[Pose]:
         """``faces``: (id, box) of the faces on this frame (their face tracks); ``bodies``: person
-        boxes from the body mask (people.py). People run two at a time (each tracker is its own
-        mediapipe graph, which releases the GIL while it works)."""
+        boxes from the body mask (people.py). People run several at a time (``backend.threads``: each
+        tracker is its own mediapipe graph, which releases the GIL while it works)."""
         faces = [(fid, np.asarray(fb, np.float64)) for fid, fb in faces]
         faces_now = {fid for fid, _ in faces}
         taken: set[int] = set()
@@ -302,7 +303,7 @@ class PoseTracker:
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._executor = ThreadPoolExecutor(2, thread_name_prefix="director-pose")
+            self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="director-pose")
         return self._executor
 
     def close(self) -> None:
