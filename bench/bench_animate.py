@@ -101,33 +101,16 @@ TEMPLATE = ROOT / "workflows" / "api" / "local_character_swap_keep_the_performan
 
 
 def director_graph(frames: int, size: int, steps: int) -> dict:
-    """The shipped character-swap template on the tiny checkpoint (as tests/test_local_animate_comfyui.py)."""
+    """The shipped character-swap template on the tiny checkpoint, without CLIP vision (the hand-wired
+    graph has none either), one window."""
     import json
 
-    from local_models import WAN_ANIMATE, WAN_VAE
+    from local_models import tiny_character_swap
 
-    wf = json.loads(TEMPLATE.read_text())
-    names = {"wan2.2_animate_14B_bf16.safetensors": WAN_ANIMATE, "wan_2.1_vae.safetensors": WAN_VAE}
-    for node in wf.values():
-        for key in ("unet_name", "vae_name"):
-            if node["inputs"].get(key) in names:
-                node["inputs"][key] = names[node["inputs"][key]]
-    (engine,) = [k for k, n in wf.items() if n["class_type"] == "DirectorLocalEngine"]
-    clip = wf[engine]["inputs"].pop("clip", None)
-    if clip:
-        wf.pop(clip[0])
-    for k in [k for k, n in wf.items() if n["class_type"] == "CLIPVisionLoader"]:  # no tiny CLIP vision here
-        wf.pop(k)
-        for n in wf.values():
-            for name, v in list(n["inputs"].items()):
-                if isinstance(v, list) and v[:1] == [k]:
-                    n["inputs"].pop(name)
-    wf["12"] = {"class_type": "LotusConditioning", "inputs": {}}
-    wf["13"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["12", 0]}}
-    wf[engine]["inputs"].update(positive=["12", 0], negative=["13", 0], steps=steps, seed=1, working_size=size,
-                                max_window=0)
-    (loader,) = [n["inputs"] for n in wf.values() if n["class_type"] == "DirectorLoadVideo"]
-    loader["frame_count"] = frames
+    wf = tiny_character_swap(json.loads(TEMPLATE.read_text()), frames, max_window=0, clip_vision=False,
+                             steps=steps, working_size=size)
+    (engine,) = [n["inputs"] for n in wf.values() if n["class_type"] == "DirectorLocalEngine"]
+    engine["seed"] = 1
     return wf
 
 
@@ -150,8 +133,8 @@ def by_hand_graph(wf: dict, facts: dict, steps: int) -> dict:
         g[str(61 + 2 * i)] = {"class_type": "GetVideoComponents", "inputs": {"video": [str(60 + 2 * i), 0]}}
         videos[name] = str(61 + 2 * i)
     inputs = dict(positive=["12", 0], negative=["13", 0], vae=["11", 0], width=facts["width"], height=facts["height"],
-                  length=facts["length"], batch_size=1, continue_motion_max_frames=facts["args"][0],
-                  video_frame_offset=facts["args"][1], reference_image=["59", 0])
+                  length=facts["length"], batch_size=1, continue_motion_max_frames=facts["continue_motion_max_frames"],
+                  video_frame_offset=facts["video_frame_offset"], reference_image=["59", 0])
     for name in ("pose_video", "face_video", "background_video"):
         if name in videos:
             inputs[name] = [videos[name], 0]

@@ -56,6 +56,34 @@ LTX_VAE_CONFIG = {
 }
 
 
+def tiny_character_swap(wf: dict, frames: int, max_window: int, clip_vision: bool = True, steps: int = 1,
+                        working_size: int = 64) -> dict:
+    """The character-swap template (API format) with the tiny checkpoints, a test conditioning for the
+    text encoder and (``clip_vision``) the tiny CLIP vision test node for clip_vision_h; without it
+    the engine's clip_vision is left unconnected. Used by the real-ComfyUI tests and bench_animate."""
+    names = {"wan2.2_animate_14B_bf16.safetensors": WAN_ANIMATE, "wan_2.1_vae.safetensors": WAN_VAE}
+    for node in wf.values():
+        for key in ("unet_name", "vae_name"):
+            if node["inputs"].get(key) in names:
+                node["inputs"][key] = names[node["inputs"][key]]
+    (engine_id,) = [k for k, n in wf.items() if n["class_type"] == "DirectorLocalEngine"]
+    wf.pop(wf[engine_id]["inputs"].pop("clip")[0])
+    (vision,) = [k for k, n in wf.items() if n["class_type"] == "CLIPVisionLoader"]
+    assert wf[engine_id]["inputs"]["clip_vision"] == [vision, 0]
+    if clip_vision:
+        wf[vision] = {"class_type": "DirectorTestClipVision", "inputs": {"seed": 3, "width": 1280}}
+    else:
+        wf.pop(vision)
+        del wf[engine_id]["inputs"]["clip_vision"]
+    wf["12"] = {"class_type": "LotusConditioning", "inputs": {}}
+    wf["13"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["12", 0]}}
+    wf[engine_id]["inputs"].update(positive=["12", 0], negative=["13", 0], steps=steps,
+                                   working_size=working_size, max_window=max_window)
+    (loader,) = [n["inputs"] for n in wf.values() if n["class_type"] == "DirectorLoadVideo"]
+    loader["frame_count"] = frames  # a short stretch of the sample: CPU speed
+    return wf
+
+
 def write_tiny_models(models_dir: Path, comfy_dir: str, python: str) -> dict[str, Path]:
     """Write the four checkpoints under ``models_dir`` (diffusion_models/, vae/) with ComfyUI's Python."""
     subprocess.run([python, str(Path(__file__).resolve()), str(models_dir)], cwd=comfy_dir, check=True,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from comfyui_server import PACK_ROOT, ComfyServer, _python
-from local_models import WAN, WAN_ANIMATE, WAN_VAE, write_tiny_animate, write_tiny_models
-from test_local_comfyui import existing, need_mediapipe, probe, saved_video, video_facts, wan_nodes
+from local_models import WAN, tiny_character_swap, write_tiny_animate, write_tiny_models
+from test_local_comfyui import existing, need_mediapipe, probe, saved_video, video_facts
 
 pytestmark = pytest.mark.comfyui
 WORKFLOW = PACK_ROOT / "workflows" / "api" / "local_character_swap_keep_the_performance.json"
@@ -48,32 +48,6 @@ def _character(path: Path) -> None:
     Image.fromarray(data.astronaut()[:, 64:448]).save(path)
 
 
-def with_tiny_models(wf: dict, frames: int, max_window: int, clip_vision: bool = True) -> dict:
-    """The template with tiny checkpoints, a test conditioning for the text encoder and (``clip_vision``)
-    the tiny CLIP vision model for clip_vision_h; without it the engine's clip_vision is left unconnected."""
-    names = {"wan2.2_animate_14B_bf16.safetensors": WAN_ANIMATE, "wan_2.1_vae.safetensors": WAN_VAE}
-    for node in wf.values():
-        for key in ("unet_name", "vae_name"):
-            if node["inputs"].get(key) in names:
-                node["inputs"][key] = names[node["inputs"][key]]
-    (engine_id,) = [k for k, n in wf.items() if n["class_type"] == "DirectorLocalEngine"]
-    wf.pop(wf[engine_id]["inputs"].pop("clip")[0])
-    (vision,) = [k for k, n in wf.items() if n["class_type"] == "CLIPVisionLoader"]
-    assert wf[engine_id]["inputs"]["clip_vision"] == [vision, 0]
-    if clip_vision:
-        wf[vision] = {"class_type": "DirectorTestClipVision", "inputs": {"seed": 3, "width": 1280}}
-    else:
-        wf.pop(vision)
-        del wf[engine_id]["inputs"]["clip_vision"]
-    wf["12"] = {"class_type": "LotusConditioning", "inputs": {}}
-    wf["13"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["12", 0]}}
-    wf[engine_id]["inputs"].update(positive=["12", 0], negative=["13", 0], steps=1, working_size=64,
-                                   max_window=max_window)
-    (loader,) = [n["inputs"] for n in wf.values() if n["class_type"] == "DirectorLoadVideo"]
-    loader["frame_count"] = frames  # a short stretch of the sample: CPU speed
-    return wf
-
-
 def _rows(server) -> list[dict]:
     """The probe's rows since the last read (the log is emptied)."""
     path = Path(server.probe)
@@ -83,7 +57,7 @@ def _rows(server) -> list[dict]:
 
 
 def test_character_swap_runs_wan_animate_in_two_chained_windows(local):
-    wf = with_tiny_models(json.loads(WORKFLOW.read_text()), frames=17, max_window=13)
+    wf = tiny_character_swap(json.loads(WORKFLOW.read_text()), frames=17, max_window=13)
     before = existing(local, wf)
     _rows(local)
     entry = local.run_prompt(wf, timeout=1500)
@@ -122,7 +96,7 @@ def _info(server, entry) -> str:
 
 
 def test_without_clip_vision_the_character_swap_still_runs_and_says_so(local):
-    wf = with_tiny_models(json.loads(WORKFLOW.read_text()), frames=9, max_window=0, clip_vision=False)
+    wf = tiny_character_swap(json.loads(WORKFLOW.read_text()), frames=9, max_window=0, clip_vision=False)
     before = existing(local, wf)
     _rows(local)
     entry = local.run_prompt(wf, timeout=1500)
@@ -150,7 +124,7 @@ def test_the_same_graph_with_the_draft_engine_runs_unchanged(local):
 
 
 def test_a_character_on_a_wan_vace_model_is_refused_naming_the_model(local):
-    wf = with_tiny_models(json.loads(WORKFLOW.read_text()), frames=9, max_window=0)
+    wf = tiny_character_swap(json.loads(WORKFLOW.read_text()), frames=9, max_window=0)
     wf["10"]["inputs"]["unet_name"] = WAN
     entry = local.run_prompt(wf, timeout=900)
     assert entry["status"]["status_str"] == "error"
@@ -160,7 +134,7 @@ def test_a_character_on_a_wan_vace_model_is_refused_naming_the_model(local):
 
 
 def test_a_clip_vision_model_of_another_width_is_refused_naming_clip_vision(local):
-    wf = with_tiny_models(json.loads(WORKFLOW.read_text()), frames=9, max_window=0)
+    wf = tiny_character_swap(json.loads(WORKFLOW.read_text()), frames=9, max_window=0)
     (vision,) = [k for k, n in wf.items() if n["class_type"] == "DirectorTestClipVision"]
     wf[vision]["inputs"]["width"] = 1024  # ViT-L's width, not clip_vision_h's
     _rows(local)

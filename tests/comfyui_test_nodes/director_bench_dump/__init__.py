@@ -19,7 +19,8 @@ def _install():
         return
     run = cls.execute.__func__
 
-    def dumped(klass, positive, negative, vae, width, height, length, batch_size, *args, **kw):
+    def dumped(klass, positive, negative, vae, width, height, length, batch_size, continue_motion_max_frames,
+               video_frame_offset, **kw):
         os.makedirs(DUMP, exist_ok=True)
         facts = os.path.join(DUMP, "facts.json")
         if not os.path.exists(facts):
@@ -27,8 +28,11 @@ def _install():
                 if kw.get(name) is not None:
                     np.save(os.path.join(DUMP, name + ".npy"), kw[name].float().cpu().numpy())
             with open(facts, "w") as f:
-                json.dump({"width": width, "height": height, "length": length, "args": list(args)}, f)
-        return run(klass, positive, negative, vae, width, height, length, batch_size, *args, **kw)
+                json.dump({"width": width, "height": height, "length": length,
+                           "continue_motion_max_frames": continue_motion_max_frames,
+                           "video_frame_offset": video_frame_offset}, f)
+        return run(klass, positive, negative, vae, width, height, length, batch_size,
+                   continue_motion_max_frames=continue_motion_max_frames, video_frame_offset=video_frame_offset, **kw)
 
     cls.execute = classmethod(dumped)
 
